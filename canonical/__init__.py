@@ -1,0 +1,1 @@
+"""The canonical model that mappings produce and the pipeline stores; it imports nothing of the project."""

@@ -1,0 +1,61 @@
+"""Every error patientsync raises on purpose, in one tree.
+
+    PatientSyncError
+    ├── ConfigError            the configuration file is invalid (exit status 2, before any request)
+    ├── SourceError            talking to a source API failed; names the source and the stream
+    │   ├── AuthError          401/403: the stream fails at once, no retry
+    │   ├── FetchError         retries exhausted (429, 5xx, timeouts, dropped connections) or a 4xx
+    │   └── BodyError          a response body is not the documented shape
+    ├── RecordError            one record failed validation or mapping: it is quarantined, the run goes on
+    └── LeaseHeldError         another process holds the stream's lease
+
+Messages name the source, the record key and the field wherever they are known.
+"""
+
+from __future__ import annotations
+
+
+class PatientSyncError(Exception):
+    """Base of every deliberate patientsync error."""
+
+
+class ConfigError(PatientSyncError):
+    """The configuration is invalid; the message names the key."""
+
+
+class SourceError(PatientSyncError):
+    def __init__(self, source: str, stream: str, message: str) -> None:
+        super().__init__(f"{source}/{stream}: {message}")
+        self.source = source
+        self.stream = stream
+
+
+class AuthError(SourceError):
+    def __init__(self, source: str, stream: str, status: int) -> None:
+        super().__init__(source, stream, f"HTTP {status}: the source refused the credentials")
+        self.status = status
+
+
+class FetchError(SourceError):
+    """Retries are exhausted, or the source answered with a status that retrying cannot fix."""
+
+
+class BodyError(SourceError):
+    """A response body is not in any of the documented shapes."""
+
+
+class RecordError(PatientSyncError):
+    """A record cannot be mapped; ``field`` names the offending field."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class LeaseHeldError(PatientSyncError):
+    def __init__(self, source: str, stream: str, holder: str) -> None:
+        super().__init__(f"{source}/{stream}: another process ({holder}) is running this stream")
+        self.source = source
+        self.stream = stream
+        self.holder = holder
