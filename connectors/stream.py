@@ -1,0 +1,58 @@
+"""A stream declared as data, and the reader that walks its pages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from canonical.errors import BodyError
+from connectors.client import SourceClient
+from connectors.paging import URL_PARAM, Page, Paginator, Params
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    path: str
+    params: Mapping[str, Any]  # the first page's query
+    paginator: Paginator
+    parse: Callable[[Any], Page]
+    key: str  # the record field that identifies a record within the stream
+    size_param: str | None = None  # the query parameter that carries the page size
+    max_page_size: int | None = None  # the API's documented cap
+
+    def with_page_size(self, size: int) -> Stream:
+        if self.size_param is None:
+            return self
+        if self.max_page_size is not None:
+            size = min(size, self.max_page_size)
+        return replace(self, params={**self.params, self.size_param: size})
+
+    def record_key(self, record: Mapping[str, Any]) -> str | None:
+        value = record.get(self.key) if isinstance(record, Mapping) else None
+        if value is None or isinstance(value, (dict, list, bool)) or str(value).strip() == "":
+            return None
+        return str(value).strip()
+
+
+def read_pages(client: SourceClient, stream: Stream, params: Params) -> Iterator[tuple[Params, Page]]:
+    """Yield ``(params, page)`` from ``params`` to the end, refusing a paginator that does not advance."""
+    seen: set[str] = set()
+    current: Params | None = params
+    while current is not None:
+        fingerprint = json.dumps(current, sort_keys=True, default=str)
+        if fingerprint in seen:
+            raise BodyError(client.name, stream.name, f"pagination did not advance (params {fingerprint})")
+        seen.add(fingerprint)
+        if URL_PARAM in current:
+            body = client.get_json(str(current[URL_PARAM]), None, stream.name)
+        else:
+            body = client.get_json(stream.path, current, stream.name)
+        try:
+            page = stream.parse(body)
+        except ValueError as exc:
+            raise BodyError(client.name, stream.name, str(exc)) from None
+        yield current, page
+        current = stream.paginator.next(current, page)

@@ -1,0 +1,222 @@
+"""Normalizers shared by every source mapping.
+
+One convention throughout: ``normalizer(value, field, ...)`` takes the raw JSON value and the *source* field
+name, returns the canonical value (``None`` when the source left it empty) and raises
+``RecordError(field, problem)`` when the value cannot be used. Messages never quote names, emails, phones or
+CURPs (quarantine reasons may end up in logs); dates are quoted because a bad date is useless without it.
+
+    >>> text("  Calle 5 ", "address")
+    'Calle 5'
+    >>> split_name("Juan de la Cruz Pérez")
+    ('Juan', 'de la Cruz Pérez')
+    >>> sex("H", "gender")
+    <Sex.male: 'male'>
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from typing import Any
+
+import phonenumbers
+from stdnum.exceptions import ValidationError as StdnumError
+from stdnum.mx import curp as stdnum_curp
+
+from canonical.errors import RecordError
+from canonical.model import Sex
+
+__all__ = [
+    "EARLIEST_BIRTH_DATE",
+    "birth_date",
+    "boolean",
+    "curp",
+    "email",
+    "name",
+    "phone",
+    "sex",
+    "sex_from_female",
+    "split_name",
+    "text",
+]
+
+EARLIEST_BIRTH_DATE = dt.date(1800, 1, 1)  # the documented medic example was born in 1821
+
+# A NUL or a lone surrogate cannot be stored (PostgreSQL text, UTF-8 encoding) and would fail a whole page.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def text(value: Any, field: str) -> str | None:
+    """A stripped string, or None for None / empty / whitespace; numbers become their decimal text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        s = value.strip()
+    elif isinstance(value, bool):  # bool is an int: say no before the number branch turns it into "True"
+        raise RecordError(field, "expected text, got a boolean")
+    elif isinstance(value, int):
+        try:
+            s = str(value)
+        except ValueError:  # more digits than Python will print
+            raise RecordError(field, "number is too long") from None
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise RecordError(field, "expected text, got a non-finite number")
+        s = str(value)
+    else:
+        raise RecordError(field, f"expected text, got {_kind(value)}")
+    if not s:
+        return None
+    if "\x00" in s or (not s.isascii() and _UNSTORABLE.search(s)):
+        raise RecordError(field, "contains a NUL or an unpaired surrogate character")
+    return s
+
+
+def name(value: Any, field: str) -> str | None:
+    """Text with inner whitespace collapsed to single spaces: a person's name as it should be displayed."""
+    s = text(value, field)
+    return " ".join(s.split()) if s else None
+
+
+_PARTICLES = frozenset({"de", "del", "la", "las", "los", "y", "da", "di", "van", "von", "san"})
+
+
+def split_name(full: str) -> tuple[str | None, str | None]:
+    """Split a full name into (given, family), assuming Spanish usage: two surnames come last.
+
+    A particle (de, del, la, y, van, ...) binds to the token after it, so "de la Cruz" is one surname.
+    1 unit: (unit, None); 2: (first, second); 3: (first, last two); more: (all but last two, last two).
+    """
+    units: list[str] = []
+    pending: list[str] = []
+    for token in full.split():
+        pending.append(token)
+        if token.casefold() not in _PARTICLES:
+            units.append(" ".join(pending))
+            pending = []
+    if pending:  # a trailing particle has nothing to bind to: keep it as a unit of its own
+        units.append(" ".join(pending))
+    if not units:
+        return None, None
+    if len(units) == 1:
+        return units[0], None
+    if len(units) <= 3:
+        return units[0], " ".join(units[1:])
+    return " ".join(units[:-2]), " ".join(units[-2:])
+
+
+_SEX = {
+    **dict.fromkeys(["m", "h", "male", "man", "hombre", "masculino"], Sex.male),
+    **dict.fromkeys(["f", "female", "woman", "mujer", "femenino"], Sex.female),
+    **dict.fromkeys(["o", "other", "otro"], Sex.other),
+}
+
+
+def sex(value: Any, field: str) -> Sex:
+    """Sex from a code or word; anything unrecognised is unknown, never an error (the raw payload keeps it).
+
+    "M" is male, as Prescrypto documents it; a source where "M" means mujer needs its own table.
+    """
+    if not isinstance(value, str):
+        return Sex.unknown
+    return _SEX.get(value.strip().casefold(), Sex.unknown)
+
+
+def sex_from_female(value: Any, field: str) -> Sex:
+    """Sex from a ``female`` flag (Prescrypto medics): true female, false male, anything else unknown."""
+    try:
+        flag = boolean(value, field)
+    except RecordError:
+        return Sex.unknown
+    if flag is None:
+        return Sex.unknown
+    return Sex.female if flag else Sex.male
+
+
+def birth_date(value: Any, field: str, today: dt.date) -> dt.date | None:
+    """An ISO ``YYYY-MM-DD`` birth date, not after ``today`` and not before 1800."""
+    s = text(value, field)
+    if s is None:
+        return None
+    # fromisoformat alone would also take "19900601" and week dates; the documents promise YYYY-MM-DD
+    if not _ISO_DATE.fullmatch(s):
+        raise RecordError(field, f"{s[:40]!r} is not a YYYY-MM-DD date")
+    try:
+        date = dt.date.fromisoformat(s)
+    except ValueError:
+        raise RecordError(field, f"{s!r} is not a valid date") from None
+    if date > today:
+        raise RecordError(field, f"{s!r} is in the future")
+    if date < EARLIEST_BIRTH_DATE:
+        raise RecordError(field, f"{s!r} is before {EARLIEST_BIRTH_DATE.isoformat()}")
+    return date
+
+
+def phone(value: Any, field: str, region: str) -> str | None:
+    """E.164 when the number parses and is valid for its region; otherwise the stripped text as given.
+
+    A bad phone is never an error: a wrong number is still worth keeping for a human to read.
+    """
+    s = text(value, field)
+    if s is None:
+        return None
+    try:
+        number = phonenumbers.parse(s, region)
+    except phonenumbers.NumberParseException:
+        return s
+    # E.164 has no room for an extension: keep the original rather than lose it
+    if number.extension or not phonenumbers.is_valid_number(number):
+        return s
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def curp(value: Any, field: str) -> str | None:
+    """A CURP, upper-cased and compacted, checked for format, birth date, state and check digit."""
+    s = text(value, field)
+    if s is None:
+        return None
+    try:
+        return stdnum_curp.validate(s)
+    except StdnumError as exc:
+        raise RecordError(field, f"not a valid CURP: {exc}") from None
+
+
+def email(value: Any, field: str) -> str | None:
+    """An email address, stripped and lower-cased; only the "@" is checked (deliverability is not ours)."""
+    s = text(value, field)
+    if s is None:
+        return None
+    if "@" not in s:
+        raise RecordError(field, "not an email address (no '@')")
+    return s.lower()
+
+
+_TRUE = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "0"})
+
+
+def boolean(value: Any, field: str) -> bool | None:
+    """A JSON boolean, 0/1, or a true/false/yes/no/1/0 string; None or "" is None."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        s = value.strip().casefold()
+        if not s:
+            return None
+        if s in _TRUE:
+            return True
+        if s in _FALSE:
+            return False
+        raise RecordError(field, "expected a boolean, got an unrecognised string")
+    raise RecordError(field, f"expected a boolean, got {_kind(value)}")
+
+
+def _kind(value: Any) -> str:
+    """A JSON-ish name for a value's type, for error messages that must not quote the value."""
+    return {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )

@@ -1,0 +1,253 @@
+"""The ``patientsync`` command line (typer): sync, backfill, daemon, status, sandbox, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from canonical.errors import ConfigError
+from pipeline import config as config_file
+from pipeline import logs
+from pipeline.config import Config
+from pipeline.db import migrate, open_engine
+from pipeline.runner import INCREMENTAL, SWEEP, ProgressFn, RunOptions, RunResult, run_sources
+
+app = typer.Typer(
+    help="Keep a canonical patient database in step with several patient APIs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+@dataclass
+class Globals:
+    config_path: Path | None
+    log_level: str
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Configuration file [default: $PATIENTSYNC_CONFIG, else ./config.yaml]",
+            show_default=False,
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    logs.configure(log_level)
+    ctx.obj = Globals(config, log_level)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    err.print(f"[bold red]patientsync:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def load_config(ctx: typer.Context) -> Config:
+    try:
+        config = config_file.load(ctx.obj.config_path)
+    except ConfigError as exc:
+        fail(f"configuration: {exc}", 2)
+    logs.register_secrets(source.token.get_secret_value() for source in config.sources.values())
+    return config
+
+
+def open_database(config: Config) -> Engine:
+    # hide_parameters: a failing statement's message must not carry patient data into a log.
+    engine = open_engine(config.database.url, hide_parameters=True)
+    try:
+        migrate(engine)
+    except OperationalError as exc:
+        fail(f"database {engine.url.render_as_string(hide_password=True)}: cannot open it: {exc.orig}", 2)
+    return engine
+
+
+def check_sources(config: Config, names: list[str] | None) -> None:
+    unknown = [name for name in names or [] if name not in config.sources]
+    if unknown:
+        fail(f"--source {unknown[0]!r}: no such source (configured: {', '.join(config.sources)})", 2)
+
+
+@contextmanager
+def progress_bars() -> Iterator[ProgressFn | None]:
+    """Rich progress bars, one per stream, when stderr is a terminal; nothing otherwise."""
+    if not err.is_terminal:
+        yield None
+        return
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+    tasks: dict[tuple[str, str], Any] = {}
+
+    def update(source: str, stream: str, done: int, total: int | None) -> None:
+        key = (source, stream)
+        if key not in tasks:
+            tasks[key] = bars.add_task(f"{source}/{stream}", total=total)
+        bars.update(tasks[key], completed=done, total=total)
+
+    with bars:
+        yield update
+
+
+def print_results(results: list[RunResult]) -> None:
+    table = Table(title="runs")
+    for column in (
+        "source",
+        "stream",
+        "mode",
+        "status",
+        "fetched",
+        "inserted",
+        "updated",
+        "unchanged",
+        "quarantined",
+        "deleted",
+    ):
+        table.add_column(column, justify="right" if column not in ("source", "stream", "mode", "status") else "left")
+    for r in results:
+        c = r.counts
+        style = "green" if r.ok else ("yellow" if r.status == "skipped" else "red")
+        table.add_row(
+            r.source,
+            r.stream,
+            r.mode,
+            f"[{style}]{r.status}[/]",
+            str(c.fetched),
+            str(c.inserted),
+            str(c.updated),
+            str(c.unchanged),
+            str(c.quarantined),
+            str(r.deleted),
+        )
+    out.print(table)
+    for r in results:
+        if r.error:
+            err.print(f"[red]{r.source}/{r.stream}:[/] {r.error}", highlight=False, soft_wrap=True)
+
+
+def _run(ctx: typer.Context, mode: str, sources: list[str] | None) -> None:
+    config = load_config(ctx)
+    check_sources(config, sources)
+    engine = open_database(config)
+    with progress_bars() as progress:
+        results = run_sources(config, engine, mode, sources, RunOptions(progress=progress))
+    print_results(results)
+    raise typer.Exit(0 if all(r.ok for r in results) else 1)
+
+
+SourceOption = Annotated[
+    list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable).", show_default=False)
+]
+
+
+@app.command()
+def sync(ctx: typer.Context, source: SourceOption = None) -> None:
+    """One incremental pass: each stream continues from its cursor. Exit 1 if any stream failed."""
+    _run(ctx, INCREMENTAL, source)
+
+
+@app.command()
+def backfill(ctx: typer.Context, source: SourceOption = None) -> None:
+    """A full sweep from the start; rerun after a crash and it continues from its last checkpoint.
+
+    A sweep that completes marks records the source no longer has as deleted (deleted_at).
+    """
+    _run(ctx, SWEEP, source)
+
+
+@app.command()
+def daemon(ctx: typer.Context) -> None:
+    """Run each source's sync (schedule) and full refresh (full_refresh) on cron until SIGINT/SIGTERM."""
+    from pipeline.daemon import run_daemon
+
+    config = load_config(ctx)
+    engine = open_database(config)
+    run_daemon(config, engine, RunOptions())
+
+
+@app.command()
+def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Per source and stream: cursor, last run, stored and quarantined records, lag since the last success."""
+    from pipeline.status import stream_status
+
+    config = load_config(ctx)
+    rows = stream_status(config, open_database(config))
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title="streams")
+    for column in ("source", "stream", "cursor", "records", "quarantined", "last run", "finished", "lag"):
+        table.add_column(column)
+    for row in rows:
+        run = row["last_run"]
+        table.add_row(
+            row["source"],
+            row["stream"],
+            json.dumps(row["cursor"]),
+            str(row["records"]),
+            str(row["quarantined"]),
+            "never" if run is None else f"{run['mode']} {run['status']} (+{run['inserted']} ~{run['updated']})",
+            "" if run is None else str(run["finished_at"] or ""),
+            "" if row["lag_seconds"] is None else f"{row['lag_seconds']}s",
+        )
+    out.print(table)
+
+
+@app.command()
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8400,
+    patients: Annotated[int, typer.Option(help="Synthetic patients per API.")] = 250,
+    medics: Annotated[int, typer.Option(help="Synthetic Prescrypto medics.")] = 40,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 1,
+) -> None:
+    """Serve the simulated source APIs on localhost (Ctrl-C stops)."""
+    from sandbox.server import serve
+
+    err.print(f"sandbox on http://127.0.0.1:{port} (prescrypto under /prescrypto)")
+    serve("127.0.0.1", port, patients=patients, medics=medics, seed=seed)
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    patients: Annotated[int, typer.Option(help="Synthetic patients to serve.")] = 250,
+) -> None:
+    """Start the sandbox, sync it into the configured database and print what landed."""
+    from pipeline.demo import run_demo
+
+    config = load_config(ctx)
+    engine = open_database(config)
+    with progress_bars() as progress:
+        results, summary = run_demo(config, engine, patients, RunOptions(progress=progress))
+    print_results(results)
+    summary(out)
+    raise typer.Exit(0 if all(r.ok for r in results) else 1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

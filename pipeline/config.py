@@ -1,0 +1,160 @@
+"""The configuration file: read, ``${VAR}`` interpolated and validated once, before any request.
+
+Every problem is a ``ConfigError`` whose message names the key (``sources.prescrypto.token: ...``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from canonical.errors import ConfigError
+from pipeline.sources import KINDS
+
+DEFAULT_PATH = "config.yaml"
+ENV_PATH = "PATIENTSYNC_CONFIG"
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(_Strict):
+    url: str = "sqlite:///patientsync.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_database(cls, url: str) -> str:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise ValueError(f"{url!r} is not a database URL") from None
+        backend = parsed.get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"{backend!r} is not supported; use sqlite:/// or postgresql+psycopg://")
+        if backend == "postgresql" and parsed.drivername != "postgresql+psycopg":
+            parsed = parsed.set(drivername="postgresql+psycopg")  # the driver we ship
+        return parsed.render_as_string(hide_password=False)
+
+
+def _cron(expression: str | None) -> str | None:
+    if expression is not None:
+        try:
+            CronTrigger.from_crontab(expression)
+        except ValueError as exc:
+            raise ValueError(f"{expression!r} is not a cron expression ({exc})") from None
+    return expression
+
+
+class SourceConfig(_Strict):
+    kind: Literal["prescrypto", "profiles", "gauges", "particle"]
+    base_url: HttpUrl
+    token: SecretStr
+    streams: list[str] | None = None  # None: every stream of the kind
+    page_size: int = Field(100, ge=1, le=10_000)
+    schedule: str | None = "*/15 * * * *"
+    full_refresh: str | None = "0 3 * * *"
+    timeout: float = Field(30.0, gt=0)
+    retries: int = Field(6, ge=1, le=20)
+    phone_region: str | None = None  # None: the kind's default
+    concurrency: int = Field(8, ge=1, le=64)
+    rate_limit: float | None = Field(None, gt=0)
+
+    _check_schedule = field_validator("schedule", "full_refresh")(_cron)
+
+    @field_validator("kind")
+    @classmethod
+    def _built(cls, kind: str) -> str:
+        if kind not in KINDS:
+            raise ValueError(f"kind {kind!r} is not built yet (built: {', '.join(KINDS)})")
+        return kind
+
+
+class Config(_Strict):
+    database: DatabaseConfig = DatabaseConfig()
+    sources: dict[str, SourceConfig]
+
+    @field_validator("sources")
+    @classmethod
+    def _named(cls, sources: dict[str, SourceConfig]) -> dict[str, SourceConfig]:
+        if not sources:
+            raise ValueError("at least one source is needed")
+        for name in sources:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+                raise ValueError(f"source name {name!r} may hold only letters, digits, '_', '.' and '-'")
+        return sources
+
+
+def resolve_path(explicit: str | Path | None) -> Path:
+    return Path(explicit or os.environ.get(ENV_PATH) or DEFAULT_PATH)
+
+
+def load(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Read and validate the configuration; raise ``ConfigError`` naming the key on any problem."""
+    file = resolve_path(path)
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such configuration file (use --config or ${ENV_PATH})") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{file}: cannot be read as YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: expected a mapping with 'database' and 'sources'")
+    return parse(raw, os.environ if environ is None else environ)
+
+
+def parse(raw: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -> Config:
+    data = _interpolate(raw, environ, ())
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_describe(error) for error in exc.errors())) from None
+    _check_streams(config)
+    return config
+
+
+def _interpolate(value: Any, environ: Any, where: tuple[str, ...]) -> Any:
+    if isinstance(value, dict):
+        return {key: _interpolate(item, environ, (*where, str(key))) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(item, environ, (*where, str(i))) for i, item in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return str(environ[name])
+        if default is not None:
+            return default
+        raise ConfigError(f"{'.'.join(where)}: environment variable {name} is not set")
+
+    return _VAR.sub(substitute, value)
+
+
+def _describe(error: Any) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    if error["type"] == "missing":
+        return f"{key}: required"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{key}: {message}"
+
+
+def _check_streams(config: Config) -> None:
+    for name, source in config.sources.items():
+        known = KINDS[source.kind].streams
+        for stream in source.streams or []:
+            if stream not in known:
+                raise ConfigError(f"sources.{name}.streams: unknown stream {stream!r} (known: {', '.join(known)})")

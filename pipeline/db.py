@@ -1,0 +1,49 @@
+"""Engines and schema migrations: the program creates and upgrades its own database (alembic)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event, text
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def open_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and write-locking transactions."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event issues BEGIN itself
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers (status, analysts) never block the sync
+    cursor.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint in WAL mode; fast commits
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # IMMEDIATE takes the write lock up front: a page transaction reads hashes and then writes, and a
+    # deferred one would fail with SQLITE_BUSY if another writer committed in between.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision; safe to call at every start, from several processes."""
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # Two processes starting at once must not both create the tables.
+            connection.execute(text("SELECT pg_advisory_xact_lock(7270616)"))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

@@ -1,0 +1,54 @@
+"""``patientsync demo``: serve the sandbox, sweep it into the configured database, show what landed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pydantic import SecretStr
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine, func, select
+
+from pipeline.config import Config
+from pipeline.runner import SWEEP, RunOptions, RunResult, run_sources
+from pipeline.tables import CANONICAL, Crosswalk, Medic, Patient, Quarantine, SourceRecord
+from sandbox.server import SANDBOX_TOKENS, running_sandbox
+
+
+def run_demo(
+    config: Config, engine: Engine, patients: int, options: RunOptions
+) -> tuple[list[RunResult], Callable[[Console], None]]:
+    with running_sandbox(patients=patients) as sandbox:
+        sources = {
+            name: source.model_copy(update={
+                "base_url": sandbox.url(f"/{source.kind}"),
+                "token": SecretStr(SANDBOX_TOKENS[source.kind]),
+            })
+            for name, source in config.sources.items()
+        }
+        results = run_sources(config.model_copy(update={"sources": sources}), engine, SWEEP, options=options)
+    return results, lambda console: _summary(engine, console)
+
+
+def _summary(engine: Engine, console: Console) -> None:
+    tables = [*CANONICAL.values(), Crosswalk, SourceRecord, Quarantine]
+    counts = Table(title="rows per table")
+    counts.add_column("table")
+    counts.add_column("rows", justify="right")
+    with engine.connect() as conn:
+        for model in tables:
+            t = model.__table__
+            counts.add_row(t.name, str(conn.execute(select(func.count()).select_from(t)).scalar()))
+        console.print(counts)
+        for model, columns in (
+            (Patient, ("given_name", "family_name", "birth_date", "sex", "phone", "curp", "city")),
+            (Medic, ("full_name", "sex", "license_number", "specialty", "organization_id")),
+        ):
+            t = model.__table__
+            sample = Table(title=f"a few {t.name} rows")
+            for column in columns:
+                sample.add_column(column)
+            query = select(*(t.c[c] for c in columns)).order_by(t.c.updated_at.desc(), t.c.id).limit(5)
+            for row in conn.execute(query):
+                sample.add_row(*("" if v is None else str(v) for v in row))
+            console.print(sample)

@@ -1,0 +1,217 @@
+"""Runs streams: fetch a page, write it with its cursor in one transaction, repeat.
+
+Modes:
+- ``incremental`` continues from the stream's tail checkpoint (an offset API: only appended records).
+- ``sweep`` (backfill, full refresh) walks the whole stream from the start, checkpointing under
+  ``cursor["sweep"]`` so a crashed sweep resumes from its last committed page. A sweep that ran from its first
+  page to its last in one process soft-deletes the records it did not see; a resumed one cannot know what the
+  crashed process saw, so it leaves deletions to the next complete sweep.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine
+
+from canonical.errors import LeaseHeldError, PatientSyncError, SourceError
+from connectors.client import RetryPolicy
+from connectors.stream import read_pages
+from mappings.context import MappingContext
+from pipeline import state
+from pipeline.config import Config, SourceConfig
+from pipeline.prefetch import Prefetched
+from pipeline.sources import open_client, phone_region, stream_names, stream_spec
+from pipeline.store import PageCounts, soft_delete_missing, write_page
+
+log = structlog.get_logger(__name__)
+
+INCREMENTAL = "incremental"
+SWEEP = "sweep"
+
+# Called after each committed page: (source, stream, records so far, total if the source says it).
+ProgressFn = Callable[[str, str, int, int | None], None]
+
+
+@dataclass
+class RunResult:
+    source: str
+    stream: str
+    mode: str
+    status: str = "running"  # succeeded | failed | interrupted | skipped
+    counts: PageCounts = field(default_factory=PageCounts)
+    deleted: int = 0
+    error: str | None = None
+    run_id: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("succeeded", "interrupted")
+
+
+@dataclass
+class RunOptions:
+    stop: threading.Event = field(default_factory=threading.Event)
+    progress: ProgressFn | None = None
+    retry: RetryPolicy | None = None  # None: from each source's config
+    lease_ttl: dt.timedelta = state.LEASE_TTL
+    today: dt.date | None = None  # None: the real date
+    prefetch: int = 1
+
+
+def run_sources(
+    config: Config, engine: Engine, mode: str, only: list[str] | None = None, options: RunOptions | None = None
+) -> list[RunResult]:
+    """Run every stream of the chosen sources; a failing stream never stops the others."""
+    options = options or RunOptions()
+    results: list[RunResult] = []
+    for name, source in config.sources.items():
+        if only and name not in only:
+            continue
+        with open_client(name, source, options.retry) as client:
+            for stream in stream_names(source):
+                if options.stop.is_set():
+                    return results
+                results.append(run_stream(engine, name, source, stream, mode, client, options))
+    return results
+
+
+def run_stream(
+    engine: Engine, name: str, source: SourceConfig, stream: str, mode: str, client: Any, options: RunOptions
+) -> RunResult:
+    result = RunResult(name, stream, mode)
+    holder = state.new_holder()
+    try:
+        state.acquire_lease(engine, name, stream, holder, options.lease_ttl)
+    except LeaseHeldError as exc:
+        log.warning("stream skipped: lease held", source=name, stream=stream)
+        result.status, result.error = "skipped", str(exc)
+        return result
+    try:
+        result.run_id = state.start_run(engine, name, stream, mode)
+        log.info("stream started", source=name, stream=stream, mode=mode, run_id=result.run_id)
+        _walk(engine, name, source, stream, mode, client, options, holder, result)
+    except (SourceError, state.LeaseLostError) as exc:
+        result.status, result.error = "failed", str(exc)
+    except PatientSyncError as exc:
+        result.status, result.error = "failed", f"{name}/{stream}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - one stream's bug must not stop the other streams
+        log.exception("stream crashed", source=name, stream=stream)
+        result.status, result.error = "failed", f"{name}/{stream}: {type(exc).__name__}: {exc}"
+    finally:
+        _finish(engine, result)
+        state.release_lease(engine, name, stream, holder)
+    log_fn = log.info if result.ok else log.error
+    log_fn(
+        "stream finished",
+        source=name,
+        stream=stream,
+        mode=mode,
+        status=result.status,
+        error=result.error,
+        fetched=result.counts.fetched,
+        inserted=result.counts.inserted,
+        updated=result.counts.updated,
+        unchanged=result.counts.unchanged,
+        quarantined=result.counts.quarantined,
+        deleted=result.deleted,
+    )
+    return result
+
+
+def _walk(
+    engine: Engine,
+    name: str,
+    source: SourceConfig,
+    stream: str,
+    mode: str,
+    client: Any,
+    options: RunOptions,
+    holder: str,
+    result: RunResult,
+) -> None:
+    spec = stream_spec(source, stream)
+    paginator, base = spec.stream.paginator, dict(spec.stream.params)
+    with engine.connect() as conn:
+        cursor = state.load_cursor(conn, name, stream)
+    sweep: dict[str, Any] | None = None
+    if mode == SWEEP:
+        pending = cursor.get("sweep")
+        if pending:
+            sweep = {**pending, "resumed": True}
+            start = paginator.resume(base, pending)
+        else:
+            sweep = {"started_at": state.utcnow().isoformat(), "resumed": False}
+            start = base
+    else:
+        start = paginator.resume(base, {k: v for k, v in cursor.items() if k not in ("sweep", "watermark")})
+    ctx = MappingContext(today=options.today or dt.date.today(), phone_region=phone_region(source))
+    seen: set[str] = set()
+    total: int | None = None
+
+    with Prefetched(read_pages(client, spec.stream, start), depth=options.prefetch) as pages:
+        for params, page in pages:
+            now = state.utcnow()
+            checkpoint = paginator.checkpoint(params, page)
+            if sweep is not None:
+                sweep = {**sweep, **checkpoint}
+                cursor = {**cursor, "sweep": sweep}
+            else:
+                cursor = {**cursor, **checkpoint}
+            with engine.begin() as conn:
+                counts = write_page(conn, name, spec, page.records, ctx, now, result.run_id)
+                state.save_cursor(conn, name, stream, cursor, now)
+                state.renew_lease(conn, name, stream, holder, now, options.lease_ttl)
+                result.counts.add(counts)
+                state.update_run(conn, result.run_id, **_count_values(result))
+            seen.update(counts.keys)
+            total = page.total if page.total is not None else total
+            if options.progress:
+                options.progress(name, stream, result.counts.fetched, total)
+            if options.stop.is_set():
+                result.status = "interrupted"
+                return
+
+    if sweep is not None:
+        now = state.utcnow()
+        with engine.begin() as conn:
+            if sweep["resumed"]:
+                log.info("deletions left to the next complete sweep", source=name, stream=stream)
+            else:
+                result.deleted = soft_delete_missing(conn, name, spec, seen, now)
+            tail = {k: v for k, v in sweep.items() if k not in ("started_at", "resumed")}
+            final = {**{k: v for k, v in cursor.items() if k != "sweep"}, **tail}
+            state.save_cursor(conn, name, stream, final, now)
+            state.renew_lease(conn, name, stream, holder, now, options.lease_ttl)
+    result.status = "succeeded"
+
+
+def _count_values(result: RunResult) -> dict[str, int]:
+    c = result.counts
+    return {
+        "fetched": c.fetched,
+        "inserted": c.inserted,
+        "updated": c.updated,
+        "unchanged": c.unchanged,
+        "quarantined": c.quarantined,
+        "deleted": result.deleted,
+    }
+
+
+def _finish(engine: Engine, result: RunResult) -> None:
+    if result.run_id is None:
+        return
+    with engine.begin() as conn:
+        state.update_run(
+            conn,
+            result.run_id,
+            status=result.status,
+            finished_at=state.utcnow(),
+            error=result.error,
+            **_count_values(result),
+        )

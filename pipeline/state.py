@@ -1,0 +1,104 @@
+"""Per-stream state in the database: the cursor, the lease that keeps two processes apart, the run rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from canonical.errors import LeaseHeldError, PatientSyncError
+from pipeline.tables import SyncLease, SyncRun, SyncState
+
+LEASE_TTL = dt.timedelta(minutes=5)  # renewed at every page; a dead holder's lease lapses after this
+
+
+class LeaseLostError(PatientSyncError):
+    """Our lease lapsed and another process took the stream: the page in hand must not be committed."""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def new_holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+def load_cursor(conn: Connection, source: str, stream: str) -> dict[str, Any]:
+    t = SyncState.__table__
+    value = conn.execute(select(t.c.cursor).where(t.c.source == source, t.c.stream == stream)).scalar()
+    return dict(value or {})
+
+
+def save_cursor(conn: Connection, source: str, stream: str, cursor: dict[str, Any], now: dt.datetime) -> None:
+    t = SyncState.__table__
+    stmt = _insert(conn, t).values(source=source, stream=stream, cursor=cursor, updated_at=now)
+    conn.execute(
+        stmt.on_conflict_do_update(index_elements=["source", "stream"], set_={"cursor": cursor, "updated_at": now})
+    )
+
+
+def acquire_lease(engine: Engine, source: str, stream: str, holder: str, ttl: dt.timedelta = LEASE_TTL) -> None:
+    """Take the stream's lease, or raise ``LeaseHeldError`` while another live holder has it."""
+    t = SyncLease.__table__
+    now = utcnow()
+    with engine.begin() as conn:
+        stmt = _insert(conn, t).values(source=source, stream=stream, holder=holder, expires_at=now + ttl)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["source", "stream"],
+                set_={"holder": holder, "expires_at": now + ttl},
+                where=or_(t.c.expires_at < now, t.c.holder == holder),
+            )
+        )
+        current = conn.execute(select(t.c.holder).where(t.c.source == source, t.c.stream == stream)).scalar()
+    if current != holder:
+        raise LeaseHeldError(source, stream, str(current))
+
+
+def renew_lease(
+    conn: Connection, source: str, stream: str, holder: str, now: dt.datetime, ttl: dt.timedelta = LEASE_TTL
+) -> None:
+    """Inside a page's transaction: extend our lease, or fail the page if we no longer hold it."""
+    t = SyncLease.__table__
+    result = conn.execute(
+        update(t).where(t.c.source == source, t.c.stream == stream, t.c.holder == holder).values(expires_at=now + ttl)
+    )
+    if result.rowcount != 1:
+        raise LeaseLostError(f"{source}/{stream}: the lease lapsed and another process took the stream")
+
+
+def release_lease(engine: Engine, source: str, stream: str, holder: str) -> None:
+    t = SyncLease.__table__
+    with engine.begin() as conn:
+        conn.execute(delete(t).where(t.c.source == source, t.c.stream == stream, t.c.holder == holder))
+
+
+def start_run(engine: Engine, source: str, stream: str, mode: str) -> int:
+    """Record a run; earlier runs of the stream still marked running died without finishing."""
+    t = SyncRun.__table__
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            update(t)
+            .where(t.c.source == source, t.c.stream == stream, t.c.status == "running")
+            .values(status="abandoned", finished_at=now)
+        )
+        result = conn.execute(
+            t.insert().values(source=source, stream=stream, mode=mode, started_at=now, status="running")
+        )
+        return int(result.inserted_primary_key[0])
+
+
+def update_run(conn: Connection, run_id: int, **values: Any) -> None:
+    t = SyncRun.__table__
+    conn.execute(update(t).where(t.c.id == run_id).values(**values))

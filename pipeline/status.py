@@ -1,0 +1,85 @@
+"""What ``patientsync status`` reports: per source and stream, the cursor, the last run, quarantine and lag."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from pipeline.config import Config
+from pipeline.sources import stream_names
+from pipeline.state import load_cursor, utcnow
+from pipeline.tables import Quarantine, SourceRecord, SyncRun
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    # SQLite hands back naive datetimes; everything we store is UTC.
+    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
+
+
+def stream_status(config: Config, engine: Engine) -> list[dict[str, Any]]:
+    runs, quarantine, records = SyncRun.__table__, Quarantine.__table__, SourceRecord.__table__
+    now = utcnow()
+    rows = []
+    with engine.connect() as conn:
+        for name, source in config.sources.items():
+            for stream in stream_names(source):
+                last = (
+                    conn.execute(
+                        select(runs)
+                        .where(runs.c.source == name, runs.c.stream == stream)
+                        .order_by(runs.c.id.desc())
+                        .limit(1)
+                    )
+                    .mappings()
+                    .first()
+                )
+                last_ok = _aware(
+                    conn.execute(
+                        select(func.max(runs.c.finished_at)).where(
+                            runs.c.source == name, runs.c.stream == stream, runs.c.status == "succeeded"
+                        )
+                    ).scalar()
+                )
+                quarantined = conn.execute(
+                    select(func.count()).where(quarantine.c.source == name, quarantine.c.stream == stream)
+                ).scalar()
+                stored = conn.execute(
+                    select(func.count()).where(
+                        records.c.source == name, records.c.stream == stream, records.c.deleted_at.is_(None)
+                    )
+                ).scalar()
+                rows.append(
+                    {
+                        "source": name,
+                        "stream": stream,
+                        "cursor": load_cursor(conn, name, stream),
+                        "records": stored,
+                        "quarantined": quarantined,
+                        "last_run": None
+                        if last is None
+                        else {
+                            "id": last["id"],
+                            "mode": last["mode"],
+                            "status": last["status"],
+                            "started_at": _iso(last["started_at"]),
+                            "finished_at": _iso(last["finished_at"]),
+                            "fetched": last["fetched"],
+                            "inserted": last["inserted"],
+                            "updated": last["updated"],
+                            "unchanged": last["unchanged"],
+                            "quarantined": last["quarantined"],
+                            "deleted": last["deleted"],
+                            "error": last["error"],
+                        },
+                        "last_success_at": _iso(last_ok),
+                        "lag_seconds": None if last_ok is None else round((now - last_ok).total_seconds()),
+                    }
+                )
+    return rows
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    value = _aware(value)
+    return value.isoformat(timespec="seconds") if value is not None else None

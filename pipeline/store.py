@@ -1,0 +1,284 @@
+"""Writing one page: bulk upserts, one statement per table, inside the caller's transaction.
+
+A record whose ``payload_hash`` is already stored costs one shared SELECT and nothing else. Canonical rows are
+updated only where a column really differs (``ON CONFLICT ... DO UPDATE ... WHERE``), so re-mapping a record
+that changed only in fields we do not keep writes no canonical row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from canonical.errors import RecordError
+from canonical.model import Entity, EntityType, Mapped, MedicRecord, ObservationRecord
+from mappings.context import MappingContext
+from pipeline.sources import StreamSpec
+from pipeline.tables import (
+    CANONICAL,
+    Crosswalk,
+    PatientMedic,
+    PatientOrganization,
+    Quarantine,
+    SourceRecord,
+)
+
+_ID_NAMESPACE = uuid.UUID("5b7c1f0e-2f4e-4d2a-9c57-5e1f3a9b2d11")
+_SECRET_KEYS = frozenset({"token", "password", "ssn", "api_key", "secret"})
+_CHUNK = 1000  # keys per IN (...) list: far below SQLite's and PostgreSQL's parameter limits
+
+
+def canonical_id(source: str, entity_type: str, key: str) -> str:
+    """Stable id of an entity: the same source record always lands on the same canonical row."""
+    return str(uuid.uuid5(_ID_NAMESPACE, f"{source}\x1f{entity_type}\x1f{key}"))
+
+
+def redact(payload: Any) -> Any:
+    """The payload as stored in ``source_record``: secrets (tokens, passwords, SSNs) replaced.
+
+    NUL characters become U+FFFD: PostgreSQL's JSONB cannot hold them, and one must not fail a whole page.
+    """
+    if isinstance(payload, dict):
+        return {
+            redact(k): ("[redacted]" if str(k).lower() in _SECRET_KEYS and v else redact(v)) for k, v in payload.items()
+        }
+    if isinstance(payload, list):
+        return [redact(item) for item in payload]
+    if isinstance(payload, str) and "\x00" in payload:
+        return payload.replace("\x00", "\ufffd")
+    return payload
+
+
+def payload_hash(payload: Any) -> str:
+    encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+@dataclass
+class PageCounts:
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    keys: list[str] = field(default_factory=list)  # every key seen on the page, good or bad
+
+    def add(self, other: PageCounts) -> None:
+        self.fetched += other.fetched
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.quarantined += other.quarantined
+
+
+def _insert(conn: Connection, table: Table) -> Any:
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keep: Iterable[str] = ()) -> None:
+    """INSERT ... ON CONFLICT (primary key) DO UPDATE the other columns where any of them differs."""
+    if not rows:
+        return
+    stmt = _insert(conn, table)
+    key = [c.name for c in table.primary_key.columns]
+    changing = [c for c in rows[0] if c not in key and c not in keep]
+    compared = [c for c in changing if c not in ("updated_at", "last_seen_at", "created_at", "run_id")]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=key,
+        set_={c: stmt.excluded[c] for c in changing},
+        where=or_(*(table.c[c].is_distinct_from(stmt.excluded[c]) for c in compared)),
+    )
+    conn.execute(stmt, list(rows))
+
+
+def _stored_hashes(conn: Connection, source: str, stream: str, keys: list[str]) -> dict[str, tuple[str, bool]]:
+    t = SourceRecord.__table__
+    found: dict[str, tuple[str, bool]] = {}
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        query = select(t.c.source_key, t.c.payload_hash, t.c.deleted_at).where(
+            t.c.source == source, t.c.stream == stream, t.c.source_key.in_(chunk)
+        )
+        for key, digest, deleted_at in conn.execute(query):
+            found[key] = (digest, deleted_at is not None)
+    return found
+
+
+def write_page(
+    conn: Connection,
+    source: str,
+    spec: StreamSpec,
+    records: Sequence[Any],
+    ctx: MappingContext,
+    now: dt.datetime,
+    run_id: int | None,
+) -> PageCounts:
+    """Map and store one page of raw records; bad records go to quarantine. The caller commits."""
+    counts = PageCounts(fetched=len(records))
+    stream = spec.stream
+    prepared: dict[str, tuple[Any, Any, str]] = {}  # key -> (raw, redacted, hash); the last duplicate wins
+    bad: list[dict[str, Any]] = []
+    for raw in records:
+        stored = redact(raw)
+        digest = payload_hash(stored)
+        key = stream.record_key(raw) if isinstance(raw, Mapping) else None
+        if key is None:
+            reason = f"{stream.key}: missing or empty" if isinstance(raw, Mapping) else "record: not a JSON object"
+            bad.append(_quarantine_row(source, stream.name, f"sha256:{digest}", reason, stored, digest, run_id, now))
+            continue
+        prepared[key] = (raw, stored, digest)
+    counts.keys = list(prepared)
+
+    known = _stored_hashes(conn, source, stream.name, counts.keys)
+    rows = _Rows(source, now)
+    landed: list[dict[str, Any]] = []
+    for key, (raw, stored, digest) in prepared.items():
+        previous = known.get(key)
+        if previous is not None and previous == (digest, False):
+            counts.unchanged += 1
+            continue
+        try:
+            mapped = spec.mapping(raw, ctx)
+        except RecordError as exc:
+            bad.append(_quarantine_row(source, stream.name, key, str(exc), stored, digest, run_id, now))
+            continue
+        rows.add(mapped, replace_links=spec.links)
+        landed.append(
+            {
+                "source": source,
+                "stream": stream.name,
+                "source_key": key,
+                "payload": stored,
+                "payload_hash": digest,
+                "first_seen_at": now,
+                "last_seen_at": now,
+                "deleted_at": None,
+            }
+        )
+        if previous is None:
+            counts.inserted += 1
+        else:
+            counts.updated += 1
+
+    rows.write(conn)
+    _upsert(conn, SourceRecord.__table__, landed, keep=("first_seen_at",))
+    if landed:
+        q = Quarantine.__table__
+        keys = [row["source_key"] for row in landed]
+        conn.execute(delete(q).where(q.c.source == source, q.c.stream == stream.name, q.c.source_key.in_(keys)))
+    _upsert(conn, Quarantine.__table__, bad)
+    counts.quarantined = len(bad)
+    return counts
+
+
+def _quarantine_row(
+    source: str, stream: str, key: str, reason: str, payload: Any, digest: str, run_id: int | None, now: dt.datetime
+) -> dict[str, Any]:
+    return {
+        "source": source,
+        "stream": stream,
+        "source_key": key,
+        "reason": reason,
+        "payload": payload,
+        "payload_hash": digest,
+        "run_id": run_id,
+        "created_at": now,
+    }
+
+
+class _Rows:
+    """Canonical, crosswalk and link rows of one page, deduplicated by primary key."""
+
+    def __init__(self, source: str, now: dt.datetime) -> None:
+        self.source = source
+        self.now = now
+        self.canonical: dict[EntityType, dict[str, dict[str, Any]]] = {t: {} for t in EntityType}
+        self.crosswalk: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.links: dict[EntityType, dict[tuple[str, str], dict[str, Any]]] = {
+            EntityType.medic: {},
+            EntityType.organization: {},
+        }
+        self.relinked_patients: set[str] = set()
+
+    def _id(self, entity_type: EntityType, key: str) -> str:
+        return canonical_id(self.source, entity_type.value, key)
+
+    def add(self, mapped: Mapped, replace_links: bool) -> None:
+        for entity in mapped.entities:
+            self._add_entity(entity)
+        if replace_links:
+            self.relinked_patients.update(
+                self._id(EntityType.patient, e.key) for e in mapped.entities if e.type is EntityType.patient
+            )
+        for link in mapped.links:
+            patient_id = self._id(EntityType.patient, link.patient_key)
+            other_id = self._id(link.other_type, link.other_key)
+            column = "medic_id" if link.other_type is EntityType.medic else "organization_id"
+            row = {"patient_id": patient_id, column: other_id, "source": self.source}
+            self.links[link.other_type][(patient_id, other_id)] = row
+
+    def _add_entity(self, entity: Entity) -> None:
+        entity_id = self._id(entity.type, entity.key)
+        row = entity.record.model_dump()
+        if isinstance(entity.record, MedicRecord):
+            org_key = row.pop("organization_key")
+            row["organization_id"] = self._id(EntityType.organization, org_key) if org_key else None
+        elif isinstance(entity.record, ObservationRecord):
+            row["patient_id"] = self._id(EntityType.patient, row.pop("patient_key"))
+        row.update(id=entity_id, created_at=self.now, updated_at=self.now, deleted_at=None)
+        self.canonical[entity.type][entity_id] = row
+        for source_id in entity.ids:
+            pk = (entity.type.value, source_id.id_type, source_id.id_value)
+            self.crosswalk[pk] = {
+                "source": self.source,
+                "entity_type": entity.type.value,
+                "id_type": source_id.id_type,
+                "id_value": source_id.id_value,
+                "entity_id": entity_id,
+            }
+
+    def write(self, conn: Connection) -> None:
+        for entity_type, rows in self.canonical.items():
+            _upsert(conn, CANONICAL[entity_type.value].__table__, list(rows.values()), keep=("created_at",))
+        _upsert(conn, Crosswalk.__table__, list(self.crosswalk.values()))
+        for table, other_type in (
+            (PatientMedic.__table__, EntityType.medic),
+            (PatientOrganization.__table__, EntityType.organization),
+        ):
+            if self.relinked_patients:
+                conn.execute(
+                    delete(table).where(
+                        table.c.source == self.source, table.c.patient_id.in_(sorted(self.relinked_patients))
+                    )
+                )
+            rows = list(self.links[other_type].values())
+            if rows:
+                conn.execute(_insert(conn, table).on_conflict_do_nothing(), rows)
+
+
+def soft_delete_missing(conn: Connection, source: str, spec: StreamSpec, seen: set[str], now: dt.datetime) -> int:
+    """Mark records (and their canonical entities) that a complete sweep did not see as deleted."""
+    t = SourceRecord.__table__
+    live = conn.execute(
+        select(t.c.source_key).where(t.c.source == source, t.c.stream == spec.stream.name, t.c.deleted_at.is_(None))
+    ).scalars()
+    gone = sorted(set(live) - seen)
+    entity = CANONICAL[spec.entity.value].__table__
+    for start in range(0, len(gone), _CHUNK):
+        chunk = gone[start : start + _CHUNK]
+        conn.execute(
+            update(t)
+            .where(and_(t.c.source == source, t.c.stream == spec.stream.name, t.c.source_key.in_(chunk)))
+            .values(deleted_at=now)
+        )
+        ids = [canonical_id(source, spec.entity.value, key) for key in chunk]
+        conn.execute(update(entity).where(entity.c.id.in_(ids)).values(deleted_at=now, updated_at=now))
+    return len(gone)

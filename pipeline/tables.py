@@ -1,0 +1,182 @@
+"""The database tables (the DESIGN contract), as SQLModel table models.
+
+Canonical ids are uuid5 strings derived from (source, entity type, source key), so a page can be upserted
+without first reading ids back. Timestamps are UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def _ts(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable, index=index))
+
+
+def _json(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(JSONType, nullable=nullable))
+
+
+class Patient(SQLModel, table=True):
+    __tablename__ = "patient"
+    id: str = Field(primary_key=True, max_length=36)
+    given_name: str | None = None
+    family_name: str | None = None
+    full_name: str | None = None
+    birth_date: dt.date | None = None
+    sex: str = Field(default="unknown", max_length=16)
+    email: str | None = None
+    phone: str | None = None
+    address_line: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+    curp: str | None = Field(default=None, max_length=18)
+    ssn_last4: str | None = Field(default=None, max_length=4)
+    active: bool = True
+    created_at: dt.datetime | None = _ts(nullable=False)
+    updated_at: dt.datetime | None = _ts(nullable=False)
+    deleted_at: dt.datetime | None = _ts()
+
+
+class Organization(SQLModel, table=True):
+    __tablename__ = "organization"
+    id: str = Field(primary_key=True, max_length=36)
+    name: str | None = None
+    created_at: dt.datetime | None = _ts(nullable=False)
+    updated_at: dt.datetime | None = _ts(nullable=False)
+    deleted_at: dt.datetime | None = _ts()
+
+
+class Medic(SQLModel, table=True):
+    __tablename__ = "medic"
+    id: str = Field(primary_key=True, max_length=36)
+    full_name: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    email: str | None = None
+    birth_date: dt.date | None = None
+    sex: str = Field(default="unknown", max_length=16)
+    license_number: str | None = None
+    specialty: str | None = None
+    active: bool = True
+    # No foreign key: a medic may arrive before its hospital is known, and analysts join on it anyway.
+    organization_id: str | None = Field(default=None, max_length=36, index=True)
+    created_at: dt.datetime | None = _ts(nullable=False)
+    updated_at: dt.datetime | None = _ts(nullable=False)
+    deleted_at: dt.datetime | None = _ts()
+
+
+class Observation(SQLModel, table=True):
+    __tablename__ = "observation"
+    id: str = Field(primary_key=True, max_length=36)
+    patient_id: str = Field(max_length=36, index=True)
+    code: str
+    value: float | None = None
+    scale_min: float | None = None
+    scale_max: float | None = None
+    recorded_at: dt.datetime | None = _ts(index=True)
+    notes: str | None = None
+    created_at: dt.datetime | None = _ts(nullable=False)
+    updated_at: dt.datetime | None = _ts(nullable=False)
+    deleted_at: dt.datetime | None = _ts()
+
+
+class PatientMedic(SQLModel, table=True):
+    __tablename__ = "patient_medic"
+    patient_id: str = Field(primary_key=True, max_length=36)
+    medic_id: str = Field(primary_key=True, max_length=36, index=True)
+    source: str = Field(primary_key=True)
+
+
+class PatientOrganization(SQLModel, table=True):
+    __tablename__ = "patient_organization"
+    patient_id: str = Field(primary_key=True, max_length=36)
+    organization_id: str = Field(primary_key=True, max_length=36, index=True)
+    source: str = Field(primary_key=True)
+
+
+class Crosswalk(SQLModel, table=True):
+    __tablename__ = "crosswalk"
+    __table_args__ = (Index("ix_crosswalk_entity", "entity_type", "entity_id"),)
+    # The primary key is the DESIGN's unique key: one row per identifier a source uses.
+    source: str = Field(primary_key=True)
+    entity_type: str = Field(primary_key=True, max_length=16)
+    id_type: str = Field(primary_key=True)
+    id_value: str = Field(primary_key=True)
+    entity_id: str = Field(max_length=36)
+
+
+class SourceRecord(SQLModel, table=True):
+    __tablename__ = "source_record"
+    source: str = Field(primary_key=True)
+    stream: str = Field(primary_key=True)
+    source_key: str = Field(primary_key=True)
+    payload: Any = _json(nullable=False)
+    payload_hash: str = Field(max_length=64)
+    first_seen_at: dt.datetime | None = _ts(nullable=False)
+    last_seen_at: dt.datetime | None = _ts(nullable=False)
+    deleted_at: dt.datetime | None = _ts()
+
+
+class Quarantine(SQLModel, table=True):
+    __tablename__ = "quarantine"
+    # One row per bad record: a record quarantined again replaces its row; one that later lands removes it.
+    source: str = Field(primary_key=True)
+    stream: str = Field(primary_key=True)
+    source_key: str = Field(primary_key=True)  # "sha256:<hash>" when the record has no key at all
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    payload: Any = _json()
+    payload_hash: str = Field(max_length=64)
+    run_id: int | None = None
+    created_at: dt.datetime | None = _ts(nullable=False)
+
+
+class SyncState(SQLModel, table=True):
+    __tablename__ = "sync_state"
+    source: str = Field(primary_key=True)
+    stream: str = Field(primary_key=True)
+    cursor: Any = _json(nullable=False)
+    updated_at: dt.datetime | None = _ts(nullable=False)
+
+
+class SyncRun(SQLModel, table=True):
+    __tablename__ = "sync_run"
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    source: str = Field(index=True)
+    stream: str
+    mode: str = Field(max_length=16)
+    started_at: dt.datetime | None = _ts(nullable=False)
+    finished_at: dt.datetime | None = _ts()
+    status: str = Field(max_length=16)
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    deleted: int = 0
+    error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class SyncLease(SQLModel, table=True):
+    __tablename__ = "sync_lease"
+    source: str = Field(primary_key=True)
+    stream: str = Field(primary_key=True)
+    holder: str = Field(sa_column=Column(String(200), nullable=False))
+    expires_at: dt.datetime | None = _ts(nullable=False)
+
+
+CANONICAL = {
+    "patient": Patient,
+    "medic": Medic,
+    "organization": Organization,
+    "observation": Observation,
+}

@@ -1,0 +1,60 @@
+"""Shared fixtures: real databases (a SQLite file, a fresh PostgreSQL database) and the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+PG_URL = os.environ.get("PATIENTSYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REQUIRE_PG = os.environ.get("PATIENTSYNC_REQUIRE_PG") == "1"
+
+
+def _pg_unreachable_reason() -> str | None:
+    try:
+        with create_engine(PG_URL, connect_args={"connect_timeout": 3}).connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means "not reachable"
+        return f"PostgreSQL at {make_url(PG_URL).render_as_string(hide_password=True)} is not reachable: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    reason = _pg_unreachable_reason()
+    if reason is not None:
+        if REQUIRE_PG:
+            pytest.fail(f"PATIENTSYNC_REQUIRE_PG=1 but {reason}")
+        pytest.skip(reason)
+    return PG_URL
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A database of its own for one test, dropped afterwards."""
+    name = f"patientsync_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(pg_server).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: object) -> str:
+    return f"sqlite:///{tmp_path}/patientsync.db"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each test that takes it runs twice: on a SQLite file and on a fresh PostgreSQL database."""
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")

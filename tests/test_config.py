@@ -1,0 +1,84 @@
+"""Configuration: validated once, every problem a one-line error naming the key, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from canonical.errors import ConfigError
+from pipeline.config import load, parse
+
+GOOD = {
+    "database": {"url": "sqlite:///x.db"},
+    "sources": {"rx": {"kind": "prescrypto", "base_url": "http://127.0.0.1:1/prescrypto", "token": "${TOK}"}},
+}
+
+
+def with_source(**changes: object) -> dict:
+    return {**GOOD, "sources": {"rx": {**GOOD["sources"]["rx"], **changes}}}
+
+
+def test_interpolates_and_applies_defaults():
+    config = parse(GOOD, {"TOK": "secret-1"})
+    source = config.sources["rx"]
+    assert source.token.get_secret_value() == "secret-1"
+    assert "secret-1" not in repr(config)
+    assert (source.page_size, source.schedule, source.streams) == (100, "*/15 * * * *", None)
+
+
+def test_default_after_colon_dash():
+    config = parse(with_source(token="${UNSET_VAR_X:-fallback}"), {})
+    assert config.sources["rx"].token.get_secret_value() == "fallback"
+
+
+def test_postgres_url_gets_the_shipped_driver():
+    config = parse({**GOOD, "database": {"url": "postgresql://u@h/db"}}, {"TOK": "t"})
+    assert config.database.url == "postgresql+psycopg://u@h/db"
+
+
+@pytest.mark.parametrize(
+    ("raw", "environ", "message"),
+    [
+        (GOOD, {}, "sources.rx.token: environment variable TOK is not set"),
+        (with_source(tokn="x"), {"TOK": "t"}, "sources.rx.tokn: unknown key"),
+        ({**GOOD, "databse": {}}, {"TOK": "t"}, "databse: unknown key"),
+        (with_source(base_url="not a url"), {"TOK": "t"}, "sources.rx.base_url: "),
+        (with_source(kind="fhir"), {"TOK": "t"}, "sources.rx.kind: "),
+        (with_source(kind="gauges"), {"TOK": "t"}, "sources.rx.kind: kind 'gauges' is not built yet"),
+        (with_source(schedule="every day"), {"TOK": "t"}, "sources.rx.schedule: 'every day' is not a cron"),
+        (with_source(page_size=0), {"TOK": "t"}, "sources.rx.page_size: "),
+        (with_source(streams=["patients", "bills"]), {"TOK": "t"}, "sources.rx.streams: unknown stream 'bills'"),
+        ({**GOOD, "database": {"url": "mysql://x/y"}}, {"TOK": "t"}, "database.url: 'mysql' is not supported"),
+        ({"database": {"url": "sqlite:///x.db"}}, {}, "sources: required"),
+    ],
+)
+def test_errors_name_the_key(raw: dict, environ: dict, message: str):
+    with pytest.raises(ConfigError) as caught:
+        parse(raw, environ)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_file(tmp_path: Path):
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load(tmp_path / "nope.yaml")
+
+
+def test_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    file = tmp_path / "elsewhere.yaml"
+    file.write_text("sources:\n  rx: {kind: prescrypto, base_url: 'http://h/', token: t}\n")
+    monkeypatch.setenv("PATIENTSYNC_CONFIG", str(file))
+    assert list(load().sources) == ["rx"]
+
+
+def test_cli_reports_one_line_and_exit_2(tmp_path: Path):
+    file = tmp_path / "bad.yaml"
+    file.write_text("sources:\n  rx:\n    kind: prescrypto\n    base_url: http://h/\n    token: t\n    tokn: x\n")
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "--config", str(file), "sync"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "sources.rx.tokn: unknown key" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout

@@ -1,0 +1,113 @@
+"""Paginators and body parsers, table-driven: what comes next, where a later run resumes, and loop refusal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from canonical.errors import BodyError
+from connectors.bodies import parse_list_or_drf, parse_list_or_keyed
+from connectors.client import SourceClient
+from connectors.paging import (
+    URL_PARAM,
+    NextUrlPaginator,
+    OffsetPaginator,
+    Page,
+    PageNumberPaginator,
+    TokenPaginator,
+)
+from connectors.stream import Stream, read_pages
+
+
+def recs(n: int) -> list[dict[str, Any]]:
+    return [{"id": i} for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("paginator", "params", "page", "expected_next", "expected_checkpoint"),
+    [
+        # offset: a full bare-list page continues; a short one ends; the checkpoint is just past the last record
+        (OffsetPaginator(), {"limit": 3, "offset": 0}, Page(recs(3)), {"limit": 3, "offset": 3}, {"offset": 3}),
+        (OffsetPaginator(), {"limit": 3, "offset": 6}, Page(recs(2)), None, {"offset": 8}),
+        (OffsetPaginator(), {"limit": 3, "offset": 9}, Page([]), None, {"offset": 9}),
+        # an envelope's next decides, whatever the page length (a capped limit returns fewer than asked)
+        (OffsetPaginator(), {"limit": 200, "offset": 0}, Page(recs(100), has_more=True),
+         {"limit": 200, "offset": 100}, {"offset": 100}),
+        (OffsetPaginator(), {"limit": 3, "offset": 0}, Page(recs(3), has_more=False), None, {"offset": 3}),
+        # page numbers: a short last page is checkpointed as itself (appended records land on it)
+        (PageNumberPaginator(), {"page": 1, "page_size": 2}, Page(recs(2)), {"page": 2, "page_size": 2}, {"page": 2}),
+        (PageNumberPaginator(), {"page": 4, "page_size": 2}, Page(recs(1)), None, {"page": 4}),
+        (PageNumberPaginator(), {"page": 5, "page_size": 2}, Page([]), None, {"page": 5}),
+        # continuation tokens: none, or empty, ends; the last page's checkpoint restarts the listing
+        (TokenPaginator(), {}, Page(recs(2), next_token="t1"), {"continuation_token": "t1"},
+         {"continuation_token": "t1"}),
+        (TokenPaginator("cursor"), {"cursor": "t1"}, Page(recs(2), next_token="t2"), {"cursor": "t2"},
+         {"continuation_token": "t2"}),
+        (TokenPaginator(), {"continuation_token": "t1"}, Page(recs(1), next_token=""), None, {}),
+        (TokenPaginator(), {"continuation_token": "t1"}, Page(recs(1)), None, {}),
+        # next URLs
+        (NextUrlPaginator(), {}, Page(recs(1), next_token="http://h/p?page=2"), {URL_PARAM: "http://h/p?page=2"},
+         {"next_url": "http://h/p?page=2"}),
+        (NextUrlPaginator(), {}, Page(recs(1)), None, {}),
+    ],
+)
+def test_next_and_checkpoint(paginator: Any, params: dict, page: Page, expected_next: Any, expected_checkpoint: dict):
+    assert paginator.next(params, page) == expected_next
+    assert paginator.checkpoint(params, page) == expected_checkpoint
+
+
+@pytest.mark.parametrize(
+    ("paginator", "base", "checkpoint", "expected"),
+    [
+        (OffsetPaginator(), {"limit": 100, "offset": 0}, {"offset": 937}, {"limit": 100, "offset": 937}),
+        (OffsetPaginator(), {"limit": 100, "offset": 0}, {}, {"limit": 100, "offset": 0}),
+        (PageNumberPaginator(), {"page": 1, "page_size": 50}, {"page": 7}, {"page": 7, "page_size": 50}),
+        (TokenPaginator("ct"), {}, {"continuation_token": "abc"}, {"ct": "abc"}),
+        (TokenPaginator(), {}, {}, {}),
+        (NextUrlPaginator(), {}, {"next_url": "http://h/x"}, {URL_PARAM: "http://h/x"}),
+    ],
+)
+def test_resume(paginator: Any, base: dict, checkpoint: dict, expected: dict):
+    assert paginator.resume(base, checkpoint) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "records", "has_more", "total"),
+    [
+        ([{"id": 1}], [{"id": 1}], None, None),
+        ({"count": 2, "next": "http://x/?offset=1", "previous": None, "results": [{"id": 1}]}, [{"id": 1}], True, 2),
+        ({"count": 1, "next": None, "previous": None, "results": [{"id": 1}]}, [{"id": 1}], False, 1),
+    ],
+)
+def test_parse_list_or_drf(body: Any, records: list, has_more: Any, total: Any):
+    page = parse_list_or_drf(body)
+    assert (page.records, page.has_more, page.total) == (records, has_more, total)
+
+
+@pytest.mark.parametrize("body", [{"message": "Invalid Token"}, "text", 3, {"results": "nope"}])
+def test_parse_list_or_drf_refuses_other_shapes(body: Any):
+    with pytest.raises(ValueError):
+        parse_list_or_drf(body)
+
+
+@pytest.mark.parametrize(
+    "body", [[{"id": 1}], {"patients": [{"id": 1}]}, {"data": [{"id": 1}]}, {"results": [{"id": 1}]}]
+)
+def test_parse_list_or_keyed(body: Any):
+    assert parse_list_or_keyed("patients", "data", "results")(body).records == [{"id": 1}]
+
+
+def test_reader_refuses_a_token_that_does_not_advance():
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"items": [{"id": 1}], "token": "same"})
+
+    stream = Stream(name="s", path="/x", params={}, paginator=TokenPaginator(),
+                    parse=lambda b: Page(b["items"], next_token=b["token"]), key="id")
+    client = SourceClient("src", "http://test", {}, transport=httpx.MockTransport(handler))
+    pages = read_pages(client, stream, {})
+    next(pages)
+    next(pages)  # first use of token "same"
+    with pytest.raises(BodyError, match="src/s: pagination did not advance"):
+        next(pages)
