@@ -62,11 +62,14 @@ def error_message(response: httpx.Response) -> str:
         body = response.json()
     except ValueError:
         return ""
-    if isinstance(body, dict):
-        for key in ("message", "errors", "detail", "error"):
-            if key in body:
-                return str(body[key])[:200]
-    return ""
+    if not isinstance(body, dict) or not body:
+        return ""  # a bare list or string may echo submitted data (emails): not repeated
+    for key in ("message", "errors", "detail", "error"):
+        if key in body:
+            return str(body[key])[:200]
+    field, problem = next(iter(body.items()))  # DRF field errors: {"field_name": ["This field is required."]}
+    problem = "; ".join(map(str, problem)) if isinstance(problem, list) else str(problem)
+    return f"{field}: {problem}"[:200]
 
 
 class SourceClient:

@@ -12,7 +12,10 @@ from sqlalchemy import Engine, func, select
 from pipeline.config import Config
 from pipeline.runner import SWEEP, RunOptions, RunResult, run_sources
 from pipeline.tables import CANONICAL, Crosswalk, Medic, Patient, Quarantine, SourceRecord
-from sandbox.server import SANDBOX_TOKENS, running_sandbox
+from sandbox import prescrypto as prescrypto_sandbox
+from sandbox.server import running_sandbox
+
+SANDBOX_TOKENS = {"prescrypto": prescrypto_sandbox.DEFAULT_TOKEN}
 
 
 def run_demo(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -58,3 +59,20 @@ def sqlite_url(tmp_path: object) -> str:
 def db_url(request: pytest.FixtureRequest) -> str:
     """Each test that takes it runs twice: on a SQLite file and on a fresh PostgreSQL database."""
     return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[Any]:
+    """One sandbox process for the session, over real HTTP on a free port."""
+    from sandbox.server import running_sandbox
+
+    with running_sandbox(patients=250, medics=40) as handle:
+        yield handle
+
+
+@pytest.fixture
+def sandbox(sandbox_server: Any) -> Any:
+    """The session's sandbox, reset to 230 patients and 40 medics with no faults."""
+    sandbox_server.reset(patients=230, medics=40, seed=7)
+    sandbox_server.post("/_sandbox/prescrypto/switches", {"patients_envelope": False})
+    return sandbox_server

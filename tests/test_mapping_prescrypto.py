@@ -236,91 +236,91 @@ GEORGE = _patient(
 )
 
 
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        pytest.param(LISTED_GEORGE, GEORGE, id="listed-george"),
-        pytest.param(
-            LISTED_HOMERO,
-            _patient(
-                "b4444-5555-5555-5555-55555555",
-                PatientRecord(
-                    given_name="Homero",
-                    family_name="Peréz",
-                    full_name="Homero Peréz",
-                    birth_date=dt.date(1990, 8, 10),
-                    sex=Sex.male,
-                    email="hola@prescrypto.com",
-                    phone=None,
-                    address_line=None,
-                    city=None,
-                    state=None,
-                    postal_code=None,
-                    country=None,
-                    curp=None,
-                    ssn_last4=None,
-                    active=True,
-                ),
-                ("id", "34"),
-                ("uid", "b4444-5555-5555-5555-55555555"),
+PATIENT_CASES = [
+    pytest.param(LISTED_GEORGE, GEORGE, id="listed-george"),
+    pytest.param(
+        LISTED_HOMERO,
+        _patient(
+            "b4444-5555-5555-5555-55555555",
+            PatientRecord(
+                given_name="Homero",
+                family_name="Peréz",
+                full_name="Homero Peréz",
+                birth_date=dt.date(1990, 8, 10),
+                sex=Sex.male,
+                email="hola@prescrypto.com",
+                phone=None,
+                address_line=None,
+                city=None,
+                state=None,
+                postal_code=None,
+                country=None,
+                curp=None,
+                ssn_last4=None,
+                active=True,
             ),
-            id="listed-homero",
+            ("id", "34"),
+            ("uid", "b4444-5555-5555-5555-55555555"),
         ),
-        pytest.param(SINGULAR_GEORGE, GEORGE, id="singular-george"),
-        pytest.param(
-            CREATED_PATIENT,
-            _patient(
-                "b5555-5555-5555-5555-55555555",
-                PatientRecord(
-                    given_name="Algun",
-                    family_name="Nombre",
-                    full_name="Algun Nombre",
-                    birth_date=dt.date(1994, 6, 1),
-                    sex=Sex.male,
-                    email=None,
-                    phone=None,
-                    address_line=None,
-                    city=None,
-                    state=None,
-                    postal_code=None,
-                    country=None,
-                    curp=None,
-                    ssn_last4=None,
-                    active=True,
-                ),
-                ("id", "894"),
-                ("uid", "b5555-5555-5555-5555-55555555"),
+        id="listed-homero",
+    ),
+    pytest.param(SINGULAR_GEORGE, GEORGE, id="singular-george"),
+    pytest.param(
+        CREATED_PATIENT,
+        _patient(
+            "b5555-5555-5555-5555-55555555",
+            PatientRecord(
+                given_name="Algun",
+                family_name="Nombre",
+                full_name="Algun Nombre",
+                birth_date=dt.date(1994, 6, 1),
+                sex=Sex.male,
+                email=None,
+                phone=None,
+                address_line=None,
+                city=None,
+                state=None,
+                postal_code=None,
+                country=None,
+                curp=None,
+                ssn_last4=None,
+                active=True,
             ),
-            id="created",
+            ("id", "894"),
+            ("uid", "b5555-5555-5555-5555-55555555"),
         ),
-        pytest.param(
-            UPDATED_PATIENT,
-            _patient(
-                "b5555-5555-5555-5555-55555555",
-                PatientRecord(
-                    given_name="Kosmo",
-                    family_name="Kramer",
-                    full_name="Kosmo Kramer",
-                    birth_date=dt.date(1994, 6, 1),
-                    sex=Sex.male,
-                    email=None,
-                    phone=None,
-                    address_line=None,
-                    city=None,
-                    state=None,
-                    postal_code=None,
-                    country=None,
-                    curp=None,
-                    ssn_last4=None,
-                    active=True,
-                ),
-                ("id", "1"),
-                ("uid", "b5555-5555-5555-5555-55555555"),
+        id="created",
+    ),
+    pytest.param(
+        UPDATED_PATIENT,
+        _patient(
+            "b5555-5555-5555-5555-55555555",
+            PatientRecord(
+                given_name="Kosmo",
+                family_name="Kramer",
+                full_name="Kosmo Kramer",
+                birth_date=dt.date(1994, 6, 1),
+                sex=Sex.male,
+                email=None,
+                phone=None,
+                address_line=None,
+                city=None,
+                state=None,
+                postal_code=None,
+                country=None,
+                curp=None,
+                ssn_last4=None,
+                active=True,
             ),
-            id="updated",
+            ("id", "1"),
+            ("uid", "b5555-5555-5555-5555-55555555"),
         ),
-    ],
-)
+        id="updated",
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), PATIENT_CASES)
 def test_documented_patients(raw: dict[str, Any], expected: Mapped) -> None:
     assert to_patient(raw, CTX) == expected
 
@@ -386,84 +386,84 @@ BLACKWELL = Mapped(
 )
 
 
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        pytest.param(LISTED_BLACKWELL, BLACKWELL, id="listed-blackwell"),
-        pytest.param(
-            LISTED_MONTOYA,
-            Mapped(
-                entities=(
-                    _hospital("7"),
-                    _medic(
-                        "11",
-                        MedicRecord(
-                            full_name="Matilde Montoya",
-                            given_name="Matilde",
-                            family_name="Montoya",
-                            email="test@prescrypto.com",
-                            birth_date=dt.date(1957, 3, 14),
-                            sex=Sex.male,  # the document says "female": false; the flag wins
-                            license_number="123123123",
-                            specialty="Medico Cirujano",
-                            active=True,
-                            organization_key="7",
-                        ),
+MEDIC_CASES = [
+    pytest.param(LISTED_BLACKWELL, BLACKWELL, id="listed-blackwell"),
+    pytest.param(
+        LISTED_MONTOYA,
+        Mapped(
+            entities=(
+                _hospital("7"),
+                _medic(
+                    "11",
+                    MedicRecord(
+                        full_name="Matilde Montoya",
+                        given_name="Matilde",
+                        family_name="Montoya",
+                        email="test@prescrypto.com",
+                        birth_date=dt.date(1957, 3, 14),
+                        sex=Sex.male,  # the document says "female": false; the flag wins
+                        license_number="123123123",
+                        specialty="Medico Cirujano",
+                        active=True,
+                        organization_key="7",
                     ),
-                )
-            ),
-            id="listed-montoya",
+                ),
+            )
         ),
-        pytest.param(DETAIL_BLACKWELL, BLACKWELL, id="detail-blackwell"),
-        pytest.param(
-            CREATED_MEDIC,
-            Mapped(
-                entities=(
-                    _medic(
-                        "1",
-                        MedicRecord(
-                            full_name="Algun Nombre",
-                            given_name="Algun",
-                            family_name="Nombre",
-                            email="name@domain.com",
-                            birth_date=dt.date(1992, 9, 22),
-                            sex=Sex.male,
-                            license_number="123456789",
-                            specialty="Medicina General",
-                            active=True,
-                            organization_key=None,
-                        ),
+        id="listed-montoya",
+    ),
+    pytest.param(DETAIL_BLACKWELL, BLACKWELL, id="detail-blackwell"),
+    pytest.param(
+        CREATED_MEDIC,
+        Mapped(
+            entities=(
+                _medic(
+                    "1",
+                    MedicRecord(
+                        full_name="Algun Nombre",
+                        given_name="Algun",
+                        family_name="Nombre",
+                        email="name@domain.com",
+                        birth_date=dt.date(1992, 9, 22),
+                        sex=Sex.male,
+                        license_number="123456789",
+                        specialty="Medicina General",
+                        active=True,
+                        organization_key=None,
                     ),
-                )
-            ),
-            id="created",
+                ),
+            )
         ),
-        pytest.param(
-            UPDATED_MEDIC,
-            Mapped(
-                entities=(
-                    _hospital("1"),
-                    _medic(
-                        "1",
-                        MedicRecord(
-                            full_name="Daniel Hale Williams",
-                            given_name="Daniel",
-                            family_name="Hale Williams",
-                            email="hola@prescrypto.com",
-                            birth_date=dt.date(1956, 1, 18),
-                            sex=Sex.male,
-                            license_number="123456789",
-                            specialty="Medicina General",
-                            active=True,
-                            organization_key="1",
-                        ),
+        id="created",
+    ),
+    pytest.param(
+        UPDATED_MEDIC,
+        Mapped(
+            entities=(
+                _hospital("1"),
+                _medic(
+                    "1",
+                    MedicRecord(
+                        full_name="Daniel Hale Williams",
+                        given_name="Daniel",
+                        family_name="Hale Williams",
+                        email="hola@prescrypto.com",
+                        birth_date=dt.date(1956, 1, 18),
+                        sex=Sex.male,
+                        license_number="123456789",
+                        specialty="Medicina General",
+                        active=True,
+                        organization_key="1",
                     ),
-                )
-            ),
-            id="updated",
+                ),
+            )
         ),
-    ],
-)
+        id="updated",
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), MEDIC_CASES)
 def test_documented_medics(raw: dict[str, Any], expected: Mapped) -> None:
     assert to_medic(raw, CTX) == expected
 

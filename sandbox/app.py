@@ -1,0 +1,114 @@
+"""The sandbox's ASGI app: every simulated API under its own prefix, plus the `/_sandbox` control routes.
+
+    /prescrypto/...                  the Prescrypto API (sandbox.prescrypto)
+    POST   /_sandbox/reset           {"patients": N, "medics": M, "seed": S}, each optional: fresh data,
+                                     no faults, switches and stats back to their defaults
+    GET    /_sandbox/faults          the rules, with how often each matched and fired
+    POST   /_sandbox/faults          add rules (see sandbox.faults)
+    DELETE /_sandbox/faults          remove every rule
+    GET    /_sandbox/stats           request counts (see sandbox.stats); DELETE zeroes them
+    /_sandbox/prescrypto/...         Prescrypto switches and record staging
+
+The control routes need no token: they are not part of any vendor API.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
+
+from sandbox import prescrypto
+from sandbox.faults import FaultMiddleware, Faults
+from sandbox.people import generate_clinicians, generate_people
+from sandbox.stats import RequestStats, StatsMiddleware
+
+
+@dataclass
+class Sandbox:
+    """Everything the simulated APIs serve, and what the control routes change."""
+
+    patients: int = 250
+    medics: int = 40
+    seed: int = 1
+    faults: Faults = field(default_factory=Faults)
+    stats: RequestStats = field(default_factory=RequestStats)
+    prescrypto: prescrypto.PrescryptoState = field(default_factory=prescrypto.PrescryptoState)
+
+    def reset(self, patients: int | None = None, medics: int | None = None, seed: int | None = None) -> None:
+        """Regenerate the data (sizes and seed default to the current ones) and forget faults and stats."""
+        self.patients = self.patients if patients is None else patients
+        self.medics = self.medics if medics is None else medics
+        self.seed = self.seed if seed is None else seed
+        people = generate_people(self.patients, self.seed)
+        clinicians = generate_clinicians(self.medics, self.seed)
+        self.prescrypto.load(people, clinicians, self.seed)
+        self.faults.clear()
+        self.stats.clear()
+
+
+def create_app(patients: int = 250, medics: int = 40, seed: int = 1) -> ASGIApp:
+    """The whole sandbox as one ASGI app, its data generated from `seed`."""
+    sandbox = Sandbox(patients=patients, medics=medics, seed=seed)
+    sandbox.reset()
+    routes = [
+        Mount("/prescrypto", routes=prescrypto.api_routes(sandbox.prescrypto)),
+        Mount(
+            "/_sandbox",
+            routes=[
+                *_control_routes(sandbox),
+                Mount("/prescrypto", routes=prescrypto.control_routes(sandbox.prescrypto)),
+            ],
+        ),
+    ]
+    # Faults and stats wrap the Starlette app rather than sit in its middleware list: Starlette would wrap
+    # `send`, and dropping a connection needs the server's own.
+    return StatsMiddleware(FaultMiddleware(Starlette(routes=routes), sandbox.faults), sandbox.stats)
+
+
+def _control_routes(sandbox: Sandbox) -> list[Route]:
+    async def reset(request: Request) -> Response:
+        try:
+            body = await _body(request) or {}
+        except ValueError as exc:
+            return JSONResponse({"message": f"invalid JSON: {exc}"}, 400)
+        sizes = {k: body.get(k) for k in ("patients", "medics", "seed")} if isinstance(body, dict) else {}
+        if not isinstance(body, dict) or not all(
+            v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0) for v in sizes.values()
+        ):
+            return JSONResponse({"message": "expected {patients, medics, seed}: integers >= 0"}, 400)
+        sandbox.reset(**sizes)
+        return JSONResponse({"patients": sandbox.patients, "medics": sandbox.medics, "seed": sandbox.seed})
+
+    async def faults(request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                sandbox.faults.add(await _body(request))
+            except (ValueError, TypeError) as exc:
+                return JSONResponse({"message": str(exc)}, 400)
+        elif request.method == "DELETE":
+            sandbox.faults.clear()
+        return JSONResponse([rule.to_json() for rule in sandbox.faults.rules])
+
+    async def stats(request: Request) -> Response:
+        if request.method == "DELETE":
+            sandbox.stats.clear()
+        return JSONResponse(sandbox.stats.to_json())
+
+    return [
+        Route("/reset", reset, methods=["POST"]),
+        Route("/faults", faults, methods=["GET", "POST", "DELETE"]),
+        Route("/stats", stats, methods=["GET", "DELETE"]),
+    ]
+
+
+async def _body(request: Request) -> Any:
+    """The JSON body, None when empty; ValueError when it is not JSON."""
+    raw = await request.body()
+    return json.loads(raw) if raw else None

@@ -1,0 +1,388 @@
+"""The Prescrypto API (patients and medics, v2), as its documents in ../shared/seeds show it.
+
+Mounted under `/prescrypto`, so a source's `base_url` is `http://HOST:PORT/prescrypto`:
+
+    GET   /api/v2/patient/?limit=&offset=   a bare list; the DRF envelope when the switch is on
+    GET   /api/v2/patient/{uid}             one patient
+    POST  /api/v2/patient/                  create: name and date_of_birth required -> 201
+    PATCH /api/v2/patient/{id}/             partial update -> 202
+    GET   /api/v2/medics/?limit=&offset=    always the envelope; limit at most 100
+    GET   /api/v2/medics/{id}/              one medic
+
+Every endpoint wants `Authorization: Token <token>` and answers 401 `{"message": "Invalid Token"}` otherwise.
+The control routes, mounted under `/_sandbox/prescrypto`, flip switches and stage raw records (bad ones
+included) that no validating endpoint would accept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from sandbox.people import Clinician, Person
+from sandbox.store import Record, Table, encode
+
+DEFAULT_TOKEN = "sandbox-prescrypto"
+MEDICS_MAX_LIMIT = 100
+MEDICS_DEFAULT_LIMIT = 15  # the page size in the document's example `next` link
+
+PATIENT_FIELDS = (
+    "id",
+    "name",
+    "email",
+    "date_of_birth",
+    "external_patient_file",
+    "gender",
+    "curp",
+    "phone",
+    "address",
+    "state",
+    "zip_code",
+    "location",
+    "uid",
+)
+MEDIC_FIELDS = (
+    "id",
+    "name",
+    "email",
+    "hospital",
+    "date_of_birth",
+    "cedula_prof",
+    "specialty_no",
+    "specialty",
+    "alma_mater",
+    "female",
+    "is_active",
+    "specialty_verified",
+    "campaign",
+    "is_admin_membership",
+)
+_WRITABLE = tuple(f for f in PATIENT_FIELDS if f not in ("id", "uid"))
+_CAMPAIGNS = ("CONSULTA2024", "Lanzamiento", "PalabraClaveAsociadaAUnaCampaña")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class PrescryptoState:
+    patients: Table = field(default_factory=lambda: Table(keys=("id", "uid")))
+    medics: Table = field(default_factory=Table)
+    token: str = DEFAULT_TOKEN
+    patients_envelope: bool = False
+    rng: random.Random = field(default_factory=random.Random)  # uids of created patients
+
+    def load(self, people: Sequence[Person], clinicians: Sequence[Clinician], seed: int) -> None:
+        """Replace the data with these people, and every switch with its default."""
+        self.patients = Table(patient_records(people, seed), keys=("id", "uid"))
+        self.medics = Table(medic_records(clinicians, seed))
+        self.token = DEFAULT_TOKEN
+        self.patients_envelope = False
+        self.rng = random.Random(f"prescrypto-created:{seed}")
+
+
+def patient_records(people: Sequence[Person], seed: int) -> list[Record]:
+    """Prescrypto's view of `people`: ids with gaps, M/H/F/O genders, mixed phone formats, some blanks."""
+    rng = random.Random(f"prescrypto-patients:{seed}")
+    r = rng.random
+    records: list[Record] = []
+    append = records.append
+    pid = 0
+    for p in people:
+        pid += 2 if r() < 0.03 else 1  # deleted patients leave gaps: an id is not a position
+        sex = p.sex
+        gender = ("H" if r() < 0.25 else "M") if sex == "male" else "F" if sex == "female" else "O"
+        no_address = r() < 0.08
+        append(
+            {
+                "id": pid,
+                "name": p.full_name,
+                "email": "" if r() < 0.12 else p.email,
+                "date_of_birth": p.birth_date,
+                "external_patient_file": f"EXP-{pid:06d}" if r() < 0.4 else "",
+                "gender": gender,
+                "curp": p.curp if r() < 0.7 else "",
+                "phone": _phone(r(), p.phone_area, p.phone_local),
+                "address": "" if no_address else p.street,
+                "state": "" if no_address else p.state,
+                "zip_code": "" if no_address else p.zip_code,
+                "location": "" if no_address else p.city,
+                "uid": _uid(rng),
+            }
+        )
+    return records
+
+
+def medic_records(clinicians: Sequence[Clinician], seed: int) -> list[Record]:
+    """Prescrypto medics: unique emails (Prescrypto enforces it), hospitals 1-5 or none, mostly active."""
+    rng = random.Random(f"prescrypto-medics:{seed}")
+    r = rng.random
+    records: list[Record] = []
+    emails: set[str] = set()
+    mid = 0
+    for c in clinicians:
+        p = c.person
+        mid += 1 + int(r() * 3) if r() < 0.2 else 1
+        email = p.email
+        while email in emails:
+            local, _, domain = email.partition("@")
+            email = f"{local}{int(r() * 100)}@{domain}"
+        emails.add(email)
+        hospital = None if r() < 0.15 else 1 + int(r() * 5)
+        has_specialty = r() < 0.4
+        records.append(
+            {
+                "id": mid,
+                "name": p.full_name,
+                "email": email,
+                "hospital": hospital,
+                "date_of_birth": p.birth_date,
+                "cedula_prof": c.cedula,
+                "specialty_no": str(rng.randrange(1_000_000, 100_000_000)) if has_specialty else "",
+                "specialty": c.specialty,
+                "alma_mater": c.alma_mater,
+                "female": p.sex == "female" or (p.sex == "other" and r() < 0.5),
+                "is_active": r() < 0.92,
+                "specialty_verified": has_specialty and r() < 0.6,
+                "campaign": _CAMPAIGNS[int(r() * len(_CAMPAIGNS))] if r() < 0.15 else "",
+                "is_admin_membership": None if hospital is None else r() < 0.25,
+            }
+        )
+    return records
+
+
+def _phone(x: float, area: str, local: str) -> str:
+    # People type phones every way; all of these parse with `phonenumbers` (region MX).
+    head, tail = local[:-4], local[-4:]
+    if x < 0.10:
+        return ""
+    if x < 0.35:
+        return f"+52 {area} {head} {tail}"
+    if x < 0.55:
+        return f"{area} {head} {tail}"
+    if x < 0.70:
+        return f"({area}) {head}-{tail}"
+    if x < 0.85:
+        return f"{area}{head}{tail}"
+    if x < 0.93:
+        return f"+52{area}{head}{tail}"
+    return f"{area}-{head}-{tail}"
+
+
+def _uid(rng: random.Random) -> str:
+    # A version-4 UUID, but from the seeded generator so that the same seed gives the same uids.
+    h = f"{rng.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+# --- the API -----------------------------------------------------------------------------------------
+
+
+def api_routes(state: PrescryptoState) -> list[BaseRoute]:
+    """Routes of the vendor API, to mount under `/prescrypto`."""
+
+    async def patients(request: Request) -> Response:
+        if request.method == "POST":
+            return await _create_patient(request, state)
+        limit = _int_param(request, "limit", minimum=1)
+        offset = _int_param(request, "offset", minimum=0) or 0
+        if state.patients_envelope:
+            return _envelope(request, state.patients, offset, limit)
+        stop = len(state.patients) if limit is None else offset + limit
+        return _json(b"[" + b",".join(state.patients.encoded(offset, stop)) + b"]")
+
+    async def patient(request: Request) -> Response:
+        key = request.path_params["key"]
+        table = state.patients
+        if request.method == "GET":  # the document looks patients up by uid, but updates them by id
+            pos = table.find("uid", key)
+            return _not_found() if pos is None else _json(table.json_at(pos))
+        pos = table.find("id", key)
+        if pos is None:
+            return _not_found()
+        body = await _json_body(request)
+        if isinstance(body, Response):
+            return body
+        fields, errors = _validate(body, partial=True)
+        if errors:
+            return JSONResponse(errors, status_code=400)
+        return _json(encode(table.update(pos, fields)), status=202)
+
+    async def medics(request: Request) -> Response:
+        limit = min(_int_param(request, "limit", minimum=1) or MEDICS_DEFAULT_LIMIT, MEDICS_MAX_LIMIT)
+        return _envelope(request, state.medics, _int_param(request, "offset", minimum=0) or 0, limit)
+
+    async def medic(request: Request) -> Response:
+        pos = state.medics.find("id", request.path_params["key"])
+        return _not_found() if pos is None else _json(state.medics.json_at(pos))
+
+    def authed(endpoint: Endpoint) -> Endpoint:
+        async def guarded(request: Request) -> Response:
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "token" or token.strip() != state.token:
+                return JSONResponse({"message": "Invalid Token"}, status_code=401)
+            return await endpoint(request)
+
+        return guarded
+
+    return [
+        *_both_slashes("/api/v2/patient", authed(patients), ["GET", "POST"]),
+        *_both_slashes("/api/v2/patient/{key}", authed(patient), ["GET", "PATCH"]),
+        *_both_slashes("/api/v2/medics", authed(medics), ["GET"]),
+        *_both_slashes("/api/v2/medics/{key}", authed(medic), ["GET"]),
+    ]
+
+
+async def _create_patient(request: Request, state: PrescryptoState) -> Response:
+    body = await _json_body(request)
+    if isinstance(body, Response):
+        return body
+    fields, errors = _validate(body, partial=False)
+    if errors:
+        return JSONResponse(errors, status_code=400)
+    record: Record = {f: "" for f in PATIENT_FIELDS} | fields
+    record["gender"] = record["gender"] or "M"  # "if none defined it will default to M"
+    record["id"] = state.patients.next_id()
+    record["uid"] = _uid(state.rng)
+    return _json(encode(state.patients.append(record)), status=201)
+
+
+def _validate(body: dict[str, Any], partial: bool) -> tuple[Record, dict[str, list[str]]]:
+    """The writable fields of `body`, and DRF-style errors per field."""
+    fields: Record = {}
+    errors: dict[str, list[str]] = {}
+    for name in _WRITABLE:
+        if name not in body or body[name] is None:
+            if not partial and name in ("name", "date_of_birth"):
+                errors[name] = ["This field is required."]
+            continue
+        value = body[name]
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            errors[name] = ["Not a valid string."]
+            continue
+        value = str(value).strip()
+        if not value and name in ("name", "date_of_birth"):
+            errors[name] = ["This field may not be blank."]
+        elif name == "date_of_birth" and not _is_date(value):
+            errors[name] = ["Date has wrong format. Use one of these formats instead: YYYY-MM-DD."]
+        else:
+            fields[name] = value
+    return fields, errors
+
+
+def _is_date(value: str) -> bool:
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return len(value) == 10
+
+
+def _envelope(request: Request, table: Table, offset: int, limit: int | None) -> Response:
+    """Django REST framework's LimitOffsetPagination body. Without a limit: everything, no links."""
+    count = len(table)
+    stop = count if limit is None else offset + limit
+
+    def link(at: int) -> bytes:
+        return encode(str(request.url.replace(query=f"limit={limit}&offset={at}")))
+
+    following = link(stop) if limit is not None and stop < count else b"null"
+    previous = link(max(offset - limit, 0)) if limit is not None and offset > 0 else b"null"
+    head = b'{"count":%d,"next":%s,"previous":%s,"results":[' % (count, following, previous)
+    return _json(head + b",".join(table.encoded(offset, stop)) + b"]}")
+
+
+# --- control routes ----------------------------------------------------------------------------------
+
+
+def control_routes(state: PrescryptoState) -> list[BaseRoute]:
+    """Routes to mount under `/_sandbox/prescrypto`: switches, and staging of raw records."""
+
+    async def switches(request: Request) -> Response:
+        if request.method == "POST":
+            body = await _json_body(request)
+            if isinstance(body, Response):
+                return body
+            if "patients_envelope" in body:
+                state.patients_envelope = bool(body["patients_envelope"])
+            if "token" in body:
+                state.token = str(body["token"])
+        return JSONResponse({"patients_envelope": state.patients_envelope, "token": state.token})
+
+    def staging(prefix: str, table: Callable[[], Table]) -> list[BaseRoute]:
+        async def add(request: Request) -> Response:
+            body = await _json_body(request)
+            if isinstance(body, Response):
+                return body
+            if "id" not in body:
+                body["id"] = table().next_id()
+            return JSONResponse(table().append(body), status_code=201)
+
+        async def change(request: Request) -> Response:
+            pos = table().find("id", request.path_params["key"])
+            if pos is None:
+                return _not_found()
+            if request.method == "DELETE":
+                return JSONResponse(table().remove(pos))
+            body = await _json_body(request)
+            if isinstance(body, Response):
+                return body
+            return JSONResponse(table().update(pos, body))
+
+        return [
+            Route(prefix, add, methods=["POST"]),
+            Route(prefix + "/{key}", change, methods=["PATCH", "DELETE"]),
+        ]
+
+    # The tables are looked up on each request because a reset replaces them.
+    return [
+        Route("/switches", switches, methods=["GET", "POST"]),
+        *staging("/patients", lambda: state.patients),
+        *staging("/medics", lambda: state.medics),
+    ]
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+
+def _not_found() -> Response:
+    return JSONResponse({"message": "Not found"}, status_code=404)
+
+
+def _json(body: bytes, status: int = 200) -> Response:
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _int_param(request: Request, name: str, minimum: int) -> int | None:
+    # DRF ignores a limit or offset it cannot parse, and so does this.
+    try:
+        value = int(request.query_params[name])
+    except (KeyError, ValueError):
+        return None
+    return value if value >= minimum else None
+
+
+async def _json_body(request: Request) -> dict[str, Any] | Response:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError as exc:
+        return JSONResponse({"detail": f"JSON parse error - {exc}"}, status_code=400)
+    if not isinstance(body, dict):
+        kind = type(body).__name__
+        return JSONResponse(
+            {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]}, status_code=400
+        )
+    return body
+
+
+def _both_slashes(path: str, endpoint: Endpoint, methods: list[str]) -> list[BaseRoute]:
+    # Clients write these paths with and without the trailing slash (the document itself does both), and a
+    # redirect would cost a round trip and drop the Authorization header on some clients.
+    return [Route(path, endpoint, methods=methods), Route(path + "/", endpoint, methods=methods)]

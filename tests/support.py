@@ -1,0 +1,73 @@
+"""Helpers for the end-to-end tests: a config for the sandbox, running streams, reading tables back."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Engine, func, select, text
+
+from connectors.client import RetryPolicy
+from pipeline.config import Config, parse
+from pipeline.db import migrate, open_engine
+from pipeline.runner import RunOptions, RunResult, run_sources
+from sandbox.prescrypto import DEFAULT_TOKEN
+
+FAST_RETRY = RetryPolicy(attempts=5, initial_wait=0.01, max_wait=2.0, max_elapsed=20.0)
+TODAY = dt.date(2026, 11, 21)
+
+
+def prescrypto_source(sandbox: Any, **overrides: Any) -> dict[str, Any]:
+    return {"kind": "prescrypto", "base_url": sandbox.url("/prescrypto"), "token": DEFAULT_TOKEN,
+            "page_size": 50, **overrides}
+
+
+def make_config(db_url: str, sources: dict[str, dict[str, Any]]) -> Config:
+    return parse({"database": {"url": db_url}, "sources": sources}, {})
+
+
+def config_yaml(db_url: str, sources: dict[str, dict[str, Any]]) -> str:
+    import yaml
+
+    return yaml.safe_dump({"database": {"url": db_url}, "sources": sources})
+
+
+def engine_for(config: Config) -> Engine:
+    engine = open_engine(config.database.url)
+    migrate(engine)
+    return engine
+
+
+def run(config: Config, engine: Engine, mode: str, **options: Any) -> list[RunResult]:
+    opts = RunOptions(retry=FAST_RETRY, today=TODAY, **options)
+    return run_sources(config, engine, mode, options=opts)
+
+
+def by_stream(results: list[RunResult]) -> dict[str, RunResult]:
+    return {f"{r.source}/{r.stream}": r for r in results}
+
+
+def count(engine: Engine, table: str, where: str = "1=1", **params: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}"), params).scalar() or 0)
+
+
+def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the canonical and bookkeeping tables that a no-op sync must leave alone."""
+    tables = ("patient", "medic", "organization", "crosswalk", "source_record", "quarantine")
+    with engine.connect() as conn:
+        return {t: sorted(tuple(map(str, row)) for row in conn.execute(text(f"SELECT * FROM {t}"))) for t in tables}
+
+
+def max_updated(engine: Engine, table: Any) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(select(func.max(table.c.updated_at))).scalar()
+
+
+def source_patients(sandbox: Any) -> list[dict[str, Any]]:
+    """The sandbox's patients as the vendor API lists them (the ground truth)."""
+    response = sandbox.client.get("/prescrypto/api/v2/patient/", params={"limit": 100000, "offset": 0},
+                                  headers={"Authorization": f"Token {DEFAULT_TOKEN}"})
+    response.raise_for_status()
+    body = response.json()
+    return body["results"] if isinstance(body, dict) else body
