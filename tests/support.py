@@ -39,7 +39,7 @@ def engine_for(config: Config) -> Engine:
 
 
 def run(config: Config, engine: Engine, mode: str, **options: Any) -> list[RunResult]:
-    opts = RunOptions(retry=FAST_RETRY, today=TODAY, **options)
+    opts = RunOptions(**{"retry": FAST_RETRY, "today": TODAY, **options})
     return run_sources(config, engine, mode, options=opts)
 
 
@@ -66,8 +66,35 @@ def max_updated(engine: Engine, table: Any) -> Any:
 
 def source_patients(sandbox: Any) -> list[dict[str, Any]]:
     """The sandbox's patients as the vendor API lists them (the ground truth)."""
-    response = sandbox.client.get("/prescrypto/api/v2/patient/", params={"limit": 100000, "offset": 0},
+    return _listed(sandbox, "/prescrypto/api/v2/patient/", 100_000)
+
+
+def source_medics(sandbox: Any) -> list[dict[str, Any]]:
+    medics: list[dict[str, Any]] = []
+    while batch := _listed(sandbox, "/prescrypto/api/v2/medics/", 100, len(medics)):
+        medics.extend(batch)
+    return medics
+
+
+def _listed(sandbox: Any, path: str, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+    response = sandbox.client.get(path, params={"limit": limit, "offset": offset},
                                   headers={"Authorization": f"Token {DEFAULT_TOKEN}"})
     response.raise_for_status()
     body = response.json()
     return body["results"] if isinstance(body, dict) else body
+
+
+def patient_row(engine: Engine, source: str, uid: str) -> dict[str, Any]:
+    """The canonical patient a Prescrypto uid landed on, found through the crosswalk as an analyst would."""
+    query = text(
+        "SELECT p.* FROM crosswalk c JOIN patient p ON p.id = c.entity_id "
+        "WHERE c.source = :source AND c.entity_type = 'patient' AND c.id_type = 'uid' AND c.id_value = :uid"
+    )
+    with engine.connect() as conn:
+        return dict(conn.execute(query, {"source": source, "uid": uid}).mappings().one())
+
+
+def crosswalk_ids(engine: Engine, entity_id: str) -> dict[str, str]:
+    query = text("SELECT id_type, id_value FROM crosswalk WHERE entity_id = :id")
+    with engine.connect() as conn:
+        return {id_type: value for id_type, value in conn.execute(query, {"id": entity_id})}

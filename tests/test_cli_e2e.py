@@ -1,0 +1,92 @@
+"""The command line as a user runs it: status, demo and the daemon's clean stop, in real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pipeline.runner import SWEEP
+from tests.support import config_yaml, count, engine_for, make_config, prescrypto_source, run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env=env)
+
+
+def test_status_json_shows_cursor_and_last_run(sandbox, tmp_path, db_url):
+    sources = {"rx": prescrypto_source(sandbox)}
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(config_yaml(db_url, sources))
+    assert cli("--config", str(cfg), "backfill").returncode == 0
+
+    proc = cli("--config", str(cfg), "status", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {row["stream"]: row for row in json.loads(proc.stdout)}
+    assert rows["patients"]["cursor"] == {"offset": 230}
+    assert rows["patients"]["records"] == 230 and rows["patients"]["quarantined"] == 0
+    assert rows["patients"]["last_run"]["status"] == "succeeded"
+    assert rows["patients"]["last_run"]["inserted"] == 230
+    assert rows["medics"]["cursor"] == {"offset": 40}
+    assert rows["medics"]["lag_seconds"] >= 0
+
+    table = cli("--config", str(cfg), "status")
+    assert table.returncode == 0 and "patients" in table.stdout and '{"offset": 230}' in table.stdout
+
+
+def test_demo_prints_what_landed(tmp_path):
+    (tmp_path / "config.yaml").write_text((ROOT / "config.yaml").read_text())
+    proc = cli("demo", "--patients", "120", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "rows per table" in proc.stdout and "a few patient rows" in proc.stdout
+    engine = engine_for(make_config(f"sqlite:///{tmp_path}/patientsync.db", {"x": {
+        "kind": "prescrypto", "base_url": "http://unused/", "token": "t"}}))
+    assert count(engine, "patient") == 120
+    assert count(engine, "medic") == 40
+
+
+def test_daemon_stops_cleanly_on_sigterm(sandbox, tmp_path, sqlite_url):
+    # Every page is slow, so SIGTERM arrives mid-sweep: the page in hand is finished and checkpointed.
+    sandbox.faults([{"path": "/prescrypto/api/v2/patient/", "delay": 0.3, "times": None}])
+    sources = {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=10, schedule="* * * * *")}
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(config_yaml(sqlite_url, sources))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "--config", str(cfg), "daemon"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    engine = engine_for(make_config(sqlite_url, sources))
+    deadline = time.monotonic() + 60
+    while count(engine, "patient") < 20 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    stored = count(engine, "patient")
+    assert 20 <= stored < 230
+    assert count(engine, "sync_run", "status = 'interrupted'") == 1
+    assert count(engine, "sync_lease") == 0
+
+    # The next incremental pass continues from the interrupted one's cursor.
+    sandbox.clear_faults()
+    sandbox.client.delete("/_sandbox/stats")
+    result = run(make_config(sqlite_url, sources), engine, "incremental")[0]
+    assert result.counts.fetched == 230 - stored
+    assert count(engine, "patient") == 230
+
+
+def test_help_explains_every_command():
+    proc = cli("--help")
+    assert proc.returncode == 0
+    for command in ("sync", "backfill", "daemon", "status", "sandbox", "demo"):
+        assert command in proc.stdout
+    assert "--config" in proc.stdout
+    assert "SWEEP" not in proc.stdout
+    _ = SWEEP

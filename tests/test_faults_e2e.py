@@ -1,0 +1,163 @@
+"""Faults staged by the sandbox over real HTTP: retries, refused credentials, a process killed mid-run, leases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlalchemy import text
+
+from canonical.errors import LeaseHeldError
+from connectors.client import RetryPolicy
+from pipeline import state
+from pipeline.runner import SWEEP
+from tests.support import by_stream, config_yaml, count, engine_for, make_config, prescrypto_source, run
+
+PATIENTS = "/prescrypto/api/v2/patient/"
+
+
+def test_429_500_and_dropped_connections_are_retried(sandbox, db_url):
+    sandbox.faults([
+        {"path": PATIENTS, "status": 429, "times": 2, "retry_after": 0},
+        {"path": PATIENTS, "status": 500, "times": 1, "after": 1},
+        {"path": PATIENTS, "status": 503, "times": 1, "after": 2},
+        {"path": PATIENTS, "drop": True, "times": 1, "after": 3},
+    ])
+    config = make_config(db_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
+    engine = engine_for(config)
+    result = by_stream(run(config, engine, SWEEP))["rx/patients"]
+    assert (result.status, result.counts.inserted) == ("succeeded", 230)
+    assert [rule["fired"] for rule in sandbox.fault_counts()] == [2, 1, 1, 1]
+
+
+def test_retry_after_is_honoured(sandbox, sqlite_url):
+    sandbox.faults([{"path": PATIENTS, "status": 429, "times": 1, "retry_after": 1}])
+    config = make_config(sqlite_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
+    started = time.monotonic()
+    result = by_stream(run(config, engine_for(config), SWEEP))["rx/patients"]
+    assert result.status == "succeeded"
+    assert time.monotonic() - started >= 1.0  # the fast test backoff alone would wait ~10 ms
+
+
+def test_slow_responses_time_out_and_are_retried(sandbox, sqlite_url):
+    sandbox.faults([{"path": PATIENTS, "delay": 2.0, "times": 1}])
+    config = make_config(sqlite_url, {"rx": prescrypto_source(sandbox, streams=["patients"], timeout=0.5)})
+    result = by_stream(run(config, engine_for(config), SWEEP))["rx/patients"]
+    assert (result.status, result.counts.inserted) == ("succeeded", 230)
+
+
+def test_retries_are_bounded(sandbox, sqlite_url):
+    sandbox.faults([{"path": PATIENTS, "status": 500, "times": None}])
+    config = make_config(sqlite_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
+    result = by_stream(run(config, engine_for(config), SWEEP, retry=RetryPolicy(attempts=3, initial_wait=0.01)))
+    failed = result["rx/patients"]
+    assert failed.status == "failed"
+    assert failed.error == "rx/patients: gave up after retries: HTTP 500"
+    assert sandbox.fault_counts()[0]["fired"] == 3
+
+
+def test_401_fails_that_source_at_once_and_the_others_go_on(sandbox, db_url):
+    config = make_config(db_url, {
+        "wrong": prescrypto_source(sandbox, token="not-the-token"),
+        "right": prescrypto_source(sandbox),
+    })
+    engine = engine_for(config)
+    results = by_stream(run(config, engine, SWEEP))
+    for stream in ("patients", "medics"):
+        failed = results[f"wrong/{stream}"]
+        assert failed.status == "failed"
+        assert failed.error == f"wrong/{stream}: HTTP 401: the source refused the credentials"
+        assert results[f"right/{stream}"].status == "succeeded"
+    assert sandbox.stats()["paths"]["/prescrypto/api/v2/patient"] == 1 + 5  # no retry of the 401
+    assert count(engine, "sync_run", "source = 'wrong' AND status = 'failed'") == 2
+
+
+def test_cli_exit_status_and_message_on_401(sandbox, tmp_path, sqlite_url):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(config_yaml(sqlite_url, {"wrong": prescrypto_source(sandbox, token="nope", streams=["medics"])}))
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "--config", str(cfg), "sync"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert "wrong/medics: HTTP 401: the source refused the credentials" in proc.stderr
+    assert "nope" not in proc.stderr + proc.stdout  # the token never reaches the output
+    assert "Traceback" not in proc.stderr
+
+
+def test_killed_between_pages_resumes_without_loss_or_duplicates(sandbox, db_url, tmp_path):
+    page = 50
+    # Pages 1-3 come at once; the 4th hangs, so the process is surely between pages when it is killed.
+    sandbox.faults([{"path": PATIENTS, "delay": 60, "after": 3, "times": 1}])
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(config_yaml(db_url, {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=page)}))
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "--config", str(cfg), "backfill"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    config = make_config(db_url, {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=page)})
+    engine = engine_for(config)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if count(engine, "source_record") >= 3 * page:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert count(engine, "patient") == 3 * page  # three pages committed, nothing of the fourth
+    with engine.connect() as conn:
+        sweep = state.load_cursor(conn, "rx", "patients")["sweep"]
+    assert sweep["offset"] == 3 * page
+
+    sandbox.clear_faults()
+    blocked = by_stream(run(config, engine, SWEEP))["rx/patients"]
+    assert blocked.status == "skipped"  # the killed process's lease is live until it lapses
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE sync_lease SET expires_at = :past"), {"past": dt.datetime(2000, 1, 1, tzinfo=dt.UTC)})
+    result = by_stream(run(config, engine, SWEEP))["rx/patients"]
+    assert result.status == "succeeded"
+    assert result.counts.fetched == 230 - 3 * page  # continued from the checkpoint, not from the start
+    assert count(engine, "patient") == 230
+    assert count(engine, "source_record") == 230
+    assert count(engine, "crosswalk", "id_type = 'uid'") == 230
+    with engine.connect() as conn:
+        duplicates = conn.execute(text(
+            "SELECT count(*) FROM (SELECT entity_id, id_type FROM crosswalk GROUP BY entity_id, id_type "
+            "HAVING count(*) > 1) d")).scalar()
+        runs = [row[0] for row in conn.execute(text("SELECT status FROM sync_run ORDER BY id"))]
+    assert duplicates == 0
+    assert runs[0] == "abandoned" and runs[-1] == "succeeded"
+
+
+def test_lease_keeps_a_second_process_out_until_it_expires(sandbox, db_url):
+    config = make_config(db_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
+    engine = engine_for(config)
+    state.acquire_lease(engine, "rx", "patients", "other-host:1:abc", ttl=dt.timedelta(minutes=5))
+    with pytest.raises(LeaseHeldError):
+        state.acquire_lease(engine, "rx", "patients", "third-host:2:def")
+    skipped = by_stream(run(config, engine, SWEEP))["rx/patients"]
+    assert skipped.status == "skipped" and "other-host:1:abc" in skipped.error
+    assert count(engine, "patient") == 0
+
+    with engine.begin() as conn:  # the holder died: its lease lapses
+        conn.execute(text("UPDATE sync_lease SET expires_at = :past"), {"past": dt.datetime(2000, 1, 1, tzinfo=dt.UTC)})
+    taken = by_stream(run(config, engine, SWEEP))["rx/patients"]
+    assert (taken.status, taken.counts.inserted) == ("succeeded", 230)
+    assert count(engine, "sync_lease") == 0  # released at the end
+
+
+def test_a_lapsed_lease_taken_by_another_process_stops_the_page_commit(sandbox, sqlite_url):
+    config = make_config(sqlite_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
+    engine = engine_for(config)
+    taken = []
+
+    def steal(source, stream, done, total):  # after page 1, another process takes the lapsed lease
+        if not taken:
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE sync_lease SET holder = 'thief:9:x'"))
+            taken.append(True)
+
+    result = by_stream(run(config, engine, SWEEP, progress=steal))["rx/patients"]
+    assert result.status == "failed" and "lease lapsed" in result.error
+    assert count(engine, "patient") == 50  # page 2 was not committed

@@ -1,0 +1,147 @@
+"""End to end: the sandbox over real HTTP into a real SQLite file and a real PostgreSQL database."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.runner import INCREMENTAL, SWEEP
+from pipeline.store import canonical_id
+from pipeline.tables import Patient
+from tests.support import (
+    by_stream,
+    count,
+    crosswalk_ids,
+    engine_for,
+    make_config,
+    max_updated,
+    patient_row,
+    prescrypto_source,
+    run,
+    snapshot,
+    source_medics,
+    source_patients,
+)
+
+
+def test_backfill_lands_exactly_the_source(sandbox, db_url):
+    config = make_config(db_url, {"rx": prescrypto_source(sandbox)})
+    engine = engine_for(config)
+    results = by_stream(run(config, engine, SWEEP))
+
+    truth = source_patients(sandbox)
+    assert len(truth) == 230
+    patients = results["rx/patients"]
+    assert (patients.status, patients.counts.fetched, patients.counts.inserted) == ("succeeded", 230, 230)
+    assert (patients.counts.quarantined, patients.deleted) == (0, 0)
+    assert results["rx/medics"].counts.inserted == 40
+    assert count(engine, "patient") == 230
+    assert count(engine, "medic") == 40
+    hospitals = {m["hospital"] for m in source_medics(sandbox)} - {None}
+    assert count(engine, "organization") == len(hospitals)
+    with_file = sum(1 for p in truth if p["external_patient_file"])
+    assert count(engine, "crosswalk", "entity_type = 'patient'") == 230 * 2 + with_file
+    assert count(engine, "source_record", "source = 'rx'") == 270
+
+    # One patient followed from its Prescrypto uid to the canonical row and its other ids.
+    sample = truth[17]
+    row = patient_row(engine, "rx", sample["uid"])
+    ids = crosswalk_ids(engine, row["id"])
+    assert row["id"] == canonical_id("rx", "patient", sample["uid"])
+    assert row["full_name"] == " ".join(sample["name"].split())
+    assert str(row["birth_date"]) == sample["date_of_birth"]
+    assert ids["id"] == str(sample["id"]) and ids["uid"] == sample["uid"]
+
+
+def test_second_run_over_unchanged_source_writes_no_row(sandbox, db_url):
+    config = make_config(db_url, {"rx": prescrypto_source(sandbox)})
+    engine = engine_for(config)
+    run(config, engine, SWEEP)
+    before, stamp = snapshot(engine), max_updated(engine, Patient.__table__)
+
+    again = by_stream(run(config, engine, SWEEP))
+    assert again["rx/patients"].counts.unchanged == 230
+    assert again["rx/patients"].counts.inserted == again["rx/patients"].counts.updated == 0
+    incremental = by_stream(run(config, engine, INCREMENTAL))
+    assert incremental["rx/patients"].counts.fetched == 0  # the tail offset: nothing new to fetch
+    assert snapshot(engine) == before
+    assert max_updated(engine, Patient.__table__) == stamp
+
+
+def test_incremental_sync_fetches_only_appended_records(sandbox, db_url):
+    config = make_config(db_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
+    engine = engine_for(config)
+    run(config, engine, INCREMENTAL)
+    headers = {"Authorization": "Token sandbox-prescrypto"}
+    for n in range(3):
+        response = sandbox.client.post("/prescrypto/api/v2/patient/", headers=headers,
+                                       json={"name": f"Nueva Paciente {n}", "date_of_birth": "2001-02-03"})
+        assert response.status_code == 201
+    sandbox.client.delete("/_sandbox/stats")
+
+    result = by_stream(run(config, engine, INCREMENTAL))["rx/patients"]
+    assert (result.counts.fetched, result.counts.inserted) == (3, 3)
+    assert sandbox.stats()["total"] == 1  # one short page from the stored offset
+    assert count(engine, "patient") == 233
+
+
+def test_sweep_catches_updates_and_soft_deletes(sandbox, db_url):
+    config = make_config(db_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
+    engine = engine_for(config)
+    run(config, engine, SWEEP)
+    truth = source_patients(sandbox)
+    changed, removed = truth[5], truth[100]
+    assert sandbox.client.patch(f"/_sandbox/prescrypto/patients/{changed['id']}",
+                                json={"name": "Renombrada de la Cruz Pérez"}).status_code == 200
+    assert sandbox.client.delete(f"/_sandbox/prescrypto/patients/{removed['id']}").status_code in (200, 204)
+
+    result = by_stream(run(config, engine, SWEEP))["rx/patients"]
+    assert (result.counts.updated, result.deleted, result.counts.unchanged) == (1, 1, 228)
+    renamed, gone = patient_row(engine, "rx", changed["uid"]), patient_row(engine, "rx", removed["uid"])
+    assert (renamed["given_name"], renamed["family_name"]) == ("Renombrada", "de la Cruz Pérez")
+    assert gone["deleted_at"] is not None and renamed["deleted_at"] is None
+    assert count(engine, "source_record", "deleted_at IS NOT NULL") == 1
+    assert count(engine, "patient") == 230  # soft-deleted, never dropped
+
+
+def test_bad_records_are_quarantined_and_the_rest_land(sandbox, db_url):
+    sandbox.post("/_sandbox/prescrypto/patients", {"name": "Fecha Mala", "date_of_birth": "1990-13-45",
+                                                   "uid": "bad-date-1", "gender": "F"})
+    sandbox.post("/_sandbox/prescrypto/patients", {"name": "Sin Uid", "date_of_birth": "1990-01-01", "uid": ""})
+    config = make_config(db_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
+    engine = engine_for(config)
+
+    result = by_stream(run(config, engine, SWEEP))["rx/patients"]
+    assert result.status == "succeeded"
+    assert (result.counts.inserted, result.counts.quarantined) == (230, 2)
+    with engine.connect() as conn:
+        from sqlalchemy import text
+
+        reasons = dict(conn.execute(text("SELECT source_key, reason FROM quarantine")).all())
+    assert reasons["bad-date-1"] == "date_of_birth: '1990-13-45' is not a valid date"
+    (missing,) = [reason for key, reason in reasons.items() if key.startswith("sha256:")]
+    assert missing == "uid: missing or empty"
+
+    # Fixed at the source: the next sweep lands it and clears its quarantine row.
+    bad = next(p for p in source_patients(sandbox) if p["uid"] == "bad-date-1")
+    sandbox.client.patch(f"/_sandbox/prescrypto/patients/{bad['id']}", json={"date_of_birth": "1990-12-15"})
+    again = by_stream(run(config, engine, SWEEP))["rx/patients"]
+    assert (again.counts.inserted, again.counts.quarantined) == (1, 1)
+    assert count(engine, "quarantine") == 1 and count(engine, "patient") == 231
+
+
+def test_envelope_body_is_accepted_too(sandbox, db_url):
+    sandbox.post("/_sandbox/prescrypto/switches", {"patients_envelope": True})
+    config = make_config(db_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
+    engine = engine_for(config)
+    result = by_stream(run(config, engine, SWEEP))["rx/patients"]
+    assert (result.status, result.counts.inserted) == ("succeeded", 230)
+
+
+@pytest.mark.parametrize("page_size", [1000])
+def test_medics_limit_is_capped_at_100(sandbox, sqlite_url, page_size):
+    sandbox.reset(patients=10, medics=250, seed=3)
+    config = make_config(sqlite_url, {"rx": prescrypto_source(sandbox, streams=["medics"], page_size=page_size)})
+    engine = engine_for(config)
+    result = by_stream(run(config, engine, SWEEP))["rx/medics"]
+    assert (result.status, result.counts.inserted) == ("succeeded", 250)
+    assert sandbox.stats()["total"] == 3
