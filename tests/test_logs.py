@@ -37,7 +37,10 @@ def test_sensitive_keys_secrets_and_ssn_shapes_are_redacted():
 
 def test_configured_pipeline_renders_json_without_personal_data(capsys):
     logs.configure("INFO", json=True)
-    structlog.get_logger().warning("retrying", source="rx", name="Matilde Montoya", wait_s=0.5)
+    try:
+        structlog.get_logger().warning("retrying", source="rx", name="Matilde Montoya", wait_s=0.5)
+    finally:
+        structlog.reset_defaults()  # the configured logger writes to this test's captured stderr
     line = capsys.readouterr().err.strip().splitlines()[-1]
     event = json.loads(line)
     assert event["event"] == "retrying" and event["name"] == "[redacted]" and event["wait_s"] == 0.5
