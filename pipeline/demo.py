@@ -8,10 +8,11 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, func, select
+from sqlmodel import SQLModel
 
 from pipeline.config import Config
 from pipeline.runner import SWEEP, RunOptions, RunResult, run_sources
-from pipeline.tables import CANONICAL, Crosswalk, Medic, Patient, Quarantine, SourceRecord
+from pipeline.tables import CANONICAL, Crosswalk, Medic, Patient, Quarantine, SourceRecord, table_of
 from sandbox import prescrypto as prescrypto_sandbox
 from sandbox.server import running_sandbox
 
@@ -34,20 +35,20 @@ def run_demo(
 
 
 def _summary(engine: Engine, console: Console) -> None:
-    tables = [*CANONICAL.values(), Crosswalk, SourceRecord, Quarantine]
+    tables: list[type[SQLModel]] = [*CANONICAL.values(), Crosswalk, SourceRecord, Quarantine]
     counts = Table(title="rows per table")
     counts.add_column("table")
     counts.add_column("rows", justify="right")
     with engine.connect() as conn:
         for model in tables:
-            t = model.__table__
+            t = table_of(model)
             counts.add_row(t.name, str(conn.execute(select(func.count()).select_from(t)).scalar()))
         console.print(counts)
         for model, columns in (
             (Patient, ("given_name", "family_name", "birth_date", "sex", "phone", "curp", "city")),
             (Medic, ("full_name", "sex", "license_number", "specialty", "organization_id")),
         ):
-            t = model.__table__
+            t = table_of(model)
             sample = Table(title=f"a few {t.name} rows")
             for column in columns:
                 sample.add_column(column)

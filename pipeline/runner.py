@@ -136,6 +136,8 @@ def _walk(
     result: RunResult,
 ) -> None:
     spec = stream_spec(source, stream)
+    run_id = result.run_id
+    assert run_id is not None, "the run row is written before the walk"
     paginator, base = spec.stream.paginator, dict(spec.stream.params)
     with engine.connect() as conn:
         cursor = state.load_cursor(conn, name, stream)
@@ -164,11 +166,11 @@ def _walk(
             else:
                 cursor = {**cursor, **checkpoint}
             with engine.begin() as conn:
-                counts = write_page(conn, name, spec, page.records, ctx, now, result.run_id)
+                counts = write_page(conn, name, spec, page.records, ctx, now, run_id)
                 state.save_cursor(conn, name, stream, cursor, now)
                 state.renew_lease(conn, name, stream, holder, now, options.lease_ttl)
                 result.counts.add(counts)
-                state.update_run(conn, result.run_id, **_count_values(result))
+                state.update_run(conn, run_id, **_count_values(result))
             seen.update(counts.keys)
             total = page.total if page.total is not None else total
             if options.progress:

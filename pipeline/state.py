@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from canonical.errors import LeaseHeldError, PatientSyncError
-from pipeline.tables import SyncLease, SyncRun, SyncState
+from pipeline.tables import SyncLease, SyncRun, SyncState, table_of
 
 LEASE_TTL = dt.timedelta(minutes=5)  # renewed at every page; a dead holder's lease lapses after this
 
@@ -34,13 +34,13 @@ def _insert(conn: Connection, table: Any) -> Any:
 
 
 def load_cursor(conn: Connection, source: str, stream: str) -> dict[str, Any]:
-    t = SyncState.__table__
+    t = table_of(SyncState)
     value = conn.execute(select(t.c.cursor).where(t.c.source == source, t.c.stream == stream)).scalar()
     return dict(value or {})
 
 
 def save_cursor(conn: Connection, source: str, stream: str, cursor: dict[str, Any], now: dt.datetime) -> None:
-    t = SyncState.__table__
+    t = table_of(SyncState)
     stmt = _insert(conn, t).values(source=source, stream=stream, cursor=cursor, updated_at=now)
     conn.execute(
         stmt.on_conflict_do_update(index_elements=["source", "stream"], set_={"cursor": cursor, "updated_at": now})
@@ -49,7 +49,7 @@ def save_cursor(conn: Connection, source: str, stream: str, cursor: dict[str, An
 
 def acquire_lease(engine: Engine, source: str, stream: str, holder: str, ttl: dt.timedelta = LEASE_TTL) -> None:
     """Take the stream's lease, or raise ``LeaseHeldError`` while another live holder has it."""
-    t = SyncLease.__table__
+    t = table_of(SyncLease)
     now = utcnow()
     with engine.begin() as conn:
         stmt = _insert(conn, t).values(source=source, stream=stream, holder=holder, expires_at=now + ttl)
@@ -69,7 +69,7 @@ def renew_lease(
     conn: Connection, source: str, stream: str, holder: str, now: dt.datetime, ttl: dt.timedelta = LEASE_TTL
 ) -> None:
     """Inside a page's transaction: extend our lease, or fail the page if we no longer hold it."""
-    t = SyncLease.__table__
+    t = table_of(SyncLease)
     result = conn.execute(
         update(t).where(t.c.source == source, t.c.stream == stream, t.c.holder == holder).values(expires_at=now + ttl)
     )
@@ -78,14 +78,14 @@ def renew_lease(
 
 
 def release_lease(engine: Engine, source: str, stream: str, holder: str) -> None:
-    t = SyncLease.__table__
+    t = table_of(SyncLease)
     with engine.begin() as conn:
         conn.execute(delete(t).where(t.c.source == source, t.c.stream == stream, t.c.holder == holder))
 
 
 def start_run(engine: Engine, source: str, stream: str, mode: str) -> int:
     """Record a run; earlier runs of the stream still marked running died without finishing."""
-    t = SyncRun.__table__
+    t = table_of(SyncRun)
     now = utcnow()
     with engine.begin() as conn:
         conn.execute(
@@ -96,9 +96,12 @@ def start_run(engine: Engine, source: str, stream: str, mode: str) -> int:
         result = conn.execute(
             t.insert().values(source=source, stream=stream, mode=mode, started_at=now, status="running")
         )
-        return int(result.inserted_primary_key[0])
+        key = result.inserted_primary_key
+        if key is None:
+            raise RuntimeError("the database returned no id for the new sync_run row")
+        return int(key[0])
 
 
 def update_run(conn: Connection, run_id: int, **values: Any) -> None:
-    t = SyncRun.__table__
+    t = table_of(SyncRun)
     conn.execute(update(t).where(t.c.id == run_id).values(**values))

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, func, select
 from pipeline.config import Config
 from pipeline.sources import stream_names
 from pipeline.state import load_cursor, utcnow
-from pipeline.tables import Quarantine, SourceRecord, SyncRun
+from pipeline.tables import Quarantine, SourceRecord, SyncRun, table_of
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -19,7 +19,7 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def stream_status(config: Config, engine: Engine) -> list[dict[str, Any]]:
-    runs, quarantine, records = SyncRun.__table__, Quarantine.__table__, SourceRecord.__table__
+    runs, quarantine, records = table_of(SyncRun), table_of(Quarantine), table_of(SourceRecord)
     now = utcnow()
     rows = []
     with engine.connect() as conn:

@@ -29,6 +29,7 @@ from pipeline.tables import (
     PatientOrganization,
     Quarantine,
     SourceRecord,
+    table_of,
 )
 
 _ID_NAMESPACE = uuid.UUID("5b7c1f0e-2f4e-4d2a-9c57-5e1f3a9b2d11")
@@ -100,7 +101,7 @@ def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keep
 
 
 def _stored_hashes(conn: Connection, source: str, stream: str, keys: list[str]) -> dict[str, tuple[str, bool]]:
-    t = SourceRecord.__table__
+    t = table_of(SourceRecord)
     found: dict[str, tuple[str, bool]] = {}
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
@@ -169,12 +170,12 @@ def write_page(
             counts.updated += 1
 
     rows.write(conn)
-    _upsert(conn, SourceRecord.__table__, landed, keep=("first_seen_at",))
+    _upsert(conn, table_of(SourceRecord), landed, keep=("first_seen_at",))
     if landed:
-        q = Quarantine.__table__
+        q = table_of(Quarantine)
         keys = [row["source_key"] for row in landed]
         conn.execute(delete(q).where(q.c.source == source, q.c.stream == stream.name, q.c.source_key.in_(keys)))
-    _upsert(conn, Quarantine.__table__, bad)
+    _upsert(conn, table_of(Quarantine), bad)
     counts.quarantined = len(bad)
     return counts
 
@@ -247,11 +248,11 @@ class _Rows:
 
     def write(self, conn: Connection) -> None:
         for entity_type, rows in self.canonical.items():
-            _upsert(conn, CANONICAL[entity_type.value].__table__, list(rows.values()), keep=("created_at",))
-        _upsert(conn, Crosswalk.__table__, list(self.crosswalk.values()))
+            _upsert(conn, table_of(CANONICAL[entity_type.value]), list(rows.values()), keep=("created_at",))
+        _upsert(conn, table_of(Crosswalk), list(self.crosswalk.values()))
         for table, other_type in (
-            (PatientMedic.__table__, EntityType.medic),
-            (PatientOrganization.__table__, EntityType.organization),
+            (table_of(PatientMedic), EntityType.medic),
+            (table_of(PatientOrganization), EntityType.organization),
         ):
             if self.relinked_patients:
                 conn.execute(
@@ -259,19 +260,19 @@ class _Rows:
                         table.c.source == self.source, table.c.patient_id.in_(sorted(self.relinked_patients))
                     )
                 )
-            rows = list(self.links[other_type].values())
-            if rows:
-                conn.execute(_insert(conn, table).on_conflict_do_nothing(), rows)
+            links = list(self.links[other_type].values())
+            if links:
+                conn.execute(_insert(conn, table).on_conflict_do_nothing(), links)
 
 
 def soft_delete_missing(conn: Connection, source: str, spec: StreamSpec, seen: set[str], now: dt.datetime) -> int:
     """Mark records (and their canonical entities) that a complete sweep did not see as deleted."""
-    t = SourceRecord.__table__
+    t = table_of(SourceRecord)
     live = conn.execute(
         select(t.c.source_key).where(t.c.source == source, t.c.stream == spec.stream.name, t.c.deleted_at.is_(None))
     ).scalars()
     gone = sorted(set(live) - seen)
-    entity = CANONICAL[spec.entity.value].__table__
+    entity = table_of(CANONICAL[spec.entity.value])
     for start in range(0, len(gone), _CHUNK):
         chunk = gone[start : start + _CHUNK]
         conn.execute(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, String, Text
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, String, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -174,9 +174,14 @@ class SyncLease(SQLModel, table=True):
     expires_at: dt.datetime | None = _ts(nullable=False)
 
 
-CANONICAL = {
+CANONICAL: dict[str, type[SQLModel]] = {
     "patient": Patient,
     "medic": Medic,
     "organization": Organization,
     "observation": Observation,
 }
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a table model (SQLModel does not declare ``__table__`` to type checkers)."""
+    return model.__table__  # type: ignore[attr-defined, no-any-return]

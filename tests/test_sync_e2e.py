@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.runner import INCREMENTAL, SWEEP
 from pipeline.store import canonical_id
-from pipeline.tables import Patient
+from pipeline.tables import Patient, table_of
 from tests.support import (
     by_stream,
     count,
@@ -56,7 +56,7 @@ def test_second_run_over_unchanged_source_writes_no_row(sandbox, db_url):
     config = make_config(db_url, {"rx": prescrypto_source(sandbox)})
     engine = engine_for(config)
     run(config, engine, SWEEP)
-    before, stamp = snapshot(engine), max_updated(engine, Patient.__table__)
+    before, stamp = snapshot(engine), max_updated(engine, table_of(Patient))
 
     again = by_stream(run(config, engine, SWEEP))
     assert again["rx/patients"].counts.unchanged == 230
@@ -64,7 +64,7 @@ def test_second_run_over_unchanged_source_writes_no_row(sandbox, db_url):
     incremental = by_stream(run(config, engine, INCREMENTAL))
     assert incremental["rx/patients"].counts.fetched == 0  # the tail offset: nothing new to fetch
     assert snapshot(engine) == before
-    assert max_updated(engine, Patient.__table__) == stamp
+    assert max_updated(engine, table_of(Patient)) == stamp
 
 
 def test_incremental_sync_fetches_only_appended_records(sandbox, db_url):
