@@ -23,6 +23,7 @@ from pipeline import logs
 from pipeline.config import Config
 from pipeline.db import migrate, open_engine
 from pipeline.runner import INCREMENTAL, SWEEP, ProgressFn, RunOptions, RunResult, run_sources
+from pipeline.signals import graceful_stop
 
 app = typer.Typer(
     help="Keep a canonical patient database in step with several patient APIs.",
@@ -155,9 +156,13 @@ def _run(ctx: typer.Context, mode: str, sources: list[str] | None) -> None:
     config = load_config(ctx)
     check_sources(config, sources)
     engine = open_database(config)
-    with progress_bars() as progress:
-        results = run_sources(config, engine, mode, sources, RunOptions(progress=progress))
+    options = RunOptions()
+    with graceful_stop(options.stop), progress_bars() as options.progress:
+        results = run_sources(config, engine, mode, sources, options)
     print_results(results)
+    if options.stop.is_set():
+        err.print("stopped early: the next run continues from the last checkpoint")
+        raise typer.Exit(130)
     raise typer.Exit(0 if all(r.ok for r in results) else 1)
 
 

@@ -7,9 +7,7 @@ stop event: running streams finish the page in hand, checkpoint and return, then
 
 from __future__ import annotations
 
-import signal
 import threading
-from typing import Any
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -18,6 +16,7 @@ from sqlalchemy import Engine
 
 from pipeline.config import Config
 from pipeline.runner import INCREMENTAL, SWEEP, RunOptions, run_sources
+from pipeline.signals import graceful_stop
 
 log = structlog.get_logger(__name__)
 
@@ -46,17 +45,11 @@ def run_daemon(config: Config, engine: Engine, options: RunOptions, run_now: boo
         if run_now and source.schedule:
             scheduler.add_job(job, args=(name, INCREMENTAL), id=f"{name}:start", name=f"{name} first sync")
 
-    def on_signal(signum: int, _frame: Any) -> None:
-        log.info("stopping: finishing the page in hand", signal=signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    scheduler.start()
-    log.info("daemon started", jobs=[job.name for job in scheduler.get_jobs()])
-    try:
-        stop.wait()
-    finally:
-        scheduler.shutdown(wait=True)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        log.info("daemon stopped")
+    with graceful_stop(stop):
+        scheduler.start()
+        log.info("daemon started", jobs=[job.name for job in scheduler.get_jobs()])
+        try:
+            stop.wait()
+        finally:
+            scheduler.shutdown(wait=True)
+            log.info("daemon stopped")

@@ -104,6 +104,8 @@ def run_stream(
         log.exception("stream crashed", source=name, stream=stream)
         result.status, result.error = "failed", f"{name}/{stream}: {type(exc).__name__}: {exc}"
     finally:
+        if result.status == "running":  # cut short by KeyboardInterrupt or SystemExit
+            result.status, result.error = "interrupted", "stopped before the page in hand was committed"
         _finish(engine, result)
         state.release_lease(engine, name, stream, holder)
     log_fn = log.info if result.ok else log.error

@@ -90,3 +90,33 @@ def test_help_explains_every_command():
     assert "--config" in proc.stdout
     assert "SWEEP" not in proc.stdout
     _ = SWEEP
+
+
+def test_ctrl_c_during_backfill_checkpoints_and_a_rerun_continues_at_once(sandbox, tmp_path, db_url):
+    sandbox.faults([{"path": "/prescrypto/api/v2/patient/", "delay": 0.3, "times": None}])
+    sources = {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=10)}
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(config_yaml(db_url, sources))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "--config", str(cfg), "backfill"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    engine = engine_for(make_config(db_url, sources))
+    deadline = time.monotonic() + 60
+    while count(engine, "patient") < 20 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "the next run continues from the last checkpoint" in err
+    assert count(engine, "sync_lease") == 0  # released: a rerun need not wait for the lease to lapse
+    stored = count(engine, "patient")
+
+    sandbox.clear_faults()
+    rerun = cli("--config", str(cfg), "backfill")
+    assert rerun.returncode == 0, rerun.stderr
+    assert count(engine, "patient") == 230
+    with engine.connect() as conn:
+        from sqlalchemy import text
+
+        fetched = conn.execute(text("SELECT fetched FROM sync_run ORDER BY id DESC")).scalars().first()
+    assert fetched == 230 - stored
