@@ -17,6 +17,7 @@ import structlog
 import tenacity
 
 from canonical.errors import AuthError, BodyError, FetchError
+from connectors.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
 
@@ -85,9 +86,11 @@ class SourceClient:
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
         max_connections: int = 10,
+        rate_limit: float | None = None,
     ) -> None:
         self.name = name
         self.retry = retry or RetryPolicy()
+        self._limiter = RateLimiter(rate_limit) if rate_limit else None
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers={"Accept": "application/json", **headers},
@@ -132,6 +135,8 @@ class SourceClient:
             raise BodyError(self.name, stream, f"response to {url} is not JSON") from None
 
     def _get_once(self, url: str, params: dict[str, Any] | None, stream: str) -> httpx.Response:
+        if self._limiter is not None:
+            self._limiter.acquire()
         try:
             response = self._http.get(url, params=params)
         except httpx.TimeoutException as exc:

@@ -67,4 +67,5 @@ def open_client(name: str, source: SourceConfig, retry: RetryPolicy | None = Non
         timeout=source.timeout,
         retry=retry or RetryPolicy(attempts=source.retries),
         max_connections=max(2, source.concurrency),
+        rate_limit=source.rate_limit,
     )

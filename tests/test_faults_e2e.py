@@ -161,3 +161,15 @@ def test_a_lapsed_lease_taken_by_another_process_stops_the_page_commit(sandbox, 
     result = by_stream(run(config, engine, SWEEP, progress=steal))["rx/patients"]
     assert result.status == "failed" and "lease lapsed" in result.error
     assert count(engine, "patient") == 50  # page 2 was not committed
+
+
+def test_rate_limit_spaces_requests(sandbox, sqlite_url):
+    config = make_config(sqlite_url, {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=10,
+                                                              rate_limit=40)})
+    started = time.monotonic()
+    result = by_stream(run(config, engine_for(config), SWEEP))["rx/patients"]
+    elapsed = time.monotonic() - started
+    assert (result.status, result.counts.inserted) == ("succeeded", 230)
+    requests = sandbox.stats()["total"]
+    assert requests == 24  # 23 full pages and the empty one that ends the stream
+    assert elapsed >= (requests - 1) / 40  # evenly spaced: a lower bound, not a speed target
