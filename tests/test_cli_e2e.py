@@ -9,8 +9,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from pipeline.runner import SWEEP
 from tests.support import config_yaml, count, engine_for, make_config, prescrypto_source, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,6 +20,23 @@ def cli(*args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd, env=env)
+
+
+def interrupt_midway(sandbox, tmp_path, db_url, sources, command, signum) -> tuple[int, str, Any]:
+    """Run ``command`` over slow pages, send ``signum`` once 20 patients are stored; (exit status, stderr, engine)."""
+    sandbox.faults([{"path": "/prescrypto/api/v2/patient/", "delay": 0.3, "times": None}])
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(config_yaml(db_url, sources))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "--config", str(cfg), command],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    engine = engine_for(make_config(db_url, sources))
+    deadline = time.monotonic() + 60
+    while count(engine, "patient") < 20 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=30)
+    return proc.returncode, err, engine
 
 
 def test_status_json_shows_cursor_and_last_run(sandbox, tmp_path, db_url):
@@ -55,20 +72,9 @@ def test_demo_prints_what_landed(tmp_path):
 
 def test_daemon_stops_cleanly_on_sigterm(sandbox, tmp_path, sqlite_url):
     # Every page is slow, so SIGTERM arrives mid-sweep: the page in hand is finished and checkpointed.
-    sandbox.faults([{"path": "/prescrypto/api/v2/patient/", "delay": 0.3, "times": None}])
     sources = {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=10, schedule="* * * * *")}
-    cfg = tmp_path / "config.yaml"
-    cfg.write_text(config_yaml(sqlite_url, sources))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "--config", str(cfg), "daemon"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    engine = engine_for(make_config(sqlite_url, sources))
-    deadline = time.monotonic() + 60
-    while count(engine, "patient") < 20 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+    status, err, engine = interrupt_midway(sandbox, tmp_path, sqlite_url, sources, "daemon", signal.SIGTERM)
+    assert status == 0, err
     stored = count(engine, "patient")
     assert 20 <= stored < 230
     assert count(engine, "sync_run", "status = 'interrupted'") == 1
@@ -88,25 +94,15 @@ def test_help_explains_every_command():
     for command in ("sync", "backfill", "daemon", "status", "sandbox", "demo"):
         assert command in proc.stdout
     assert "--config" in proc.stdout
-    assert "SWEEP" not in proc.stdout
-    _ = SWEEP
+    backfill = cli("backfill", "--help")
+    assert "continues from its last checkpoint" in backfill.stdout and "--source" in backfill.stdout
 
 
 def test_ctrl_c_during_backfill_checkpoints_and_a_rerun_continues_at_once(sandbox, tmp_path, db_url):
-    sandbox.faults([{"path": "/prescrypto/api/v2/patient/", "delay": 0.3, "times": None}])
     sources = {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=10)}
+    status, err, engine = interrupt_midway(sandbox, tmp_path, db_url, sources, "backfill", signal.SIGINT)
     cfg = tmp_path / "config.yaml"
-    cfg.write_text(config_yaml(db_url, sources))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "--config", str(cfg), "backfill"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    engine = engine_for(make_config(db_url, sources))
-    deadline = time.monotonic() + 60
-    while count(engine, "patient") < 20 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    assert status == 130, err
     assert "the next run continues from the last checkpoint" in err
     assert count(engine, "sync_lease") == 0  # released: a rerun need not wait for the lease to lapse
     stored = count(engine, "patient")
