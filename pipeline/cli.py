@@ -167,7 +167,8 @@ def _run(ctx: typer.Context, mode: str, sources: list[str] | None) -> None:
 
 
 SourceOption = Annotated[
-    list[str] | None, typer.Option("--source", "-s", metavar="NAME", help="Only this source (repeatable).", show_default=False)
+    list[str] | None,
+    typer.Option("--source", "-s", metavar="NAME", help="Only this source (repeatable).", show_default=False),
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +46,8 @@ def canonical_id(source: str, entity_type: str, key: str) -> str:
 def redact(payload: Any) -> Any:
     """The payload as stored in ``source_record``: secrets (tokens, passwords, SSNs) replaced.
 
-    NUL characters become U+FFFD: PostgreSQL's JSONB cannot hold them, and one must not fail a whole page.
+    What PostgreSQL's JSONB cannot hold, and so would fail a whole page, is made storable: NUL characters
+    become U+FFFD, and NaN or infinite numbers their text.
     """
     if isinstance(payload, dict):
         return {
@@ -55,6 +57,8 @@ def redact(payload: Any) -> Any:
         return [redact(item) for item in payload]
     if isinstance(payload, str) and "\x00" in payload:
         return payload.replace("\x00", "\ufffd")
+    if isinstance(payload, float) and not math.isfinite(payload):
+        return str(payload)
     return payload
 
 

@@ -1,0 +1,51 @@
+"""Page writes on both databases: payloads that would break JSONB, and ids that stay stable."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from connectors import prescrypto as prescrypto_streams
+from mappings.context import MappingContext
+from pipeline.sources import KINDS
+from pipeline.store import canonical_id, redact, write_page
+from tests.support import count, engine_for, make_config
+
+SPEC = KINDS["prescrypto"].streams["patients"]
+CTX = MappingContext(today=dt.date(2026, 11, 21))
+
+
+def patient(uid: str, **fields: object) -> dict:
+    return {"id": 1, "uid": uid, "name": "Ana del Valle", "date_of_birth": "1990-01-02", "gender": "F", **fields}
+
+
+def test_redact_hides_secrets_and_makes_payloads_storable():
+    raw = {"token": "abc", "password": "p", "ssn": "123-45-6789", "note": "a\x00b", "score": float("nan"),
+           "nested": [{"Token": "x", "n": float("inf")}], "empty_token": "", "name": "Ana"}
+    assert redact(raw) == {"token": "[redacted]", "password": "[redacted]", "ssn": "[redacted]", "note": "a\ufffdb",
+                           "score": "nan", "nested": [{"Token": "[redacted]", "n": "inf"}], "empty_token": "",
+                           "name": "Ana"}
+
+
+def test_odd_payloads_land_on_both_databases(db_url):
+    engine = engine_for(make_config(db_url, {"x": {"kind": "prescrypto", "base_url": "http://h/", "token": "t"}}))
+    records = [
+        patient("u-1", campaign="a\x00b", extra=float("nan")),  # odd, but in fields no mapping reads: lands
+        patient("u-2", location="Ciudad\x00 Oculta"),  # a NUL in a mapped field: quarantined, payload kept
+        patient("u-3"),
+        [1, 2],
+        "text",
+    ]
+    now = dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
+    with engine.begin() as conn:
+        counts = write_page(conn, "rx", SPEC, records, CTX, now, run_id=None)
+    assert (counts.fetched, counts.inserted, counts.quarantined) == (5, 2, 3)
+    assert count(engine, "patient") == 2
+    assert count(engine, "quarantine", "reason = 'record: not a JSON object'") == 2
+    assert count(engine, "quarantine", "source_key = 'u-2' AND reason LIKE 'location: %'") == 1
+    assert prescrypto_streams.PATIENTS.key == "uid"
+
+
+def test_canonical_ids_are_stable_and_distinct_per_source_and_type():
+    assert canonical_id("rx", "patient", "u-1") == canonical_id("rx", "patient", "u-1")
+    assert len({canonical_id("rx", "patient", "1"), canonical_id("rx", "medic", "1"),
+                canonical_id("other", "patient", "1")}) == 3
