@@ -19,7 +19,12 @@ def open_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    # A page's upsert as multi-row VALUES statements, not one round trip per row (SQLAlchemy does this
+    # for psycopg only when asked; its "insertmanyvalues" batching keeps each statement under the
+    # parameter limit).
+    engine.dialect.use_insertmanyvalues_wo_returning = True  # type: ignore[attr-defined]
+    return engine
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -27,12 +27,14 @@ from pipeline import state
 from pipeline.config import Config, SourceConfig
 from pipeline.prefetch import Prefetched
 from pipeline.sources import open_client, phone_region, stream_names, stream_spec
-from pipeline.store import PageCounts, soft_delete_missing, write_page
+from pipeline.store import PageCounts, refresh_statistics, soft_delete_missing, write_page
 
 log = structlog.get_logger(__name__)
 
 INCREMENTAL = "incremental"
 SWEEP = "sweep"
+
+RUN_COUNTS_EVERY = dt.timedelta(seconds=5)
 
 # Called after each committed page: (source, stream, records so far, total if the source says it).
 ProgressFn = Callable[[str, str, int, int | None], None]
@@ -157,6 +159,8 @@ def _walk(
     ctx = MappingContext(today=options.today or dt.date.today(), phone_region=phone_region(source))
     seen: set[str] = set()
     total: int | None = None
+    analyze_at = 1000  # rows inserted by this run; doubled after each refresh
+    counted_at = state.utcnow()
 
     with Prefetched(read_pages(client, spec.stream, start), depth=options.prefetch) as pages:
         for params, page in pages:
@@ -172,8 +176,13 @@ def _walk(
                 state.save_cursor(conn, name, stream, cursor, now)
                 state.renew_lease(conn, name, stream, holder, now, options.lease_ttl)
                 result.counts.add(counts)
-                state.update_run(conn, run_id, **_count_values(result))
+                if now - counted_at >= RUN_COUNTS_EVERY:  # so status shows a long run's progress
+                    state.update_run(conn, run_id, **_count_values(result))
+                    counted_at = now
             seen.update(counts.keys)
+            if result.counts.inserted >= analyze_at:
+                refresh_statistics(engine)
+                analyze_at *= 2
             total = page.total if page.total is not None else total
             if options.progress:
                 options.progress(name, stream, result.counts.fetched, total)

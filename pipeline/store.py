@@ -16,8 +16,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, delete, or_, select, update
+import orjson
+from sqlalchemy import Connection, Engine, String, Table, and_, delete, func, literal, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from canonical.errors import RecordError
 from canonical.model import Entity, EntityType, Mapped, MedicRecord, ObservationRecord
@@ -47,8 +49,11 @@ def redact(payload: Any) -> Any:
     """The payload as stored in ``source_record``: secrets (tokens, passwords, SSNs) replaced.
 
     What PostgreSQL's JSONB cannot hold, and so would fail a whole page, is made storable: NUL characters
-    become U+FFFD, and NaN or infinite numbers their text.
+    become U+FFFD, and NaN or infinite numbers their text. A flat record with none of these is returned as
+    it is, uncopied: that is nearly every record, and this runs for every record fetched.
     """
+    if isinstance(payload, dict) and _is_plain(payload):
+        return payload
     if isinstance(payload, dict):
         return {
             redact(k): ("[redacted]" if str(k).lower() in _SECRET_KEYS and v else redact(v)) for k, v in payload.items()
@@ -62,9 +67,29 @@ def redact(payload: Any) -> Any:
     return payload
 
 
+def _is_plain(record: dict[str, Any]) -> bool:
+    for key, value in record.items():
+        if key.lower() in _SECRET_KEYS or "\x00" in key:
+            return False
+        kind = type(value)
+        if kind is str:
+            if "\x00" in value:
+                return False
+        elif kind is float:
+            if not math.isfinite(value):
+                return False
+        elif kind is not int and kind is not bool and value is not None:
+            return False  # nested lists and objects take the full walk
+    return True
+
+
 def payload_hash(payload: Any) -> str:
-    encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(encoded.encode()).hexdigest()
+    """sha256 of the payload's canonical JSON (sorted keys); orjson, as this runs for every record fetched."""
+    try:
+        encoded = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # integers beyond 64 bits, keys that are not strings: the slow, general encoder
+        encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()
 
 
 @dataclass
@@ -107,10 +132,13 @@ def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keep
 def _stored_hashes(conn: Connection, source: str, stream: str, keys: list[str]) -> dict[str, tuple[str, bool]]:
     t = table_of(SourceRecord)
     found: dict[str, tuple[str, bool]] = {}
+    postgres = conn.dialect.name == "postgresql"
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
+        # PostgreSQL takes the keys as one array parameter: one cached statement instead of one per length.
+        among = t.c.source_key == func.any(literal(chunk, ARRAY(String))) if postgres else t.c.source_key.in_(chunk)
         query = select(t.c.source_key, t.c.payload_hash, t.c.deleted_at).where(
-            t.c.source == source, t.c.stream == stream, t.c.source_key.in_(chunk)
+            t.c.source == source, t.c.stream == stream, among
         )
         for key, digest, deleted_at in conn.execute(query):
             found[key] = (digest, deleted_at is not None)
@@ -267,6 +295,18 @@ class _Rows:
             links = list(self.links[other_type].values())
             if links:
                 conn.execute(_insert(conn, table).on_conflict_do_nothing(), links)
+
+
+def refresh_statistics(engine: Engine) -> None:
+    """Let PostgreSQL's planner see how much ``source_record`` grew during a bulk load.
+
+    Without statistics it guesses that one row matches (source, stream) and scans every stored record of
+    the stream to look up a page's hashes, which grows slower with every page of a first backfill.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("ANALYZE source_record"))
+            conn.commit()
 
 
 def soft_delete_missing(conn: Connection, source: str, spec: StreamSpec, seen: set[str], now: dt.datetime) -> int:
