@@ -129,16 +129,24 @@ def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keep
     conn.execute(stmt, list(rows))
 
 
+def _among(conn: Connection, column: Any, keys: list[str]) -> Any:
+    """``column IN keys`` with the keys as ONE parameter (an array; in SQLite a JSON list).
+
+    An IN list of N parameters is a new statement for every N, re-rendered and re-prepared at every page;
+    one parameter keeps one cached statement. It halves the per-page lookup on both databases.
+    """
+    if conn.dialect.name == "postgresql":
+        return column == func.any(literal(keys, ARRAY(String)))
+    return column.in_(select(func.json_each(literal(orjson.dumps(keys).decode())).table_valued("value").c.value))
+
+
 def _stored_hashes(conn: Connection, source: str, stream: str, keys: list[str]) -> dict[str, tuple[str, bool]]:
     t = table_of(SourceRecord)
     found: dict[str, tuple[str, bool]] = {}
-    postgres = conn.dialect.name == "postgresql"
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
-        # PostgreSQL takes the keys as one array parameter: one cached statement instead of one per length.
-        among = t.c.source_key == func.any(literal(chunk, ARRAY(String))) if postgres else t.c.source_key.in_(chunk)
         query = select(t.c.source_key, t.c.payload_hash, t.c.deleted_at).where(
-            t.c.source == source, t.c.stream == stream, among
+            t.c.source == source, t.c.stream == stream, _among(conn, t.c.source_key, chunk)
         )
         for key, digest, deleted_at in conn.execute(query):
             found[key] = (digest, deleted_at is not None)
@@ -206,7 +214,9 @@ def write_page(
     if landed:
         q = table_of(Quarantine)
         keys = [row["source_key"] for row in landed]
-        conn.execute(delete(q).where(q.c.source == source, q.c.stream == stream.name, q.c.source_key.in_(keys)))
+        conn.execute(
+            delete(q).where(q.c.source == source, q.c.stream == stream.name, _among(conn, q.c.source_key, keys))
+        )
     _upsert(conn, table_of(Quarantine), bad)
     counts.quarantined = len(bad)
     return counts
