@@ -8,6 +8,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from pipeline import logs
+from tests.support import engine_for
 
 
 def test_sensitive_keys_secrets_and_ssn_shapes_are_redacted():
@@ -44,3 +45,25 @@ def test_configured_pipeline_renders_json_without_personal_data(capsys):
     line = capsys.readouterr().err.strip().splitlines()[-1]
     event = json.loads(line)
     assert event["event"] == "retrying" and event["name"] == "[redacted]" and event["wait_s"] == 0.5
+
+
+def test_a_real_sync_logs_no_personal_data_even_before_redaction(sandbox, sqlite_url):
+    """Events are captured raw (no redaction): the code itself must never put record contents in a log."""
+    from pipeline.runner import SWEEP
+    from tests.support import make_config, prescrypto_source, run, source_patients
+
+    sandbox.post("/_sandbox/prescrypto/patients", {"name": "Quarantina Bad Date", "date_of_birth": "1990-13-45",
+                                                   "uid": "bad-1", "email": "quarantina@example.mx"})
+    sandbox.faults([{"path": "/prescrypto/api/v2/patient/", "status": 503, "times": 1}])
+    config = make_config(sqlite_url, {"rx": prescrypto_source(sandbox),
+                                      "bad": prescrypto_source(sandbox, token="a-wrong-token-1234")})
+    with capture_logs() as captured:
+        run(config, engine_for(config), SWEEP)
+    text = json.dumps(captured, default=str)
+    assert any(event["event"] == "retrying" for event in captured)  # the capture saw the run
+    people = source_patients(sandbox)
+    secrets = {"a-wrong-token-1234", "sandbox-prescrypto"}
+    for person in people:
+        secrets |= {person.get(field) for field in ("name", "email", "date_of_birth", "curp", "phone")}
+    for secret in sorted(s for s in secrets if s):
+        assert secret not in text
