@@ -195,6 +195,9 @@ def _walk(
         with engine.begin() as conn:
             if sweep["resumed"]:
                 log.info("deletions left to the next complete sweep", source=name, stream=stream)
+            elif not seen:
+                # An empty listing is far likelier an outage at the source than every record deleted.
+                log.warning("the sweep saw no records: nothing soft-deleted", source=name, stream=stream)
             else:
                 result.deleted = soft_delete_missing(conn, name, spec, seen, now)
             tail = {k: v for k, v in sweep.items() if k not in ("started_at", "resumed")}

@@ -145,3 +145,13 @@ def test_medics_limit_is_capped_at_100(sandbox, sqlite_url, page_size):
     result = by_stream(run(config, engine, SWEEP))["rx/medics"]
     assert (result.status, result.counts.inserted) == ("succeeded", 250)
     assert sandbox.stats()["total"] == 3
+
+
+def test_a_sweep_that_sees_no_records_deletes_nothing(sandbox, sqlite_url):
+    config = make_config(sqlite_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
+    engine = engine_for(config)
+    run(config, engine, SWEEP)
+    sandbox.reset(patients=0)  # the source answers with an empty list
+    result = by_stream(run(config, engine, SWEEP))["rx/patients"]
+    assert (result.status, result.counts.fetched, result.deleted) == ("succeeded", 0, 0)
+    assert count(engine, "patient", "deleted_at IS NULL") == 230
