@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from canonical.errors import BodyError
 from connectors.client import SourceClient
 from connectors.paging import URL_PARAM, Page, Paginator, Params
+
+_STORABLE_KEY = re.compile("[^\x00\ud800-\udfff]{1,500}")
 
 
 @dataclass(frozen=True)
@@ -31,10 +34,13 @@ class Stream:
         return replace(self, params={**self.params, self.size_param: size})
 
     def record_key(self, record: Mapping[str, Any]) -> str | None:
+        """The record's key as text, or None when it has none a database could store (the record is then
+        quarantined under a hash of its payload)."""
         value = record.get(self.key) if isinstance(record, Mapping) else None
-        if value is None or isinstance(value, (dict, list, bool)) or str(value).strip() == "":
+        if value is None or isinstance(value, (dict, list, bool)):
             return None
-        return str(value).strip()
+        key = str(value).strip()
+        return key if key and _STORABLE_KEY.fullmatch(key) else None
 
 
 def read_pages(client: SourceClient, stream: Stream, params: Params) -> Iterator[tuple[Params, Page]]:

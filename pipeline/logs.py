@@ -15,14 +15,11 @@ from typing import Any
 
 import structlog
 
-SENSITIVE_KEYS = frozenset(
+from pipeline.redaction import SECRET_KEYS
+
+# Secrets, and every field that holds personal data in any source's records.
+SENSITIVE_KEYS = SECRET_KEYS | frozenset(
     {
-        "token",
-        "authorization",
-        "password",
-        "secret",
-        "api_key",
-        "ssn",
         "name",
         "full_name",
         "given_name",

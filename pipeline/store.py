@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from canonical.errors import RecordError
 from canonical.model import Entity, EntityType, Mapped, MedicRecord, ObservationRecord
 from mappings.context import MappingContext
+from pipeline.redaction import redact
 from pipeline.sources import StreamSpec
 from pipeline.tables import (
     CANONICAL,
@@ -36,51 +36,12 @@ from pipeline.tables import (
 )
 
 _ID_NAMESPACE = uuid.UUID("5b7c1f0e-2f4e-4d2a-9c57-5e1f3a9b2d11")
-_SECRET_KEYS = frozenset({"token", "password", "ssn", "api_key", "secret"})
 _CHUNK = 1000  # keys per IN (...) list: far below SQLite's and PostgreSQL's parameter limits
 
 
 def canonical_id(source: str, entity_type: str, key: str) -> str:
     """Stable id of an entity: the same source record always lands on the same canonical row."""
     return str(uuid.uuid5(_ID_NAMESPACE, f"{source}\x1f{entity_type}\x1f{key}"))
-
-
-def redact(payload: Any) -> Any:
-    """The payload as stored in ``source_record``: secrets (tokens, passwords, SSNs) replaced.
-
-    What PostgreSQL's JSONB cannot hold, and so would fail a whole page, is made storable: NUL characters
-    become U+FFFD, and NaN or infinite numbers their text. A flat record with none of these is returned as
-    it is, uncopied: that is nearly every record, and this runs for every record fetched.
-    """
-    if isinstance(payload, dict) and _is_plain(payload):
-        return payload
-    if isinstance(payload, dict):
-        return {
-            redact(k): ("[redacted]" if str(k).lower() in _SECRET_KEYS and v else redact(v)) for k, v in payload.items()
-        }
-    if isinstance(payload, list):
-        return [redact(item) for item in payload]
-    if isinstance(payload, str) and "\x00" in payload:
-        return payload.replace("\x00", "\ufffd")
-    if isinstance(payload, float) and not math.isfinite(payload):
-        return str(payload)
-    return payload
-
-
-def _is_plain(record: dict[str, Any]) -> bool:
-    for key, value in record.items():
-        if key.lower() in _SECRET_KEYS or "\x00" in key:
-            return False
-        kind = type(value)
-        if kind is str:
-            if "\x00" in value:
-                return False
-        elif kind is float:
-            if not math.isfinite(value):
-                return False
-        elif kind is not int and kind is not bool and value is not None:
-            return False  # nested lists and objects take the full walk
-    return True
 
 
 def payload_hash(payload: Any) -> str:

@@ -6,8 +6,9 @@ import datetime as dt
 
 from connectors import prescrypto as prescrypto_streams
 from mappings.context import MappingContext
+from pipeline.redaction import redact
 from pipeline.sources import KINDS
-from pipeline.store import canonical_id, redact, write_page
+from pipeline.store import canonical_id, write_page
 from tests.support import count, engine_for, make_config
 
 SPEC = KINDS["prescrypto"].streams["patients"]
@@ -20,10 +21,12 @@ def patient(uid: str, **fields: object) -> dict:
 
 def test_redact_hides_secrets_and_makes_payloads_storable():
     raw = {"token": "abc", "password": "p", "ssn": "123-45-6789", "note": "a\x00b", "score": float("nan"),
-           "nested": [{"Token": "x", "n": float("inf")}], "empty_token": "", "name": "Ana"}
+           "nested": [{"Token": "x", "n": float("inf")}], "empty_token": "", "name": "Ana", "odd": "\udc80!"}
     assert redact(raw) == {"token": "[redacted]", "password": "[redacted]", "ssn": "[redacted]", "note": "a\ufffdb",
                            "score": "nan", "nested": [{"Token": "[redacted]", "n": "inf"}], "empty_token": "",
-                           "name": "Ana"}
+                           "name": "Ana", "odd": "\ufffd!"}
+    plain = {"uid": "u", "name": "José", "n": 1}
+    assert redact(plain) is plain  # nothing to change: not even copied
 
 
 def test_odd_payloads_land_on_both_databases(db_url):
@@ -32,15 +35,18 @@ def test_odd_payloads_land_on_both_databases(db_url):
         patient("u-1", campaign="a\x00b", extra=float("nan")),  # odd, but in fields no mapping reads: lands
         patient("u-2", location="Ciudad\x00 Oculta"),  # a NUL in a mapped field: quarantined, payload kept
         patient("u-3"),
+        patient("u-4", campaign="half a pair \ud800"),  # an unpaired surrogate, as json.loads gives it: lands
+        patient("bad\x00key"),  # a key no database can store: quarantined under its payload's hash
         [1, 2],
         "text",
     ]
     now = dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
     with engine.begin() as conn:
         counts = write_page(conn, "rx", SPEC, records, CTX, now, run_id=None)
-    assert (counts.fetched, counts.inserted, counts.quarantined) == (5, 2, 3)
-    assert count(engine, "patient") == 2
+    assert (counts.fetched, counts.inserted, counts.quarantined) == (7, 3, 4)
+    assert count(engine, "patient") == 3
     assert count(engine, "quarantine", "reason = 'record: not a JSON object'") == 2
+    assert count(engine, "quarantine", "reason = 'uid: missing or empty'") == 1
     assert count(engine, "quarantine", "source_key = 'u-2' AND reason LIKE 'location: %'") == 1
     assert prescrypto_streams.PATIENTS.key == "uid"
 
