@@ -145,17 +145,15 @@ def _walk(
     paginator, base = spec.stream.paginator, dict(spec.stream.params)
     with engine.connect() as conn:
         cursor = state.load_cursor(conn, name, stream)
-    sweep: dict[str, Any] | None = None
-    if mode == SWEEP:
-        pending = cursor.get("sweep")
-        if pending:
-            sweep = {**pending, "resumed": True}
-            start = paginator.resume(base, pending)
-        else:
-            sweep = {"started_at": state.utcnow().isoformat(), "resumed": False}
-            start = base
+    sweeping = mode == SWEEP
+    if not sweeping:
+        start = paginator.resume(base, {k: v for k, v in cursor.items() if k not in _KEPT})
+    elif cursor.get("sweep"):  # a sweep that did not finish: continue it
+        start = paginator.resume(base, cursor["sweep"])
+        cursor = {**cursor, "sweep": {**cursor["sweep"], "resumed": True}}
     else:
-        start = paginator.resume(base, {k: v for k, v in cursor.items() if k not in ("sweep", "watermark")})
+        start = base
+        cursor = {**cursor, "sweep": {"started_at": state.utcnow().isoformat(), "resumed": False}}
     ctx = MappingContext(today=options.today or dt.date.today(), phone_region=phone_region(source))
     seen: set[str] = set()
     total: int | None = None
@@ -165,12 +163,7 @@ def _walk(
     with Prefetched(read_pages(client, spec.stream, start), depth=options.prefetch) as pages:
         for params, page in pages:
             now = state.utcnow()
-            checkpoint = paginator.checkpoint(params, page)
-            if sweep is not None:
-                sweep = {**sweep, **checkpoint}
-                cursor = {**cursor, "sweep": sweep}
-            else:
-                cursor = {**cursor, **checkpoint}
+            cursor = advance(cursor, paginator.checkpoint(params, page), sweeping)
             with engine.begin() as conn:
                 counts = write_page(conn, name, spec, page.records, ctx, now, run_id)
                 state.save_cursor(conn, name, stream, cursor, now)
@@ -190,21 +183,49 @@ def _walk(
                 result.status = "interrupted"
                 return
 
-    if sweep is not None:
+    if sweeping:
         now = state.utcnow()
         with engine.begin() as conn:
-            if sweep["resumed"]:
+            if cursor["sweep"]["resumed"]:
                 log.info("deletions left to the next complete sweep", source=name, stream=stream)
             elif not seen:
                 # An empty listing is far likelier an outage at the source than every record deleted.
                 log.warning("the sweep saw no records: nothing soft-deleted", source=name, stream=stream)
             else:
                 result.deleted = soft_delete_missing(conn, name, spec, seen, now)
-            tail = {k: v for k, v in sweep.items() if k not in ("started_at", "resumed")}
-            final = {**{k: v for k, v in cursor.items() if k != "sweep"}, **tail}
-            state.save_cursor(conn, name, stream, final, now)
+            state.save_cursor(conn, name, stream, end_sweep(cursor), now)
             state.renew_lease(conn, name, stream, holder, now, options.lease_ttl)
     result.status = "succeeded"
+
+
+_KEPT = ("sweep", "watermark")  # what a page's checkpoint does not replace
+
+
+def advance(cursor: dict[str, Any], checkpoint: dict[str, Any], sweeping: bool) -> dict[str, Any]:
+    """The cursor after a committed page: the checkpoint replaces the old position, never merges into it.
+
+    An empty checkpoint (a token listing that ended) must forget the old token, so the next run lists from
+    the start. During a sweep the position goes under ``sweep`` and the incremental tail is left alone.
+
+    >>> advance({"continuation_token": "t2"}, {}, sweeping=False)
+    {}
+    >>> advance({"offset": 40}, {"offset": 10}, sweeping=True)
+    {'offset': 40, 'sweep': {'offset': 10}}
+    """
+    if sweeping:
+        sweep = {k: v for k, v in (cursor.get("sweep") or {}).items() if k in ("started_at", "resumed")}
+        return {**cursor, "sweep": {**sweep, **checkpoint}}
+    return {**{k: v for k, v in cursor.items() if k in _KEPT}, **checkpoint}
+
+
+def end_sweep(cursor: dict[str, Any]) -> dict[str, Any]:
+    """After a complete sweep its last position becomes the incremental tail.
+
+    >>> end_sweep({"offset": 5, "watermark": {"a": 1}, "sweep": {"offset": 90, "started_at": "t", "resumed": False}})
+    {'watermark': {'a': 1}, 'offset': 90}
+    """
+    sweep = {k: v for k, v in (cursor.get("sweep") or {}).items() if k not in ("started_at", "resumed")}
+    return {**{k: v for k, v in cursor.items() if k == "watermark"}, **sweep}
 
 
 def _count_values(result: RunResult) -> dict[str, int]:

@@ -1,0 +1,42 @@
+"""Cursor arithmetic: a checkpoint replaces the old position; sweeps keep their own; the tail survives both."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.runner import advance, end_sweep
+
+
+@pytest.mark.parametrize(
+    ("cursor", "checkpoint", "sweeping", "expected"),
+    [
+        ({}, {"offset": 100}, False, {"offset": 100}),
+        ({"offset": 100}, {"offset": 137}, False, {"offset": 137}),
+        # a token listing that ended forgets its token: the next run lists from the start
+        ({"continuation_token": "t2"}, {}, False, {}),
+        # an incremental run leaves a pending sweep and the watermarks alone
+        ({"offset": 5, "sweep": {"offset": 50, "resumed": False}, "watermark": {"p1": "2023-10-27"}},
+         {"offset": 6}, False,
+         {"sweep": {"offset": 50, "resumed": False}, "watermark": {"p1": "2023-10-27"}, "offset": 6}),
+        # a sweep's page moves the sweep position only
+        ({"offset": 5, "sweep": {"offset": 50, "started_at": "t", "resumed": True}}, {"offset": 60}, True,
+         {"offset": 5, "sweep": {"started_at": "t", "resumed": True, "offset": 60}}),
+        ({"sweep": {"continuation_token": "a", "started_at": "t", "resumed": False}}, {}, True,
+         {"sweep": {"started_at": "t", "resumed": False}}),
+    ],
+)
+def test_advance(cursor, checkpoint, sweeping, expected):
+    assert advance(cursor, checkpoint, sweeping) == expected
+
+
+@pytest.mark.parametrize(
+    ("cursor", "expected"),
+    [
+        ({"offset": 5, "sweep": {"offset": 230, "started_at": "t", "resumed": False}}, {"offset": 230}),
+        ({"continuation_token": "old", "sweep": {"started_at": "t", "resumed": True}}, {}),
+        ({"watermark": {"p": "d"}, "sweep": {"page": 4, "started_at": "t", "resumed": False}},
+         {"watermark": {"p": "d"}, "page": 4}),
+    ],
+)
+def test_end_sweep(cursor, expected):
+    assert end_sweep(cursor) == expected
