@@ -133,7 +133,7 @@ def print_results(results: list[RunResult]) -> None:
         table.add_column(column, justify="right" if column not in ("source", "stream", "mode", "status") else "left")
     for r in results:
         c = r.counts
-        style = "green" if r.ok else ("yellow" if r.status == "skipped" else "red")
+        style = "yellow" if r.status == "skipped" else ("green" if r.ok else "red")
         table.add_row(
             r.source,
             r.stream,

@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from canonical.errors import LeaseHeldError, PatientSyncError, SourceError
 from connectors.client import RetryPolicy
@@ -53,7 +54,8 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("succeeded", "interrupted")
+        """Not a failure: finished, stopped on request, or left to the process that holds its lease."""
+        return self.status in ("succeeded", "interrupted", "skipped")
 
 
 @dataclass
@@ -94,6 +96,10 @@ def run_stream(
         log.warning("stream skipped: lease held", source=name, stream=stream)
         result.status, result.error = "skipped", str(exc)
         return result
+    except SQLAlchemyError as exc:  # the database is unreachable or locked: this stream fails, the others try
+        result.status, result.error = "failed", f"{name}/{stream}: database: {_reason(exc)}"
+        log.error("stream failed", source=name, stream=stream, error=result.error)
+        return result
     try:
         result.run_id = state.start_run(engine, name, stream, mode)
         log.info("stream started", source=name, stream=stream, mode=mode, run_id=result.run_id)
@@ -108,8 +114,15 @@ def run_stream(
     finally:
         if result.status == "running":  # cut short by KeyboardInterrupt or SystemExit
             result.status, result.error = "interrupted", "stopped before the page in hand was committed"
-        _finish(engine, result)
-        state.release_lease(engine, name, stream, holder)
+        try:
+            _finish(engine, result)
+        except SQLAlchemyError as exc:
+            log.error("the run's end could not be recorded", source=name, stream=stream, error=_reason(exc))
+        finally:
+            try:
+                state.release_lease(engine, name, stream, holder)
+            except SQLAlchemyError as exc:  # it lapses by itself after the lease TTL
+                log.error("the lease could not be released", source=name, stream=stream, error=_reason(exc))
     log_fn = log.info if result.ok else log.error
     log_fn(
         "stream finished",
@@ -168,10 +181,10 @@ def _walk(
                 counts = write_page(conn, name, spec, page.records, ctx, now, run_id)
                 state.save_cursor(conn, name, stream, cursor, now)
                 state.renew_lease(conn, name, stream, holder, now, options.lease_ttl)
-                result.counts.add(counts)
                 if now - counted_at >= RUN_COUNTS_EVERY:  # so status shows a long run's progress
-                    state.update_run(conn, run_id, **_count_values(result))
+                    state.update_run(conn, run_id, **_count_values(result, counts))
                     counted_at = now
+            result.counts.add(counts)  # only once the page is committed
             seen.update(counts.keys)
             if result.counts.inserted >= analyze_at:
                 refresh_statistics(engine)
@@ -228,8 +241,11 @@ def end_sweep(cursor: dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in cursor.items() if k == "watermark"}, **sweep}
 
 
-def _count_values(result: RunResult) -> dict[str, int]:
-    c = result.counts
+def _count_values(result: RunResult, pending: PageCounts | None = None) -> dict[str, int]:
+    c = PageCounts()
+    c.add(result.counts)
+    if pending is not None:
+        c.add(pending)
     return {
         "fetched": c.fetched,
         "inserted": c.inserted,
@@ -238,6 +254,12 @@ def _count_values(result: RunResult) -> dict[str, int]:
         "quarantined": c.quarantined,
         "deleted": result.deleted,
     }
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    """The driver's own first line (e.g. "database is locked"), without the statement."""
+    orig = getattr(exc, "orig", None)
+    return (str(orig) if orig is not None else type(exc).__name__).splitlines()[0][:200]
 
 
 def _finish(engine: Engine, result: RunResult) -> None:

@@ -138,6 +138,7 @@ def test_lease_keeps_a_second_process_out_until_it_expires(sandbox, db_url):
         state.acquire_lease(engine, "rx", "patients", "third-host:2:def")
     skipped = by_stream(run(config, engine, SWEEP))["rx/patients"]
     assert skipped.status == "skipped" and "other-host:1:abc" in skipped.error
+    assert skipped.ok  # another process is doing the work: not a failure, `sync` exits 0
     assert count(engine, "patient") == 0
 
     with engine.begin() as conn:  # the holder died: its lease lapses
@@ -173,3 +174,16 @@ def test_rate_limit_spaces_requests(sandbox, sqlite_url):
     requests = sandbox.stats()["total"]
     assert requests == 24  # 23 full pages and the empty one that ends the stream
     assert elapsed >= (requests - 1) / 40  # evenly spaced: a lower bound, not a speed target
+
+
+def test_a_database_error_fails_the_stream_not_the_whole_run(sandbox, sqlite_url):
+    config = make_config(sqlite_url, {"a": prescrypto_source(sandbox, streams=["patients"]),
+                                      "b": prescrypto_source(sandbox, streams=["medics"])})
+    engine = engine_for(config)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE sync_lease"))  # every lease acquisition now fails in the database
+    results = by_stream(run(config, engine, SWEEP))
+    assert set(results) == {"a/patients", "b/medics"}  # the first failure did not stop the second source
+    for result in results.values():
+        assert result.status == "failed"
+        assert result.error.endswith("database: no such table: sync_lease")
