@@ -60,5 +60,7 @@ def read_pages(client: SourceClient, stream: Stream, params: Params) -> Iterator
             page = stream.parse(body)
         except ValueError as exc:
             raise BodyError(client.name, stream.name, str(exc)) from None
+        if page.has_more and not page.records:  # "more to come" with nothing in hand: a broken page, not the end
+            raise BodyError(client.name, stream.name, f"an empty page says there are more (params {fingerprint})")
         yield current, page
         current = stream.paginator.next(current, page)

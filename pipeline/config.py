@@ -69,6 +69,7 @@ class SourceConfig(_Strict):
     phone_region: str | None = None  # None: the kind's default
     concurrency: int = Field(8, ge=1, le=64)
     rate_limit: float | None = Field(None, gt=0)
+    max_delete_fraction: float = Field(0.5, gt=0, le=1)  # a sweep deleting more is taken for a truncated listing
 
     _check_schedule = field_validator("schedule", "full_refresh")(_cron)
 

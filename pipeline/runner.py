@@ -28,7 +28,7 @@ from pipeline import state
 from pipeline.config import Config, SourceConfig
 from pipeline.prefetch import Prefetched
 from pipeline.sources import open_client, phone_region, stream_names, stream_spec
-from pipeline.store import PageCounts, refresh_statistics, soft_delete_missing, write_page
+from pipeline.store import PageCounts, missing_records, refresh_statistics, soft_delete, write_page
 
 log = structlog.get_logger(__name__)
 
@@ -201,11 +201,8 @@ def _walk(
         with engine.begin() as conn:
             if cursor["sweep"]["resumed"]:
                 log.info("deletions left to the next complete sweep", source=name, stream=stream)
-            elif not seen:
-                # An empty listing is far likelier an outage at the source than every record deleted.
-                log.warning("the sweep saw no records: nothing soft-deleted", source=name, stream=stream)
             else:
-                result.deleted = soft_delete_missing(conn, name, spec, seen, now)
+                result.deleted = _delete_unseen(conn, name, source, spec, seen, result.counts.fetched, total, now)
             state.save_cursor(conn, name, stream, end_sweep(cursor), now)
             state.renew_lease(conn, name, stream, holder, now, options.lease_ttl)
     result.status = "succeeded"
@@ -254,6 +251,40 @@ def _count_values(result: RunResult, pending: PageCounts | None = None) -> dict[
         "quarantined": c.quarantined,
         "deleted": result.deleted,
     }
+
+
+def _delete_unseen(
+    conn: Any,
+    name: str,
+    source: SourceConfig,
+    spec: Any,
+    seen: set[str],
+    fetched: int,
+    total: int | None,
+    now: dt.datetime,
+) -> int:
+    """Soft-delete what a complete sweep did not see, unless the listing looks truncated.
+
+    A source that answers one page short or empty (an outage, a bug) would otherwise make the sweep look
+    complete and delete everything after it; such deletions are withheld and the next sweep decides.
+    """
+    gone, live = missing_records(conn, name, spec, seen)
+    if not gone:
+        return 0
+    withheld = None
+    if not seen:
+        withheld = "the sweep saw no records"
+    elif total is not None and fetched < total:
+        withheld = f"the source counts {total} records but the sweep received {fetched}"
+    elif len(gone) > source.max_delete_fraction * live:
+        withheld = f"{len(gone)} of {live} records would go, more than max_delete_fraction {source.max_delete_fraction}"
+    if withheld:
+        log.warning(
+            "deletions withheld: the listing looks truncated", source=name, stream=spec.stream.name, reason=withheld
+        )
+        return 0
+    soft_delete(conn, name, spec, gone, now)
+    return len(gone)
 
 
 def _reason(exc: SQLAlchemyError) -> str:

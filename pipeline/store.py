@@ -153,8 +153,10 @@ def write_page(
             bad.append(_quarantine_row(source, stream.name, key, str(exc), stored, digest, run_id, now))
             continue
         rows.add(mapped, replace_links=spec.links)
+        primary = next((e for e in mapped.entities if e.type is spec.entity), None)
         landed.append(
             {
+                "entity_id": canonical_id(source, spec.entity.value, primary.key) if primary else None,
                 "source": source,
                 "stream": stream.name,
                 "source_key": key,
@@ -280,21 +282,28 @@ def refresh_statistics(engine: Engine) -> None:
             conn.commit()
 
 
-def soft_delete_missing(conn: Connection, source: str, spec: StreamSpec, seen: set[str], now: dt.datetime) -> int:
-    """Mark records (and their canonical entities) that a complete sweep did not see as deleted."""
+def missing_records(conn: Connection, source: str, spec: StreamSpec, seen: set[str]) -> tuple[dict[str, str], int]:
+    """Records stored as live that a complete sweep did not see (key -> canonical id), and how many are live."""
     t = table_of(SourceRecord)
     live = conn.execute(
-        select(t.c.source_key).where(t.c.source == source, t.c.stream == spec.stream.name, t.c.deleted_at.is_(None))
-    ).scalars()
-    gone = sorted(set(live) - seen)
+        select(t.c.source_key, t.c.entity_id).where(
+            t.c.source == source, t.c.stream == spec.stream.name, t.c.deleted_at.is_(None)
+        )
+    ).all()
+    return {key: entity_id for key, entity_id in live if key not in seen}, len(live)
+
+
+def soft_delete(conn: Connection, source: str, spec: StreamSpec, gone: dict[str, str], now: dt.datetime) -> None:
+    """Mark the records, and the canonical rows they landed on, as deleted; nothing is dropped."""
+    t = table_of(SourceRecord)
     entity = table_of(CANONICAL[spec.entity.value])
-    for start in range(0, len(gone), _CHUNK):
-        chunk = gone[start : start + _CHUNK]
+    keys = sorted(gone)
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
         conn.execute(
             update(t)
             .where(and_(t.c.source == source, t.c.stream == spec.stream.name, t.c.source_key.in_(chunk)))
             .values(deleted_at=now)
         )
-        ids = [canonical_id(source, spec.entity.value, key) for key in chunk]
+        ids = [gone[key] for key in chunk if gone[key]]
         conn.execute(update(entity).where(entity.c.id.in_(ids)).values(deleted_at=now, updated_at=now))
-    return len(gone)

@@ -120,6 +120,7 @@ class SourceRecord(SQLModel, table=True):
     source: str = Field(primary_key=True)
     stream: str = Field(primary_key=True)
     source_key: str = Field(primary_key=True)
+    entity_id: str | None = Field(default=None, max_length=36)  # the canonical row this record landed on
     payload: Any = _json(nullable=False)
     payload_hash: str = Field(max_length=64)
     first_seen_at: dt.datetime | None = _ts(nullable=False)

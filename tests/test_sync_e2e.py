@@ -155,3 +155,53 @@ def test_a_sweep_that_sees_no_records_deletes_nothing(sandbox, sqlite_url):
     result = by_stream(run(config, engine, SWEEP))["rx/patients"]
     assert (result.status, result.counts.fetched, result.deleted) == ("succeeded", 0, 0)
     assert count(engine, "patient", "deleted_at IS NULL") == 230
+
+
+def _sweep_with_second_page(sandbox, db_url, body):
+    """A backfill, then a sweep whose second patients page is answered with ``body`` (a truncated listing)."""
+    config = make_config(db_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
+    engine = engine_for(config)
+    run(config, engine, SWEEP)
+    sandbox.faults([{"path": "/prescrypto/api/v2/patient/", "status": 200, "body": body, "after": 1, "times": 1}])
+    return config, engine, by_stream(run(config, engine, SWEEP))["rx/patients"]
+
+
+def test_a_truncated_bare_list_does_not_delete_the_rest(sandbox, db_url):
+    config, engine, result = _sweep_with_second_page(sandbox, db_url, [])
+    assert (result.status, result.counts.fetched, result.deleted) == ("succeeded", 50, 0)  # 180 withheld
+    assert count(engine, "patient", "deleted_at IS NULL") == 230
+
+    # A real deletion, a small share of the stream, is still applied by the next sweep.
+    for patient in source_patients(sandbox)[:2]:
+        sandbox.client.delete(f"/_sandbox/prescrypto/patients/{patient['id']}")
+    again = by_stream(run(config, engine, SWEEP))["rx/patients"]
+    assert again.deleted == 2 and count(engine, "patient", "deleted_at IS NULL") == 228
+
+
+def test_an_envelope_short_of_its_count_does_not_delete(sandbox, sqlite_url):
+    sandbox.post("/_sandbox/prescrypto/switches", {"patients_envelope": True})
+    body = {"count": 230, "next": None, "previous": None, "results": []}
+    _, engine, result = _sweep_with_second_page(sandbox, sqlite_url, body)
+    assert (result.status, result.counts.fetched, result.deleted) == ("succeeded", 50, 0)
+    assert count(engine, "patient", "deleted_at IS NULL") == 230
+
+
+def test_an_empty_page_that_promises_more_fails_the_stream(sandbox, sqlite_url):
+    sandbox.post("/_sandbox/prescrypto/switches", {"patients_envelope": True})
+    body = {"count": 230, "next": "http://elsewhere/?offset=100", "previous": None, "results": []}
+    _, engine, result = _sweep_with_second_page(sandbox, sqlite_url, body)
+    assert result.status == "failed" and "an empty page says there are more" in result.error
+    assert count(engine, "patient", "deleted_at IS NULL") == 230
+
+
+def test_soft_delete_reaches_the_canonical_row_whatever_the_key_spelling(sandbox, db_url):
+    sandbox.post("/_sandbox/prescrypto/medics", {"id": "007", "name": "Ana Bond", "email": "a@b.mx", "hospital": 1,
+                                                 "female": True, "is_active": True})
+    config = make_config(db_url, {"rx": prescrypto_source(sandbox, streams=["medics"])})
+    engine = engine_for(config)
+    run(config, engine, SWEEP)
+    assert count(engine, "medic", "full_name = 'Ana Bond' AND deleted_at IS NULL") == 1
+    sandbox.client.delete("/_sandbox/prescrypto/medics/007")
+    result = by_stream(run(config, engine, SWEEP))["rx/medics"]
+    assert result.deleted == 1
+    assert count(engine, "medic", "full_name = 'Ana Bond' AND deleted_at IS NOT NULL") == 1

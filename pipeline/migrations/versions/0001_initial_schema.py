@@ -139,6 +139,7 @@ def upgrade() -> None:
         sa.Column("source", sa.String(), nullable=False),
         sa.Column("stream", sa.String(), nullable=False),
         sa.Column("source_key", sa.String(), nullable=False),
+        sa.Column("entity_id", sa.String(length=36), nullable=True),
         sa.Column("payload", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
         sa.Column("payload_hash", sa.String(length=64), nullable=False),
         sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
