@@ -244,7 +244,10 @@ def demo(
     ctx: typer.Context,
     patients: Annotated[int, typer.Option(help="Synthetic patients to serve.")] = 250,
 ) -> None:
-    """Start the sandbox, sync it into the configured database and print what landed."""
+    """Start the sandbox, sync it into the configured database and print what landed.
+
+    Each configured source is copied as demo-<name>, pointed at the sandbox: real data is left alone.
+    """
     from pipeline.demo import run_demo
 
     config = load_config(ctx)

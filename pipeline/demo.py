@@ -1,4 +1,7 @@
-"""``patientsync demo``: serve the sandbox, sweep it into the configured database, show what landed."""
+"""``patientsync demo``: serve the sandbox, sweep it into the configured database, show what landed.
+
+The demo's sources are the configured ones renamed ``demo-<name>`` and pointed at the sandbox.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +26,10 @@ def run_demo(
     config: Config, engine: Engine, patients: int, options: RunOptions
 ) -> tuple[list[RunResult], Callable[[Console], None]]:
     with running_sandbox(patients=patients) as sandbox:
+        # Sandbox data lands under sources of its own: a real source's records, cursor and deletions in the
+        # same database are never touched by a demo.
         sources = {
-            name: source.model_copy(update={
+            f"demo-{name}": source.model_copy(update={
                 "base_url": sandbox.url(f"/{source.kind}"),
                 "token": SecretStr(SANDBOX_TOKENS[source.kind]),
             })

@@ -59,6 +59,23 @@ def test_status_json_shows_cursor_and_last_run(sandbox, tmp_path, db_url):
     assert table.returncode == 0 and "patients" in table.stdout and '{"offset": 230}' in table.stdout
 
 
+def test_demo_leaves_a_real_sources_data_alone(sandbox, tmp_path):
+    db_url = f"sqlite:///{tmp_path}/shared.db"
+    sources = {"prescrypto": prescrypto_source(sandbox, streams=["patients"])}
+    (tmp_path / "config.yaml").write_text(config_yaml(db_url, sources))
+    assert cli("--config", str(tmp_path / "config.yaml"), "backfill").returncode == 0
+
+    proc = cli("--config", str(tmp_path / "config.yaml"), "demo", "--patients", "60")
+    assert proc.returncode == 0, proc.stderr
+    engine = engine_for(make_config(db_url, sources))
+    assert count(engine, "source_record", "source = 'prescrypto' AND deleted_at IS NULL") == 230
+    assert count(engine, "source_record", "source = 'demo-prescrypto'") == 60
+    with engine.connect() as conn:
+        from pipeline.state import load_cursor
+
+        assert load_cursor(conn, "prescrypto", "patients") == {"offset": 230}
+
+
 def test_demo_prints_what_landed(tmp_path):
     (tmp_path / "config.yaml").write_text((ROOT / "config.yaml").read_text())
     proc = cli("demo", "--patients", "120", cwd=tmp_path)
