@@ -163,7 +163,8 @@ def _wait(policy: RetryPolicy) -> tenacity.wait.wait_base:
         def __call__(self, state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, _Transient) and exc.retry_after is not None:
-                return min(exc.retry_after, policy.max_wait)
+                # The server's own wait, in full, within the time budget (stop_after_delay ends it there).
+                return min(exc.retry_after, policy.max_elapsed)
             return backoff(state)
 
     return _RetryAfterOrBackoff()

@@ -12,6 +12,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import Engine
@@ -61,7 +62,7 @@ def main(
 
 
 def fail(message: str, code: int) -> NoReturn:
-    err.print(f"[bold red]patientsync:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]patientsync:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -149,7 +150,10 @@ def print_results(results: list[RunResult]) -> None:
     out.print(table)
     for r in results:
         if r.error:
-            err.print(f"[red]{r.source}/{r.stream}:[/] {r.error}", highlight=False, soft_wrap=True)
+            # escape: the text may come from a source's error body, and rich must not read it as markup
+            err.print(
+                f"[red]{escape(r.source)}/{escape(r.stream)}:[/] {escape(r.error)}", highlight=False, soft_wrap=True
+            )
 
 
 def _run(ctx: typer.Context, mode: str, sources: list[str] | None) -> None:

@@ -38,7 +38,7 @@ class DatabaseConfig(_Strict):
         try:
             parsed = make_url(url)
         except ArgumentError:
-            raise ValueError(f"{url!r} is not a database URL") from None
+            raise ValueError("not a database URL (it is not quoted here: it may hold a password)") from None
         backend = parsed.get_backend_name()
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(f"{backend!r} is not supported; use sqlite:/// or postgresql+psycopg://")
@@ -107,8 +107,13 @@ def load(path: str | Path | None = None, environ: dict[str, str] | None = None) 
         raw = yaml.safe_load(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{file}: no such configuration file (use --config or ${ENV_PATH})") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{file}: cannot be read as YAML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot be read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        # Only where and what: PyYAML's own message quotes the offending line, which may hold a token.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{file}: not valid YAML{where}: {getattr(exc, 'problem', None) or 'syntax error'}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: expected a mapping with 'database' and 'sources'")
     return parse(raw, os.environ if environ is None else environ)

@@ -74,9 +74,28 @@ def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mutab
 
 
 def configure(level: str = "INFO", json: bool | None = None) -> None:
-    """Set up structlog for the process; ``json`` defaults to "stderr is not a terminal"."""
+    """Set up structlog for the process; ``json`` defaults to "stderr is not a terminal".
+
+    Standard-library logging (APScheduler, alembic, httpx) goes through the same redaction and renderer.
+    """
     as_json = not sys.stderr.isatty() if json is None else json
     renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                structlog.stdlib.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.processors.format_exc_info,
+            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    # Libraries' INFO lines (alembic's context, httpx's every request) are noise; their warnings are not.
+    root.setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

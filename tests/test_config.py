@@ -82,3 +82,19 @@ def test_cli_reports_one_line_and_exit_2(tmp_path: Path):
     assert proc.returncode == 2
     assert "sources.rx.tokn: unknown key" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_yaml_errors_say_where_without_quoting_the_line(tmp_path: Path):
+    file = tmp_path / "broken.yaml"
+    file.write_text("sources:\n  rx:\n    token: tok-LIVE-9f8e7d6c: x\n")
+    with pytest.raises(ConfigError) as caught:
+        load(file)
+    assert "not valid YAML at line 3" in str(caught.value)
+    assert "tok-LIVE" not in str(caught.value)
+
+
+def test_a_malformed_database_url_is_not_echoed():
+    with pytest.raises(ConfigError) as caught:
+        parse({**GOOD, "database": {"url": "postgres ql://u:Sup3rSecret@h/db"}}, {"TOK": "t"})
+    assert "database.url: not a database URL" in str(caught.value)
+    assert "Sup3rSecret" not in str(caught.value)

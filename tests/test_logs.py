@@ -67,3 +67,18 @@ def test_a_real_sync_logs_no_personal_data_even_before_redaction(sandbox, sqlite
         secrets |= {person.get(field) for field in ("name", "email", "date_of_birth", "curp", "phone")}
     for secret in sorted(s for s in secrets if s):
         assert secret not in text
+
+
+def test_standard_library_logs_are_redacted_and_rendered_as_json(capsys):
+    import logging
+
+    logs.register_secrets(["stdlib-secret-token-99"])
+    logs.configure("INFO", json=True)
+    try:
+        logging.getLogger("apscheduler.executors").warning("job failed: Token stdlib-secret-token-99 refused")
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers = []
+    event = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert event["event"] == "job failed: Token [redacted] refused"
+    assert (event["level"], event["logger"]) == ("warning", "apscheduler.executors")
