@@ -7,7 +7,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -40,6 +41,11 @@ def _sqlite_begin(connection: Any) -> None:
     # IMMEDIATE takes the write lock up front: a page transaction reads hashes and then writes, and a
     # deferred one would fail with SQLITE_BUSY if another writer committed in between.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def upsert_insert(conn: Connection, table: Table) -> Any:
+    """The dialect's INSERT, which has ``on_conflict_do_update`` / ``on_conflict_do_nothing``."""
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
 
 
 def migrate(engine: Engine) -> None:

@@ -9,9 +9,9 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from canonical.errors import LeaseHeldError, PatientSyncError
+from pipeline.db import upsert_insert
 from pipeline.tables import SyncLease, SyncRun, SyncState, table_of
 
 LEASE_TTL = dt.timedelta(minutes=5)  # renewed at every page; a dead holder's lease lapses after this
@@ -29,9 +29,6 @@ def new_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _insert(conn: Connection, table: Any) -> Any:
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
-
 
 def load_cursor(conn: Connection, source: str, stream: str) -> dict[str, Any]:
     t = table_of(SyncState)
@@ -41,7 +38,7 @@ def load_cursor(conn: Connection, source: str, stream: str) -> dict[str, Any]:
 
 def save_cursor(conn: Connection, source: str, stream: str, cursor: dict[str, Any], now: dt.datetime) -> None:
     t = table_of(SyncState)
-    stmt = _insert(conn, t).values(source=source, stream=stream, cursor=cursor, updated_at=now)
+    stmt = upsert_insert(conn, t).values(source=source, stream=stream, cursor=cursor, updated_at=now)
     conn.execute(
         stmt.on_conflict_do_update(index_elements=["source", "stream"], set_={"cursor": cursor, "updated_at": now})
     )
@@ -52,7 +49,7 @@ def acquire_lease(engine: Engine, source: str, stream: str, holder: str, ttl: dt
     t = table_of(SyncLease)
     now = utcnow()
     with engine.begin() as conn:
-        stmt = _insert(conn, t).values(source=source, stream=stream, holder=holder, expires_at=now + ttl)
+        stmt = upsert_insert(conn, t).values(source=source, stream=stream, holder=holder, expires_at=now + ttl)
         conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=["source", "stream"],

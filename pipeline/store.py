@@ -17,12 +17,12 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, String, Table, and_, delete, func, literal, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from canonical.errors import RecordError
 from canonical.model import Entity, EntityType, Mapped, MedicRecord, ObservationRecord
 from mappings.context import MappingContext
+from pipeline.db import upsert_insert
 from pipeline.redaction import redact
 from pipeline.sources import StreamSpec
 from pipeline.tables import (
@@ -70,15 +70,12 @@ class PageCounts:
         self.quarantined += other.quarantined
 
 
-def _insert(conn: Connection, table: Table) -> Any:
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
-
 
 def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keep: Iterable[str] = ()) -> None:
     """INSERT ... ON CONFLICT (primary key) DO UPDATE the other columns where any of them differs."""
     if not rows:
         return
-    stmt = _insert(conn, table)
+    stmt = upsert_insert(conn, table)
     key = [c.name for c in table.primary_key.columns]
     changing = [c for c in rows[0] if c not in key and c not in keep]
     compared = [c for c in changing if c not in ("updated_at", "last_seen_at", "created_at", "run_id")]
@@ -267,7 +264,7 @@ class _Rows:
                 )
             links = list(self.links[other_type].values())
             if links:
-                conn.execute(_insert(conn, table).on_conflict_do_nothing(), links)
+                conn.execute(upsert_insert(conn, table).on_conflict_do_nothing(), links)
 
 
 def refresh_statistics(engine: Engine) -> None:

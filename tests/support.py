@@ -18,8 +18,13 @@ TODAY = dt.date(2026, 11, 21)
 
 
 def prescrypto_source(sandbox: Any, **overrides: Any) -> dict[str, Any]:
-    return {"kind": "prescrypto", "base_url": sandbox.url("/prescrypto"), "token": DEFAULT_TOKEN,
-            "page_size": 50, **overrides}
+    return {
+        "kind": "prescrypto",
+        "base_url": sandbox.url("/prescrypto"),
+        "token": DEFAULT_TOKEN,
+        "page_size": 50,
+        **overrides,
+    }
 
 
 def make_config(db_url: str, sources: dict[str, dict[str, Any]]) -> Config:
@@ -77,8 +82,9 @@ def source_medics(sandbox: Any) -> list[dict[str, Any]]:
 
 
 def _listed(sandbox: Any, path: str, limit: int, offset: int = 0) -> list[dict[str, Any]]:
-    response = sandbox.client.get(path, params={"limit": limit, "offset": offset},
-                                  headers={"Authorization": f"Token {DEFAULT_TOKEN}"})
+    response = sandbox.client.get(
+        path, params={"limit": limit, "offset": offset}, headers={"Authorization": f"Token {DEFAULT_TOKEN}"}
+    )
     response.raise_for_status()
     body = response.json()
     return body["results"] if isinstance(body, dict) else body
@@ -98,3 +104,9 @@ def crosswalk_ids(engine: Engine, entity_id: str) -> dict[str, str]:
     query = text("SELECT id_type, id_value FROM crosswalk WHERE entity_id = :id")
     with engine.connect() as conn:
         return {id_type: value for id_type, value in conn.execute(query, {"id": entity_id})}
+
+
+def expire_leases(engine: Engine) -> None:
+    """As if every lease holder had died long ago: its leases have lapsed."""
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE sync_lease SET expires_at = :past"), {"past": dt.datetime(2000, 1, 1, tzinfo=dt.UTC)})

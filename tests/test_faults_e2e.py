@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -16,18 +17,20 @@ from canonical.errors import LeaseHeldError
 from connectors.client import RetryPolicy
 from pipeline import state
 from pipeline.runner import SWEEP
-from tests.support import by_stream, config_yaml, count, engine_for, make_config, prescrypto_source, run
+from tests.support import by_stream, config_yaml, count, engine_for, expire_leases, make_config, prescrypto_source, run
 
 PATIENTS = "/prescrypto/api/v2/patient/"
 
 
 def test_429_500_and_dropped_connections_are_retried(sandbox, db_url):
-    sandbox.faults([
-        {"path": PATIENTS, "status": 429, "times": 2, "retry_after": 0},
-        {"path": PATIENTS, "status": 500, "times": 1, "after": 1},
-        {"path": PATIENTS, "status": 503, "times": 1, "after": 2},
-        {"path": PATIENTS, "drop": True, "times": 1, "after": 3},
-    ])
+    sandbox.faults(
+        [
+            {"path": PATIENTS, "status": 429, "times": 2, "retry_after": 0},
+            {"path": PATIENTS, "status": 500, "times": 1, "after": 1},
+            {"path": PATIENTS, "status": 503, "times": 1, "after": 2},
+            {"path": PATIENTS, "drop": True, "times": 1, "after": 3},
+        ]
+    )
     config = make_config(db_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
     engine = engine_for(config)
     result = by_stream(run(config, engine, SWEEP))["rx/patients"]
@@ -62,10 +65,13 @@ def test_retries_are_bounded(sandbox, sqlite_url):
 
 
 def test_401_fails_that_source_at_once_and_the_others_go_on(sandbox, db_url):
-    config = make_config(db_url, {
-        "wrong": prescrypto_source(sandbox, token="not-the-token"),
-        "right": prescrypto_source(sandbox),
-    })
+    config = make_config(
+        db_url,
+        {
+            "wrong": prescrypto_source(sandbox, token="not-the-token"),
+            "right": prescrypto_source(sandbox),
+        },
+    )
     engine = engine_for(config)
     results = by_stream(run(config, engine, SWEEP))
     for stream in ("patients", "medics"):
@@ -80,8 +86,12 @@ def test_401_fails_that_source_at_once_and_the_others_go_on(sandbox, db_url):
 def test_cli_exit_status_and_message_on_401(sandbox, tmp_path, sqlite_url):
     cfg = tmp_path / "config.yaml"
     cfg.write_text(config_yaml(sqlite_url, {"wrong": prescrypto_source(sandbox, token="nope", streams=["medics"])}))
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "--config", str(cfg), "sync"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "--config", str(cfg), "sync"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1
     assert "wrong/medics: HTTP 401: the source refused the credentials" in proc.stderr
     assert "nope" not in proc.stderr + proc.stdout  # the token never reaches the output
@@ -94,8 +104,11 @@ def test_killed_between_pages_resumes_without_loss_or_duplicates(sandbox, db_url
     sandbox.faults([{"path": PATIENTS, "delay": 60, "after": 3, "times": 1}])
     cfg = tmp_path / "config.yaml"
     cfg.write_text(config_yaml(db_url, {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=page)}))
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "--config", str(cfg), "backfill"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "--config", str(cfg), "backfill"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     config = make_config(db_url, {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=page)})
     engine = engine_for(config)
     deadline = time.monotonic() + 60
@@ -113,8 +126,7 @@ def test_killed_between_pages_resumes_without_loss_or_duplicates(sandbox, db_url
     sandbox.clear_faults()
     blocked = by_stream(run(config, engine, SWEEP))["rx/patients"]
     assert blocked.status == "skipped"  # the killed process's lease is live until it lapses
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE sync_lease SET expires_at = :past"), {"past": dt.datetime(2000, 1, 1, tzinfo=dt.UTC)})
+    expire_leases(engine)
     result = by_stream(run(config, engine, SWEEP))["rx/patients"]
     assert result.status == "succeeded"
     assert result.counts.fetched == 230 - 3 * page  # continued from the checkpoint, not from the start
@@ -122,9 +134,12 @@ def test_killed_between_pages_resumes_without_loss_or_duplicates(sandbox, db_url
     assert count(engine, "source_record") == 230
     assert count(engine, "crosswalk", "id_type = 'uid'") == 230
     with engine.connect() as conn:
-        duplicates = conn.execute(text(
-            "SELECT count(*) FROM (SELECT entity_id, id_type FROM crosswalk GROUP BY entity_id, id_type "
-            "HAVING count(*) > 1) d")).scalar()
+        duplicates = conn.execute(
+            text(
+                "SELECT count(*) FROM (SELECT entity_id, id_type FROM crosswalk GROUP BY entity_id, id_type "
+                "HAVING count(*) > 1) d"
+            )
+        ).scalar()
         runs = [row[0] for row in conn.execute(text("SELECT status FROM sync_run ORDER BY id"))]
     assert duplicates == 0
     assert runs[0] == "abandoned" and runs[-1] == "succeeded"
@@ -141,8 +156,7 @@ def test_lease_keeps_a_second_process_out_until_it_expires(sandbox, db_url):
     assert skipped.ok  # another process is doing the work: not a failure, `sync` exits 0
     assert count(engine, "patient") == 0
 
-    with engine.begin() as conn:  # the holder died: its lease lapses
-        conn.execute(text("UPDATE sync_lease SET expires_at = :past"), {"past": dt.datetime(2000, 1, 1, tzinfo=dt.UTC)})
+    expire_leases(engine)  # the holder died: its lease lapses
     taken = by_stream(run(config, engine, SWEEP))["rx/patients"]
     assert (taken.status, taken.counts.inserted) == ("succeeded", 230)
     assert count(engine, "sync_lease") == 0  # released at the end
@@ -165,8 +179,9 @@ def test_a_lapsed_lease_taken_by_another_process_stops_the_page_commit(sandbox, 
 
 
 def test_rate_limit_spaces_requests(sandbox, sqlite_url):
-    config = make_config(sqlite_url, {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=10,
-                                                              rate_limit=40)})
+    config = make_config(
+        sqlite_url, {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=10, rate_limit=40)}
+    )
     started = time.monotonic()
     result = by_stream(run(config, engine_for(config), SWEEP))["rx/patients"]
     elapsed = time.monotonic() - started
@@ -177,8 +192,10 @@ def test_rate_limit_spaces_requests(sandbox, sqlite_url):
 
 
 def test_a_database_error_fails_the_stream_not_the_whole_run(sandbox, sqlite_url):
-    config = make_config(sqlite_url, {"a": prescrypto_source(sandbox, streams=["patients"]),
-                                      "b": prescrypto_source(sandbox, streams=["medics"])})
+    config = make_config(
+        sqlite_url,
+        {"a": prescrypto_source(sandbox, streams=["patients"]), "b": prescrypto_source(sandbox, streams=["medics"])},
+    )
     engine = engine_for(config)
     with engine.begin() as conn:
         conn.execute(text("DROP TABLE sync_lease"))  # every lease acquisition now fails in the database
@@ -187,3 +204,39 @@ def test_a_database_error_fails_the_stream_not_the_whole_run(sandbox, sqlite_url
     for result in results.values():
         assert result.status == "failed"
         assert result.error.endswith("database: no such table: sync_lease")
+
+
+def test_killed_at_random_instants_loses_and_duplicates_nothing(sandbox, db_url, tmp_path):
+    """SIGKILL at random moments (mid-fetch, mid-transaction, mid-commit): after every kill the committed
+    sweep offset equals what is stored, and the finished run holds exactly the source's records."""
+    page = 10
+    sandbox.faults([{"path": PATIENTS, "delay": 0.1, "times": None}])  # a sweep takes longer than a kill allows
+    sources = {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=page)}
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(config_yaml(db_url, sources))
+    config = make_config(db_url, sources)
+    engine = engine_for(config)
+    rng = random.Random(20261121)
+    for _ in range(4):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "--config", str(cfg), "backfill"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.8, 2.5))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        expire_leases(engine)  # the dead holder's lease lapses
+        with engine.connect() as conn:
+            cursor = state.load_cursor(conn, "rx", "patients")
+        stored = count(engine, "source_record")
+        if stored < 230:  # the first sweep is still under way: its committed position is exactly what landed
+            assert cursor.get("sweep", {}).get("offset", 0) == stored
+        assert count(engine, "patient") == stored
+
+    sandbox.clear_faults()
+    result = by_stream(run(config, engine, SWEEP))["rx/patients"]
+    assert result.status == "succeeded"
+    assert count(engine, "patient") == count(engine, "source_record") == 230
+    assert count(engine, "crosswalk", "id_type = 'uid'") == 230
+    assert count(engine, "source_record r", "NOT EXISTS (SELECT 1 FROM patient p WHERE p.id = r.entity_id)") == 0
