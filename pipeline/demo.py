@@ -29,10 +29,12 @@ def run_demo(
         # Sandbox data lands under sources of its own: a real source's records, cursor and deletions in the
         # same database are never touched by a demo.
         sources = {
-            f"demo-{name}": source.model_copy(update={
-                "base_url": sandbox.url(f"/{source.kind}"),
-                "token": SecretStr(SANDBOX_TOKENS[source.kind]),
-            })
+            f"demo-{name}": source.model_copy(
+                update={
+                    "base_url": sandbox.url(f"/{source.kind}"),
+                    "token": SecretStr(SANDBOX_TOKENS[source.kind]),
+                }
+            )
             for name, source in config.sources.items()
         }
         results = run_sources(config.model_copy(update={"sources": sources}), engine, SWEEP, options=options)

@@ -34,9 +34,7 @@ def redact(payload: Any) -> Any:
     if isinstance(payload, dict):
         if _is_plain(payload):
             return payload
-        return {
-            redact(k): (REDACTED if str(k).lower() in SECRET_KEYS and v else redact(v)) for k, v in payload.items()
-        }
+        return {redact(k): (REDACTED if str(k).lower() in SECRET_KEYS and v else redact(v)) for k, v in payload.items()}
     if isinstance(payload, list):
         return [redact(item) for item in payload]
     if isinstance(payload, str):

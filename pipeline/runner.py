@@ -28,7 +28,14 @@ from pipeline import state
 from pipeline.config import Config, SourceConfig
 from pipeline.prefetch import Prefetched
 from pipeline.sources import open_client, phone_region, stream_names, stream_spec
-from pipeline.store import PageCounts, missing_records, refresh_statistics, soft_delete, write_page
+from pipeline.store import (
+    PageCounts,
+    clear_quarantine,
+    missing_records,
+    refresh_statistics,
+    soft_delete,
+    write_page,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -169,6 +176,7 @@ def _walk(
         cursor = {**cursor, "sweep": {"started_at": state.utcnow().isoformat(), "resumed": False}}
     ctx = MappingContext(today=options.today or dt.date.today(), phone_region=phone_region(source))
     seen: set[str] = set()
+    still_bad: set[str] = set()
     total: int | None = None
     analyze_at = 1000  # rows inserted by this run; doubled after each refresh
     counted_at = state.utcnow()
@@ -186,6 +194,7 @@ def _walk(
                     counted_at = now
             result.counts.add(counts)  # only once the page is committed
             seen.update(counts.keys)
+            still_bad.update(counts.bad_keys)
             if result.counts.inserted >= analyze_at:
                 refresh_statistics(engine)
                 analyze_at *= 2
@@ -202,7 +211,9 @@ def _walk(
             if cursor["sweep"]["resumed"]:
                 log.info("deletions left to the next complete sweep", source=name, stream=stream)
             else:
-                result.deleted = _delete_unseen(conn, name, source, spec, seen, result.counts.fetched, total, now)
+                result.deleted = _settle_sweep(
+                    conn, name, source, spec, seen, still_bad, result.counts.fetched, total, now
+                )
             state.save_cursor(conn, name, stream, end_sweep(cursor), now)
             state.renew_lease(conn, name, stream, holder, now, options.lease_ttl)
     result.status = "succeeded"
@@ -253,26 +264,26 @@ def _count_values(result: RunResult, pending: PageCounts | None = None) -> dict[
     }
 
 
-def _delete_unseen(
+def _settle_sweep(
     conn: Any,
     name: str,
     source: SourceConfig,
     spec: Any,
     seen: set[str],
+    still_bad: set[str],
     fetched: int,
     total: int | None,
     now: dt.datetime,
 ) -> int:
-    """Soft-delete what a complete sweep did not see, unless the listing looks truncated.
+    """What a complete sweep establishes, unless its listing looks truncated: records it did not see are
+    soft-deleted, and quarantine rows of records no longer bad (fixed, reverted or gone) are cleared.
 
     A source that answers one page short or empty (an outage, a bug) would otherwise make the sweep look
-    complete and delete everything after it; such deletions are withheld and the next sweep decides.
+    complete and delete everything after it; then nothing is settled and the next sweep decides.
     """
     gone, live = missing_records(conn, name, spec, seen)
-    if not gone:
-        return 0
     withheld = None
-    if not seen:
+    if not seen and (live or gone):
         withheld = "the sweep saw no records"
     elif total is not None and fetched < total:
         withheld = f"the source counts {total} records but the sweep received {fetched}"
@@ -283,7 +294,9 @@ def _delete_unseen(
             "deletions withheld: the listing looks truncated", source=name, stream=spec.stream.name, reason=withheld
         )
         return 0
-    soft_delete(conn, name, spec, gone, now)
+    if gone:
+        soft_delete(conn, name, spec, gone, now)
+    clear_quarantine(conn, name, spec.stream.name, still_bad)
     return len(gone)
 
 

@@ -29,7 +29,6 @@ def new_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-
 def load_cursor(conn: Connection, source: str, stream: str) -> dict[str, Any]:
     t = table_of(SyncState)
     value = conn.execute(select(t.c.cursor).where(t.c.source == source, t.c.stream == stream)).scalar()

@@ -61,6 +61,7 @@ class PageCounts:
     unchanged: int = 0
     quarantined: int = 0
     keys: list[str] = field(default_factory=list)  # every key seen on the page, good or bad
+    bad_keys: list[str] = field(default_factory=list)  # the quarantine keys of the page's bad records
 
     def add(self, other: PageCounts) -> None:
         self.fetched += other.fetched
@@ -68,7 +69,6 @@ class PageCounts:
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.quarantined += other.quarantined
-
 
 
 def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keep: Iterable[str] = ()) -> None:
@@ -179,6 +179,7 @@ def write_page(
         )
     _upsert(conn, table_of(Quarantine), bad)
     counts.quarantined = len(bad)
+    counts.bad_keys = [row["source_key"] for row in bad]
     return counts
 
 
@@ -288,6 +289,17 @@ def missing_records(conn: Connection, source: str, spec: StreamSpec, seen: set[s
         )
     ).all()
     return {key: entity_id for key, entity_id in live if key not in seen}, len(live)
+
+
+def clear_quarantine(conn: Connection, source: str, stream: str, still_bad: set[str]) -> int:
+    """Remove the quarantine rows of records a complete sweep found good again, or no longer found at all."""
+    q = table_of(Quarantine)
+    stored = conn.execute(select(q.c.source_key).where(q.c.source == source, q.c.stream == stream)).scalars()
+    cleared = sorted(set(stored) - still_bad)
+    for start in range(0, len(cleared), _CHUNK):
+        chunk = cleared[start : start + _CHUNK]
+        conn.execute(delete(q).where(q.c.source == source, q.c.stream == stream, q.c.source_key.in_(chunk)))
+    return len(cleared)
 
 
 def soft_delete(conn: Connection, source: str, spec: StreamSpec, gone: dict[str, str], now: dt.datetime) -> None:

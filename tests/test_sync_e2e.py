@@ -205,3 +205,29 @@ def test_soft_delete_reaches_the_canonical_row_whatever_the_key_spelling(sandbox
     result = by_stream(run(config, engine, SWEEP))["rx/medics"]
     assert result.deleted == 1
     assert count(engine, "medic", "full_name = 'Ana Bond' AND deleted_at IS NOT NULL") == 1
+
+
+def test_quarantine_rows_are_cleared_once_records_are_good_again_or_gone(sandbox, db_url):
+    config = make_config(db_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
+    engine = engine_for(config)
+    run(config, engine, SWEEP)
+    patient = source_patients(sandbox)[3]
+    sandbox.client.patch(f"/_sandbox/prescrypto/patients/{patient['id']}", json={"date_of_birth": "2099-01-01"})
+    assert by_stream(run(config, engine, SWEEP))["rx/patients"].counts.quarantined == 1
+    assert patient_row(engine, "rx", patient["uid"])["birth_date"] is not None  # the last good row stays
+
+    # Reverted at the source: the payload is the stored one again, so nothing is written but the stale row goes.
+    sandbox.client.patch(f"/_sandbox/prescrypto/patients/{patient['id']}",
+                         json={"date_of_birth": patient["date_of_birth"]})
+    reverted = by_stream(run(config, engine, SWEEP))["rx/patients"]
+    assert (reverted.counts.unchanged, reverted.counts.quarantined) == (230, 0)
+    assert count(engine, "quarantine") == 0
+
+    # A bad record that the source then deletes.
+    staged = sandbox.post("/_sandbox/prescrypto/patients", {"name": "Mala Fecha", "date_of_birth": "1990-02-30",
+                                                            "uid": "bad-then-gone"}).json()
+    run(config, engine, SWEEP)
+    assert count(engine, "quarantine", "source_key = 'bad-then-gone'") == 1
+    sandbox.client.delete(f"/_sandbox/prescrypto/patients/{staged['id']}")
+    run(config, engine, SWEEP)
+    assert count(engine, "quarantine") == 0
