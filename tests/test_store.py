@@ -55,3 +55,13 @@ def test_canonical_ids_are_stable_and_distinct_per_source_and_type():
     assert canonical_id("rx", "patient", "u-1") == canonical_id("rx", "patient", "u-1")
     assert len({canonical_id("rx", "patient", "1"), canonical_id("rx", "medic", "1"),
                 canonical_id("other", "patient", "1")}) == 3
+
+
+def test_identical_keyless_records_on_one_page_quarantine_once(db_url):
+    engine = engine_for(make_config(db_url, {"x": {"kind": "prescrypto", "base_url": "http://h/", "token": "t"}}))
+    twin = {"name": "Sin Uid", "date_of_birth": "1990-01-01"}
+    now = dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
+    with engine.begin() as conn:
+        counts = write_page(conn, "rx", SPEC, [twin, dict(twin), patient("u-1")], CTX, now, run_id=None)
+    assert (counts.inserted, counts.quarantined) == (1, 2)
+    assert count(engine, "quarantine") == 1  # one row per distinct bad record
