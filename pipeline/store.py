@@ -149,11 +149,10 @@ def write_page(
         except RecordError as exc:
             bad.append(_quarantine_row(source, stream.name, key, str(exc), stored, digest, run_id, now))
             continue
-        rows.add(mapped, replace_links=spec.links)
-        primary = next((e for e in mapped.entities if e.type is spec.entity), None)
+        entity_id = rows.add(mapped, spec.entity, replace_links=spec.links)
         landed.append(
             {
-                "entity_id": canonical_id(source, spec.entity.value, primary.key) if primary else None,
+                "entity_id": entity_id,
                 "source": source,
                 "stream": stream.name,
                 "source_key": key,
@@ -215,9 +214,13 @@ class _Rows:
     def _id(self, entity_type: EntityType, key: str) -> str:
         return canonical_id(self.source, entity_type.value, key)
 
-    def add(self, mapped: Mapped, replace_links: bool) -> None:
+    def add(self, mapped: Mapped, primary: EntityType, replace_links: bool) -> str | None:
+        """Take a mapped record's rows; return the canonical id of its entity of type ``primary``."""
+        primary_id = None
         for entity in mapped.entities:
-            self._add_entity(entity)
+            entity_id = self._add_entity(entity)
+            if primary_id is None and entity.type is primary:
+                primary_id = entity_id
         if replace_links:
             self.relinked_patients.update(
                 self._id(EntityType.patient, e.key) for e in mapped.entities if e.type is EntityType.patient
@@ -228,8 +231,9 @@ class _Rows:
             column = "medic_id" if link.other_type is EntityType.medic else "organization_id"
             row = {"patient_id": patient_id, column: other_id, "source": self.source}
             self.links[link.other_type][(patient_id, other_id)] = row
+        return primary_id
 
-    def _add_entity(self, entity: Entity) -> None:
+    def _add_entity(self, entity: Entity) -> str:
         entity_id = self._id(entity.type, entity.key)
         row = entity.record.model_dump()
         if isinstance(entity.record, MedicRecord):
@@ -248,6 +252,7 @@ class _Rows:
                 "id_value": source_id.id_value,
                 "entity_id": entity_id,
             }
+        return entity_id
 
     def write(self, conn: Connection) -> None:
         for entity_type, rows in self.canonical.items():
