@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from connectors.stream import read_pages
+from connectors.stream import Stream, read_pages
 from pipeline import logs
 from pipeline.config import Config, parse
 from pipeline.db import migrate, open_engine
@@ -78,9 +78,10 @@ def make_config(sandbox: SandboxHandle, db_url: str, page_size: int) -> Config:
 def fetch_all(config: Config) -> int:
     """Page the whole stream with the product's client and reader, decoding JSON and writing nothing."""
     source = config.sources[SOURCE]
-    spec = stream_spec(source, STREAM)
+    stream = stream_spec(source, STREAM).stream
+    assert isinstance(stream, Stream), "the benchmark pages a listing"
     with open_client(SOURCE, source) as client:
-        return sum(len(page.records) for _, page in read_pages(client, spec.stream, dict(spec.stream.params)))
+        return sum(len(page.records) for _, page in read_pages(client, stream, dict(stream.params)))
 
 
 def sweep(config: Config, engine: Engine, problems: list[str], label: str, expect_unchanged: bool) -> int:

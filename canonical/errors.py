@@ -31,13 +31,18 @@ class SourceError(PatientSyncError):
 
 
 class AuthError(SourceError):
-    def __init__(self, source: str, stream: str, status: int) -> None:
-        super().__init__(source, stream, f"HTTP {status}: the source refused the credentials")
+    def __init__(self, source: str, stream: str, status: int, detail: str = "") -> None:
+        said = f" ({detail})" if detail else ""
+        super().__init__(source, stream, f"HTTP {status}: the source refused the credentials{said}")
         self.status = status
 
 
 class FetchError(SourceError):
     """Retries are exhausted, or the source answered with a status that retrying cannot fix."""
+
+    def __init__(self, source: str, stream: str, message: str, status: int | None = None) -> None:
+        super().__init__(source, stream, message)
+        self.status = status  # the HTTP status when the source answered one (404: the record is gone)
 
 
 class BodyError(SourceError):

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 
 class Sex(StrEnum):
@@ -33,42 +32,44 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-Text = Annotated[str | None, Field(default=None)]
-
-
 class PatientRecord(_Record):
-    given_name: Text
-    family_name: Text
-    full_name: Text
+    given_name: str | None = None
+    family_name: str | None = None
+    full_name: str | None = None
     birth_date: dt.date | None = None
     sex: Sex = Sex.unknown
-    email: Text
-    phone: Text
-    address_line: Text
-    city: Text
-    state: Text
-    postal_code: Text
-    country: Text
-    curp: Text
-    ssn_last4: Text
+    email: str | None = None
+    phone: str | None = None
+    address_line: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+    curp: str | None = None
+    ssn_last4: str | None = None
+    title: str | None = None
+    initials: str | None = None
+    race: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
     active: bool = True
 
 
 class OrganizationRecord(_Record):
-    name: Text
+    name: str | None = None
 
 
 class MedicRecord(_Record):
-    full_name: Text
-    given_name: Text
-    family_name: Text
-    email: Text
+    full_name: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    email: str | None = None
     birth_date: dt.date | None = None
     sex: Sex = Sex.unknown
-    license_number: Text
-    specialty: Text
+    license_number: str | None = None
+    specialty: str | None = None
     active: bool = True
-    organization_key: Text  # source key of the medic's organization, resolved by the pipeline
+    organization_key: str | None = None  # source key of the medic's organization, resolved by the pipeline
 
 
 class ObservationRecord(_Record):
@@ -78,7 +79,7 @@ class ObservationRecord(_Record):
     scale_min: float | None = None
     scale_max: float | None = None
     recorded_at: dt.datetime | None = None
-    notes: Text
+    notes: str | None = None
 
 
 CanonicalRecord = PatientRecord | MedicRecord | OrganizationRecord | ObservationRecord

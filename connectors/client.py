@@ -67,10 +67,21 @@ def error_message(response: httpx.Response) -> str:
         return ""  # a bare list or string may echo submitted data (emails): not repeated
     for key in ("message", "errors", "detail", "error"):
         if key in body:
-            return str(body[key])[:200]
-    field, problem = next(iter(body.items()))  # DRF field errors: {"field_name": ["This field is required."]}
-    problem = "; ".join(map(str, problem)) if isinstance(problem, list) else str(problem)
-    return f"{field}: {problem}"[:200]
+            said = body[key]
+            return (_field_errors(said) if isinstance(said, dict) and said else str(said))[:200]
+    return _field_errors(body)[:200]  # DRF field errors: {"field_name": ["This field is required."]}
+
+
+def _field_errors(errors: dict[Any, Any]) -> str:
+    """``{"first_name": ["can't be blank"], ...}`` as ``first_name: can't be blank; ...``.
+
+    >>> _field_errors({"date_of_birth": ["can't be blank", "must be a valid date"], "last_name": "can't be blank"})
+    "date_of_birth: can't be blank, must be a valid date; last_name: can't be blank"
+    """
+    return "; ".join(
+        f"{field}: {', '.join(map(str, problem)) if isinstance(problem, list) else problem}"
+        for field, problem in errors.items()
+    )
 
 
 class SourceClient:
@@ -107,6 +118,21 @@ class SourceClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def link(self, url: str) -> str | None:
+        """A ``next`` link as the URL to request: resolved against ``base_url`` when relative, and put on its
+        scheme and port when only those differ (a proxy that terminates TLS writes ``http://`` links). None
+        for another host: the token would go with the request.
+
+        >>> c = SourceClient("s", "https://api.example/profiles", {})
+        >>> c.link("http://api.example/patients/?page=2"), c.link("/patients/?page=3"), c.link("https://evil.example/")
+        ('https://api.example/patients/?page=2', 'https://api.example/patients/?page=3', None)
+        """
+        base = self._http.base_url
+        target = base.join(url)
+        if target.host.lower() != base.host.lower():
+            return None
+        return str(target.copy_with(scheme=base.scheme, port=base.port))
 
     def get_json(self, url: str, params: dict[str, Any] | None, stream: str) -> Any:
         """GET ``url`` (a path under the base URL, or absolute) and return the decoded JSON body."""
@@ -145,12 +171,12 @@ class SourceClient:
             raise _Transient(f"connection failed ({type(exc).__name__})") from None
         status = response.status_code
         if status in (401, 403):
-            raise AuthError(self.name, stream, status)
+            raise AuthError(self.name, stream, status, error_message(response))
         if status == 429 or status >= 500:
             raise _Transient(f"HTTP {status}", retry_after_seconds(response.headers.get("Retry-After")))
         if status >= 400:
             detail = error_message(response)
-            raise FetchError(self.name, stream, f"HTTP {status}" + (f": {detail}" if detail else ""))
+            raise FetchError(self.name, stream, f"HTTP {status}" + (f": {detail}" if detail else ""), status)
         return response
 
 

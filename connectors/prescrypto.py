@@ -9,9 +9,11 @@ from connectors.bodies import parse_list_or_drf
 from connectors.paging import OffsetPaginator
 from connectors.stream import Stream
 
+AUTH_HEADER, AUTH_SCHEME = "Authorization", "Token"
+
 
 def auth_headers(token: str) -> dict[str, str]:
-    return {"Authorization": f"Token {token}"}
+    return {AUTH_HEADER: f"{AUTH_SCHEME} {token}"}
 
 
 PATIENTS = Stream(

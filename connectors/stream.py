@@ -1,4 +1,10 @@
-"""A stream declared as data, and the reader that walks its pages."""
+"""Streams declared as data, and the reader that walks a listing's pages.
+
+Three shapes:
+- a listing whose pages hold the records (Prescrypto, profiles, gauges patients);
+- a listing of ids whose records are fetched one by one (``Stream.details``: Particle);
+- records that live under each record of another stream (``FanOut``: gauges readings, per patient).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ class Stream:
     key: str  # the record field that identifies a record within the stream
     size_param: str | None = None  # the query parameter that carries the page size
     max_page_size: int | None = None  # the API's documented cap
+    details: str | None = None  # the listing holds only ids; each record is GET details.format(id=...)
 
     def with_page_size(self, size: int) -> Stream:
         if self.size_param is None:
@@ -34,13 +41,39 @@ class Stream:
         return replace(self, params={**self.params, self.size_param: size})
 
     def record_key(self, record: Mapping[str, Any]) -> str | None:
-        """The record's key as text, or None when it has none a database could store (the record is then
-        quarantined under a hash of its payload)."""
-        value = record.get(self.key) if isinstance(record, Mapping) else None
-        if value is None or isinstance(value, (dict, list, bool)):
-            return None
-        key = str(value).strip()
-        return key if key and _STORABLE_KEY.fullmatch(key) else None
+        return record_key(record.get(self.key) if isinstance(record, Mapping) else None)
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """Records that live under each record of another stream of the same source: one GET per parent,
+    ``path.format(id=parent key)``, asking only for records dated on or after the parent's watermark."""
+
+    name: str
+    parent: str  # the stream whose stored records are the parents
+    path: str
+    parse: Callable[[Any], Page]
+    key: str
+    since_param: str  # takes the watermark as YYYY-MM-DD, inclusive
+    # A cheap request that any valid token may make: after a 403 on one parent it tells a parent the token may
+    # not see (skipped) from a token refused altogether (the stream fails).
+    token_check: tuple[str, Mapping[str, Any]]
+
+    def record_key(self, record: Mapping[str, Any]) -> str | None:
+        return record_key(record.get(self.key) if isinstance(record, Mapping) else None)
+
+
+def record_key(value: Any) -> str | None:
+    """A key value as text, or None when it is none a database could store (the record is then quarantined
+    under a hash of its payload).
+
+    >>> record_key(1049), record_key(" pat123 "), record_key(""), record_key(True)
+    ('1049', 'pat123', None, None)
+    """
+    if value is None or isinstance(value, (dict, list, bool)):
+        return None
+    key = str(value).strip()
+    return key if key and _STORABLE_KEY.fullmatch(key) else None
 
 
 def read_pages(client: SourceClient, stream: Stream, params: Params) -> Iterator[tuple[Params, Page]]:
@@ -53,7 +86,10 @@ def read_pages(client: SourceClient, stream: Stream, params: Params) -> Iterator
             raise BodyError(client.name, stream.name, f"pagination did not advance (params {fingerprint})")
         seen.add(fingerprint)
         if URL_PARAM in current:
-            body = client.get_json(str(current[URL_PARAM]), None, stream.name)
+            url = client.link(str(current[URL_PARAM]))
+            if url is None:  # it would carry the token to another host
+                raise BodyError(client.name, stream.name, "a next link points to another host: not followed")
+            body = client.get_json(url, None, stream.name)
         else:
             body = client.get_json(stream.path, current, stream.name)
         try:

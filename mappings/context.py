@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
 class MappingContext:
     today: dt.date  # birth dates after this are impossible
     phone_region: str = "MX"  # phonenumbers default region for numbers without a country code
+    ssn_key: bytes | None = field(default=None, repr=False)  # HMAC key for SSNs; None: SSNs are not kept at all

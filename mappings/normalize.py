@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import phonenumbers
@@ -29,16 +30,25 @@ from canonical.model import Sex
 
 __all__ = [
     "EARLIEST_BIRTH_DATE",
+    "integer_id",
+    "joined_name",
+    "require_object",
+    "required",
+    "address",
     "birth_date",
     "boolean",
+    "coordinate",
     "curp",
     "email",
     "name",
+    "number",
     "phone",
     "sex",
     "sex_from_female",
     "split_name",
+    "ssn_digits",
     "text",
+    "timestamp",
 ]
 
 EARLIEST_BIRTH_DATE = dt.date(1800, 1, 1)  # the documented medic example was born in 1821
@@ -81,6 +91,11 @@ def name(value: Any, field: str) -> str | None:
 
 
 _PARTICLES = frozenset({"de", "del", "la", "las", "los", "y", "da", "di", "van", "von", "san"})
+
+
+def joined_name(given: str | None, family: str | None) -> str | None:
+    """The full name of a source that sends the parts: "given family", or whichever part it has."""
+    return " ".join(part for part in (given, family) if part) or None
 
 
 def split_name(full: str) -> tuple[str | None, str | None]:
@@ -154,6 +169,16 @@ def birth_date(value: Any, field: str, today: dt.date) -> dt.date | None:
     return date
 
 
+def address(*parts: tuple[Any, str]) -> str | None:
+    """Address lines, each given with its source field, joined with ", "; blank ones are left out.
+
+    >>> address(("123 Street Name", "patient_physical_address"), ("Apt 101", "patient_address_line_1"))
+    '123 Street Name, Apt 101'
+    """
+    kept = [line for line in (name(value, field) for value, field in parts) if line]
+    return ", ".join(kept) or None
+
+
 def phone(value: Any, field: str, region: str) -> str | None:
     """E.164 when the number parses and is valid for its region; otherwise the stripped text as given.
 
@@ -184,13 +209,88 @@ def curp(value: Any, field: str) -> str | None:
 
 
 def email(value: Any, field: str) -> str | None:
-    """An email address, stripped and lower-cased; only the "@" is checked (deliverability is not ours)."""
+    """An email address, stripped and lower-cased; only the "@" is checked (deliverability is not ours).
+
+    Text without an "@" is no address (two vendor documents show "[email protected]", an address a web page
+    hid): None, like any unusable optional field; the raw value stays in ``source_record``.
+    """
+    s = text(value, field)
+    if s is None or "@" not in s:
+        return None
+    return s.lower()
+
+
+def number(value: Any, field: str) -> float | None:
+    """A finite number from a JSON number or numeric text; None for None or "".
+
+    >>> number(7, "value"), number(" 12.5 ", "value"), number("", "value")
+    (7.0, 12.5, None)
+    """
+    if isinstance(value, bool):
+        raise RecordError(field, "expected a number, got a boolean")
+    if isinstance(value, int | float):
+        result = float(value) if isinstance(value, float) or abs(value) < 2**63 else math.inf
+    else:
+        s = text(value, field)
+        if s is None:
+            return None
+        try:
+            result = float(s)
+        except ValueError:
+            raise RecordError(field, "expected a number") from None
+    if not math.isfinite(result):
+        raise RecordError(field, "expected a finite number")
+    return result
+
+
+def coordinate(value: Any, field: str, limit: float) -> float | None:
+    """A latitude (limit 90) or longitude (limit 180) in degrees; the sources send them as text.
+
+    >>> coordinate("-12.345678", "patient_longitude", 180)
+    -12.345678
+    """
+    degrees = number(value, field)
+    if degrees is not None and not -limit <= degrees <= limit:
+        raise RecordError(field, f"outside -{limit:g}..{limit:g} degrees")  # a home's position: not quoted
+    return degrees
+
+
+def timestamp(value: Any, field: str) -> dt.datetime | None:
+    """An ISO 8601 date-time in UTC; one without an offset is taken as UTC.
+
+    >>> timestamp("2023-10-27T14:30:00.000Z", "recorded_at")
+    datetime.datetime(2023, 10, 27, 14, 30, tzinfo=datetime.timezone.utc)
+    """
     s = text(value, field)
     if s is None:
         return None
-    if "@" not in s:
-        raise RecordError(field, "not an email address (no '@')")
-    return s.lower()
+    if not _ISO_DATE.match(s) or len(s) < 16:
+        raise RecordError(field, f"{s[:40]!r} is not an ISO 8601 date-time")
+    try:
+        when = dt.datetime.fromisoformat(s)
+    except ValueError:
+        raise RecordError(field, f"{s[:40]!r} is not a valid date-time") from None
+    if when.tzinfo is None:
+        return when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC)
+
+
+_SSN = re.compile(r"([0-9]{3})-?([0-9]{2})-?([0-9]{4})")
+
+
+def ssn_digits(value: Any, field: str) -> str | None:
+    """A US SSN as its nine digits ("123-45-6789" or "123456789"); the message never repeats the value.
+
+    >>> ssn_digits("123-45-6789", "ssn")
+    '123456789'
+    """
+    s = text(value, field)
+    if s is None:
+        return None
+    match = _SSN.fullmatch(s)
+    if match is None:
+        raise RecordError(field, "not a social security number (expected 123-45-6789 or nine digits)")
+    return "".join(match.groups())
 
 
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
@@ -213,6 +313,32 @@ def boolean(value: Any, field: str) -> bool | None:
             return False
         raise RecordError(field, "expected a boolean, got an unrecognised string")
     raise RecordError(field, f"expected a boolean, got {_kind(value)}")
+
+
+def require_object(raw: Any) -> None:
+    if not isinstance(raw, Mapping):
+        raise RecordError("record", f"expected a JSON object, got {type(raw).__name__}")
+
+
+def required(value: str | None, field: str) -> str:
+    if value is None:
+        raise RecordError(field, "is missing or empty")
+    return value
+
+
+def integer_id(value: Any, field: str) -> str | None:
+    """An integer id (a JSON number or a string of digits) as canonical decimal text, or None.
+
+    7, "7" and "007" are one id, so the crosswalk cannot split one entity in two.
+    """
+    if isinstance(value, bool | float):  # JSON true or 7.0 is not an id, however Python reads it
+        raise RecordError(field, "expected an integer id")
+    s = text(value, field)
+    if s is None:
+        return None
+    if not (s.isascii() and s.isdigit()):
+        raise RecordError(field, "expected an integer id")
+    return s.lstrip("0") or "0"  # not int(s): Python refuses to convert more than 4300 digits
 
 
 def _kind(value: Any) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from canonical.errors import RecordError
 from canonical.model import (
     Entity,
     EntityType,
@@ -34,10 +33,10 @@ __all__ = ["to_medic", "to_patient"]
 
 def to_patient(raw: Mapping[str, Any], ctx: MappingContext) -> Mapped:
     """One Prescrypto patient object -> a patient entity keyed by ``uid``."""
-    _require_object(raw)
-    uid = _required(n.text(raw.get("uid"), "uid"), "uid")
+    n.require_object(raw)
+    uid = n.required(n.text(raw.get("uid"), "uid"), "uid")
     ids = [
-        SourceId(id_type="id", id_value=_required(_numeric_id(raw.get("id"), "id"), "id")),
+        SourceId(id_type="id", id_value=n.required(n.integer_id(raw.get("id"), "id"), "id")),
         SourceId(id_type="uid", id_value=uid),
     ]
     external = n.text(raw.get("external_patient_file"), "external_patient_file")
@@ -66,9 +65,9 @@ def to_patient(raw: Mapping[str, Any], ctx: MappingContext) -> Mapped:
 
 def to_medic(raw: Mapping[str, Any], ctx: MappingContext) -> Mapped:
     """One Prescrypto medic object -> its hospital (when it has one), then the medic keyed by ``id``."""
-    _require_object(raw)
-    key = _required(_numeric_id(raw.get("id"), "id"), "id")
-    hospital = _numeric_id(raw.get("hospital"), "hospital")
+    n.require_object(raw)
+    key = n.required(n.integer_id(raw.get("id"), "id"), "id")
+    hospital = n.integer_id(raw.get("hospital"), "hospital")
     full_name = n.name(raw.get("name"), "name")
     given, family = n.split_name(full_name) if full_name else (None, None)
     active = n.boolean(raw.get("is_active"), "is_active")
@@ -94,29 +93,3 @@ def to_medic(raw: Mapping[str, Any], ctx: MappingContext) -> Mapped:
         ids=(SourceId(id_type="id", id_value=hospital),),
     )
     return Mapped(entities=(organization, medic))
-
-
-def _require_object(raw: Any) -> None:
-    if not isinstance(raw, Mapping):
-        raise RecordError("record", f"expected a JSON object, got {type(raw).__name__}")
-
-
-def _required(value: str | None, field: str) -> str:
-    if value is None:
-        raise RecordError(field, "is missing or empty")
-    return value
-
-
-def _numeric_id(value: Any, field: str) -> str | None:
-    """A Prescrypto integer id (a JSON number or a string of digits) as canonical decimal text, or None.
-
-    7, "7" and "007" are one id, so the crosswalk cannot split one entity in two.
-    """
-    if isinstance(value, bool | float):  # JSON true or 7.0 is not an id, however Python reads it
-        raise RecordError(field, "expected an integer id")
-    s = n.text(value, field)
-    if s is None:
-        return None
-    if not (s.isascii() and s.isdigit()):
-        raise RecordError(field, "expected an integer id")
-    return s.lstrip("0") or "0"  # not int(s): Python refuses to convert more than 4300 digits

@@ -233,20 +233,20 @@ def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", h
 def sandbox(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8400,
     patients: Annotated[int, typer.Option(help="Synthetic patients per API.")] = 250,
-    medics: Annotated[int, typer.Option(help="Synthetic Prescrypto medics.")] = 40,
+    medics: Annotated[int, typer.Option(help="Synthetic clinicians: Prescrypto medics and profiles doctors.")] = 40,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 1,
 ) -> None:
-    """Serve the simulated source APIs on localhost (Ctrl-C stops)."""
+    """Serve the simulated source APIs on localhost: /prescrypto, /profiles, /gauges, /particle (Ctrl-C stops)."""
     from sandbox.server import serve
 
-    err.print(f"sandbox on http://127.0.0.1:{port} (prescrypto under /prescrypto)")
+    err.print(f"sandbox on http://127.0.0.1:{port}: /prescrypto, /profiles, /gauges and /particle")
     serve("127.0.0.1", port, patients=patients, medics=medics, seed=seed)
 
 
 @app.command()
 def demo(
     ctx: typer.Context,
-    patients: Annotated[int, typer.Option(help="Synthetic patients to serve.")] = 250,
+    patients: Annotated[int, typer.Option(help="Synthetic patients per API.")] = 250,
 ) -> None:
     """Start the sandbox, sync it into the configured database and print what landed.
 

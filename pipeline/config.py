@@ -12,7 +12,16 @@ from typing import Any, Literal
 
 import yaml
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -70,15 +79,27 @@ class SourceConfig(_Strict):
     concurrency: int = Field(8, ge=1, le=64)
     rate_limit: float | None = Field(None, gt=0)
     max_delete_fraction: float = Field(0.5, gt=0, le=1)  # a sweep deleting more is taken for a truncated listing
+    auth_header: str | None = Field(None, pattern=r"^[A-Za-z0-9-]+$")  # None: the kind's header
+    auth_scheme: str | None = Field(None, pattern=r"^[A-Za-z0-9-]*$")  # None: the kind's; "" sends the bare token
+    continuation_param: str = Field("continuation_token", min_length=1)  # particle: the token's query parameter
+    ssn_hash_key: SecretStr | None = None  # particle: HMAC key for stored SSN hashes; None keeps no hash
 
     _check_schedule = field_validator("schedule", "full_refresh")(_cron)
 
-    @field_validator("kind")
+    @field_validator("ssn_hash_key")
     @classmethod
-    def _built(cls, kind: str) -> str:
-        if kind not in KINDS:
-            raise ValueError(f"kind {kind!r} is not built yet (built: {', '.join(KINDS)})")
-        return kind
+    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (an HMAC key: keep it secret, e.g. ${PARTICLE_SSN_KEY})")
+        return key
+
+    @model_validator(mode="after")
+    def _kind_options(self) -> SourceConfig:
+        if self.kind != "particle":
+            for key in ("continuation_param", "ssn_hash_key"):
+                if key in self.model_fields_set:
+                    raise ValueError(f"{key} applies to kind particle only")
+        return self
 
 
 class Config(_Strict):

@@ -37,7 +37,19 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_READ_ONLY = "patientsync_read_only"
+
+
+def reading(engine: Engine) -> Engine:
+    """The engine for read-only work: on SQLite its transactions start deferred, so they neither take nor
+    wait for the write lock (a lookup beside a long page transaction); elsewhere the engine itself."""
+    return engine.execution_options(**{_READ_ONLY: True}) if engine.dialect.name == "sqlite" else engine
+
+
 def _sqlite_begin(connection: Any) -> None:
+    if connection.get_execution_options().get(_READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+        return
     # IMMEDIATE takes the write lock up front: a page transaction reads hashes and then writes, and a
     # deferred one would fail with SQLITE_BUSY if another writer committed in between.
     connection.exec_driver_sql("BEGIN IMMEDIATE")

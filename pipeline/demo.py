@@ -15,11 +15,30 @@ from sqlmodel import SQLModel
 
 from pipeline.config import Config
 from pipeline.runner import SWEEP, RunOptions, RunResult, run_sources
-from pipeline.tables import CANONICAL, Crosswalk, Medic, Patient, Quarantine, SourceRecord, table_of
+from pipeline.tables import (
+    CANONICAL,
+    Crosswalk,
+    Medic,
+    Observation,
+    Patient,
+    PatientMedic,
+    PatientOrganization,
+    Quarantine,
+    SourceRecord,
+    table_of,
+)
+from sandbox import gauges as gauges_sandbox
+from sandbox import particle as particle_sandbox
 from sandbox import prescrypto as prescrypto_sandbox
+from sandbox import profiles as profiles_sandbox
 from sandbox.server import running_sandbox
 
-SANDBOX_TOKENS = {"prescrypto": prescrypto_sandbox.DEFAULT_TOKEN}
+SANDBOX_TOKENS = {
+    "prescrypto": prescrypto_sandbox.DEFAULT_TOKEN,
+    "profiles": profiles_sandbox.DEFAULT_TOKEN,
+    "gauges": gauges_sandbox.DEFAULT_TOKEN,
+    "particle": particle_sandbox.DEFAULT_TOKEN,
+}
 
 
 def run_demo(
@@ -42,7 +61,14 @@ def run_demo(
 
 
 def _summary(engine: Engine, console: Console) -> None:
-    tables: list[type[SQLModel]] = [*CANONICAL.values(), Crosswalk, SourceRecord, Quarantine]
+    tables: list[type[SQLModel]] = [
+        *CANONICAL.values(),
+        PatientMedic,
+        PatientOrganization,
+        Crosswalk,
+        SourceRecord,
+        Quarantine,
+    ]
     counts = Table(title="rows per table")
     counts.add_column("table")
     counts.add_column("rows", justify="right")
@@ -51,9 +77,20 @@ def _summary(engine: Engine, console: Console) -> None:
             t = table_of(model)
             counts.add_row(t.name, str(conn.execute(select(func.count()).select_from(t)).scalar()))
         console.print(counts)
+        cw = table_of(Crosswalk)
+        ids = Table(title="source identifiers in the crosswalk")
+        for column in ("source", "entity_type", "id_type", "rows"):
+            ids.add_column(column, justify="right" if column == "rows" else "left")
+        keys = (cw.c.source, cw.c.entity_type, cw.c.id_type)
+        for source, entity_type, id_type, rows in conn.execute(
+            select(*keys, func.count()).group_by(*keys).order_by(*keys)
+        ):
+            ids.add_row(source, entity_type, id_type, str(rows))
+        console.print(ids)
         for model, columns in (
             (Patient, ("given_name", "family_name", "birth_date", "sex", "phone", "curp", "city")),
             (Medic, ("full_name", "sex", "license_number", "specialty", "organization_id")),
+            (Observation, ("patient_id", "code", "value", "scale_min", "scale_max", "recorded_at")),
         ):
             t = table_of(model)
             sample = Table(title=f"a few {t.name} rows")

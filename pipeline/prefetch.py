@@ -19,10 +19,11 @@ class Prefetched(Generic[T]):
     Use as a context manager: leaving early stops the producer after the item it is fetching.
     """
 
-    def __init__(self, source: Iterator[T], depth: int = 1) -> None:
+    def __init__(self, source: Iterator[T], depth: int = 1, stop: threading.Event | None = None) -> None:
         self._source = source
         self._items: queue.Queue[object] = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
+        # Set on leaving: ``source`` may watch it too, to stop requests it has queued (connectors.fetch).
+        self._stop = stop or threading.Event()
         self._thread = threading.Thread(target=self._produce, name="prefetch", daemon=True)
 
     def __enter__(self) -> Prefetched[T]:

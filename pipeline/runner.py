@@ -1,18 +1,24 @@
-"""Runs streams: fetch a page, write it with its cursor in one transaction, repeat.
+"""Runs streams: fetch a batch, write it with its cursor in one transaction, repeat.
 
 Modes:
-- ``incremental`` continues from the stream's tail checkpoint (an offset API: only appended records).
+- ``incremental`` continues from the stream's tail checkpoint: an offset or page API fetches only appended
+  records, a token or bare listing starts over once it has ended, a listing of ids fetches only new details,
+  and a fan-out (gauges readings) fetches each parent's records from its watermark.
 - ``sweep`` (backfill, full refresh) walks the whole stream from the start, checkpointing under
-  ``cursor["sweep"]`` so a crashed sweep resumes from its last committed page. A sweep that ran from its first
-  page to its last in one process soft-deletes the records it did not see; a resumed one cannot know what the
-  crashed process saw, so it leaves deletions to the next complete sweep.
+  ``cursor["sweep"]`` so a crashed sweep resumes from its last committed batch.
+
+A walk that ran from the stream's first page to its last in one process saw the whole stream: it soft-deletes
+the records it did not see and clears quarantine rows of records now good or gone (unless the listing looks
+truncated). A resumed walk cannot know what the crashed process saw, so it leaves that to the next complete one.
+Batches come from ``pipeline.batches``, fetched one ahead in a thread while the previous one is written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,13 +27,13 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from canonical.errors import LeaseHeldError, PatientSyncError, SourceError
-from connectors.client import RetryPolicy
-from connectors.stream import read_pages
-from mappings.context import MappingContext
-from pipeline import state
+from connectors.client import RetryPolicy, SourceClient
+from connectors.stream import FanOut
+from pipeline import lookups, state
+from pipeline.batches import Batch, fan_out_batches, listing_batches
 from pipeline.config import Config, SourceConfig
 from pipeline.prefetch import Prefetched
-from pipeline.sources import open_client, phone_region, stream_names, stream_spec
+from pipeline.sources import StreamSpec, mapping_context, open_client, stream_names, stream_spec
 from pipeline.store import (
     PageCounts,
     clear_quarantine,
@@ -43,6 +49,7 @@ INCREMENTAL = "incremental"
 SWEEP = "sweep"
 
 RUN_COUNTS_EVERY = dt.timedelta(seconds=5)
+FAN_OUT_CHUNK = 100
 
 # Called after each committed page: (source, stream, records so far, total if the source says it).
 ProgressFn = Callable[[str, str, int, int | None], None]
@@ -154,7 +161,7 @@ def _walk(
     source: SourceConfig,
     stream: str,
     mode: str,
-    client: Any,
+    client: SourceClient,
     options: RunOptions,
     holder: str,
     result: RunResult,
@@ -162,31 +169,36 @@ def _walk(
     spec = stream_spec(source, stream)
     run_id = result.run_id
     assert run_id is not None, "the run row is written before the walk"
-    paginator, base = spec.stream.paginator, dict(spec.stream.params)
     with engine.connect() as conn:
         cursor = state.load_cursor(conn, name, stream)
     sweeping = mode == SWEEP
     if not sweeping:
-        start = paginator.resume(base, {k: v for k, v in cursor.items() if k not in _KEPT})
+        position = {k: v for k, v in cursor.items() if k not in _KEPT}
     elif cursor.get("sweep"):  # a sweep that did not finish: continue it
-        start = paginator.resume(base, cursor["sweep"])
+        position = {k: v for k, v in cursor["sweep"].items() if k not in ("started_at", "resumed")}
         cursor = {**cursor, "sweep": {**cursor["sweep"], "resumed": True}}
     else:
-        start = base
+        position = {}
         cursor = {**cursor, "sweep": {"started_at": state.utcnow().isoformat(), "resumed": False}}
-    ctx = MappingContext(today=options.today or dt.date.today(), phone_region=phone_region(source))
+    # A walk from the very start to the end in one process saw the whole stream, so what it did not see is
+    # gone. A fan-out's incremental pass asks only for what is new, so only its sweep sees everything.
+    complete = not position and (sweeping or not isinstance(spec.stream, FanOut))
+    ctx = mapping_context(source, options.today or state.utcnow().date())
     seen: set[str] = set()
     still_bad: set[str] = set()
     total: int | None = None
     analyze_at = 1000  # rows inserted by this run; doubled after each refresh
     counted_at = state.utcnow()
 
-    with Prefetched(read_pages(client, spec.stream, start), depth=options.prefetch) as pages:
-        for params, page in pages:
+    leaving = threading.Event()  # set as the walk ends, however it ends: queued detail requests are not sent
+    batches_ahead = _batches(engine, name, source, spec, client, position, sweeping, ctx.today, leaving)
+    keeper = state.LeaseKeeper(engine, name, stream, holder, options.lease_ttl)
+    with keeper, Prefetched(batches_ahead, depth=options.prefetch, stop=leaving) as batches:
+        for batch in batches:
             now = state.utcnow()
-            cursor = advance(cursor, paginator.checkpoint(params, page), sweeping)
+            cursor = advance(cursor, batch.checkpoint, sweeping)
             with engine.begin() as conn:
-                counts = write_page(conn, name, spec, page.records, ctx, now, run_id)
+                counts = write_page(conn, name, spec, batch.records, ctx, now, run_id)
                 state.save_cursor(conn, name, stream, cursor, now)
                 state.renew_lease(conn, name, stream, holder, now, options.lease_ttl)
                 if now - counted_at >= RUN_COUNTS_EVERY:  # so status shows a long run's progress
@@ -195,35 +207,68 @@ def _walk(
             result.counts.add(counts)  # only once the page is committed
             seen.update(counts.keys)
             still_bad.update(counts.bad_keys)
+            if batch.listed is not None:  # listed but not fetched: whether it is still bad is not known
+                seen.update(batch.listed)
+                still_bad.update(set(batch.listed).difference(counts.keys))
+            complete = complete and not batch.partial
             if result.counts.inserted >= analyze_at:
                 refresh_statistics(engine)
                 analyze_at *= 2
-            total = page.total if page.total is not None else total
+            total = batch.total if batch.total is not None else total
             if options.progress:
                 options.progress(name, stream, result.counts.fetched, total)
             if options.stop.is_set():
                 result.status = "interrupted"
                 return
 
-    if sweeping:
-        now = state.utcnow()
-        with engine.begin() as conn:
-            if cursor["sweep"]["resumed"]:
-                log.info("deletions left to the next complete sweep", source=name, stream=stream)
-            else:
-                result.deleted = _settle_sweep(
-                    conn, name, source, spec, seen, still_bad, result.counts.fetched, total, now
-                )
+    now = state.utcnow()
+    with engine.begin() as conn:
+        if complete:
+            result.deleted = _settle_complete_walk(
+                conn, name, source, spec, seen, still_bad, result.counts.fetched, total, now
+            )
+        elif sweeping:
+            log.info("deletions left to the next complete sweep", source=name, stream=stream)
+        if sweeping:
             state.save_cursor(conn, name, stream, end_sweep(cursor), now)
-            state.renew_lease(conn, name, stream, holder, now, options.lease_ttl)
+        state.renew_lease(conn, name, stream, holder, now, options.lease_ttl)
     result.status = "succeeded"
 
 
-_KEPT = ("sweep", "watermark")  # what a page's checkpoint does not replace
+def _batches(
+    engine: Engine,
+    name: str,
+    source: SourceConfig,
+    spec: StreamSpec,
+    client: SourceClient,
+    position: dict[str, Any],
+    sweeping: bool,
+    today: dt.date,
+    leaving: threading.Event,
+) -> Iterator[Batch]:
+    """The stream's batches from ``position``; sweeps fetch everything, incremental runs only what is new."""
+    stream = spec.stream
+    if isinstance(stream, FanOut):
+        # Parents per batch: each batch commits with a lease renewal, and 100 requests stay well inside the lease.
+        chunk = min(source.page_size, FAN_OUT_CHUNK)
+        parents = lookups.live_keys(engine, name, stream.parent, position.get("after"), chunk)
+        watermarks = None if sweeping else functools.partial(lookups.latest_observation_dates, engine, name, today)
+        return fan_out_batches(client, stream, parents, watermarks, source.concurrency, leaving)
+    base = dict(stream.params)
+    start = stream.paginator.resume(base, position) if position else base
+    stored = (
+        None
+        if sweeping or stream.details is None
+        else functools.partial(lookups.stored_among, engine, name, stream.name)
+    )
+    return listing_batches(client, stream, start, stored, source.concurrency, leaving)
+
+
+_KEPT = ("sweep",)  # what a batch's checkpoint does not replace
 
 
 def advance(cursor: dict[str, Any], checkpoint: dict[str, Any], sweeping: bool) -> dict[str, Any]:
-    """The cursor after a committed page: the checkpoint replaces the old position, never merges into it.
+    """The cursor after a committed batch: the checkpoint replaces the old position, never merges into it.
 
     An empty checkpoint (a token listing that ended) must forget the old token, so the next run lists from
     the start. During a sweep the position goes under ``sweep`` and the incremental tail is left alone.
@@ -242,11 +287,10 @@ def advance(cursor: dict[str, Any], checkpoint: dict[str, Any], sweeping: bool) 
 def end_sweep(cursor: dict[str, Any]) -> dict[str, Any]:
     """After a complete sweep its last position becomes the incremental tail.
 
-    >>> end_sweep({"offset": 5, "watermark": {"a": 1}, "sweep": {"offset": 90, "started_at": "t", "resumed": False}})
-    {'watermark': {'a': 1}, 'offset': 90}
+    >>> end_sweep({"offset": 5, "sweep": {"offset": 90, "started_at": "t", "resumed": False}})
+    {'offset': 90}
     """
-    sweep = {k: v for k, v in (cursor.get("sweep") or {}).items() if k not in ("started_at", "resumed")}
-    return {**{k: v for k, v in cursor.items() if k == "watermark"}, **sweep}
+    return {k: v for k, v in (cursor.get("sweep") or {}).items() if k not in ("started_at", "resumed")}
 
 
 def _count_values(result: RunResult, pending: PageCounts | None = None) -> dict[str, int]:
@@ -264,7 +308,7 @@ def _count_values(result: RunResult, pending: PageCounts | None = None) -> dict[
     }
 
 
-def _settle_sweep(
+def _settle_complete_walk(
     conn: Any,
     name: str,
     source: SourceConfig,
@@ -275,7 +319,7 @@ def _settle_sweep(
     total: int | None,
     now: dt.datetime,
 ) -> int:
-    """What a complete sweep establishes, unless its listing looks truncated: records it did not see are
+    """What a complete walk establishes, unless its listing looks truncated: records it did not see are
     soft-deleted, and quarantine rows of records no longer bad (fixed, reverted or gone) are cleared.
 
     A source that answers one page short or empty (an outage, a bug) would otherwise make the sweep look

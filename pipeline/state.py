@@ -5,16 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+import threading
 import uuid
 from typing import Any
 
+import structlog
 from sqlalchemy import Connection, Engine, delete, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from canonical.errors import LeaseHeldError, PatientSyncError
 from pipeline.db import upsert_insert
 from pipeline.tables import SyncLease, SyncRun, SyncState, table_of
 
-LEASE_TTL = dt.timedelta(minutes=5)  # renewed at every page; a dead holder's lease lapses after this
+log = structlog.get_logger(__name__)
+
+LEASE_TTL = dt.timedelta(minutes=5)  # renewed at every page and by LeaseKeeper; a dead holder's lapses after this
 
 
 class LeaseLostError(PatientSyncError):
@@ -101,3 +106,36 @@ def start_run(engine: Engine, source: str, stream: str, mode: str) -> int:
 def update_run(conn: Connection, run_id: int, **values: Any) -> None:
     t = table_of(SyncRun)
     conn.execute(update(t).where(t.c.id == run_id).values(**values))
+
+
+class LeaseKeeper:
+    """Renews a held lease every third of its TTL from a thread of its own, while one batch takes long (slow
+    per-record requests, a low rate limit, long retries): the lease then lapses only when the process dies.
+
+    Commits still renew and fence the lease themselves; once a renewal finds the lease gone, the keeper stops
+    and the next commit fails with ``LeaseLostError``.
+    """
+
+    def __init__(self, engine: Engine, source: str, stream: str, holder: str, ttl: dt.timedelta = LEASE_TTL) -> None:
+        self._args = (engine, source, stream, holder, ttl)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{source}-{stream}", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        engine, source, stream, holder, ttl = self._args
+        while not self._done.wait(ttl.total_seconds() / 3):
+            try:
+                with engine.begin() as conn:
+                    renew_lease(conn, source, stream, holder, utcnow(), ttl)
+            except LeaseLostError:
+                return
+            except SQLAlchemyError as exc:  # the next tick, or the next commit, tries again
+                log.warning("lease renewal failed", source=source, stream=stream, error=type(exc).__name__)

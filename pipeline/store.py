@@ -87,7 +87,7 @@ def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keep
     conn.execute(stmt, list(rows))
 
 
-def _among(conn: Connection, column: Any, keys: list[str]) -> Any:
+def among(conn: Connection, column: Any, keys: list[str]) -> Any:
     """``column IN keys`` with the keys as ONE parameter (an array; in SQLite a JSON list).
 
     An IN list of N parameters is a new statement for every N, re-rendered and re-prepared at every page;
@@ -104,7 +104,7 @@ def _stored_hashes(conn: Connection, source: str, stream: str, keys: list[str]) 
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
         query = select(t.c.source_key, t.c.payload_hash, t.c.deleted_at).where(
-            t.c.source == source, t.c.stream == stream, _among(conn, t.c.source_key, chunk)
+            t.c.source == source, t.c.stream == stream, among(conn, t.c.source_key, chunk)
         )
         for key, digest, deleted_at in conn.execute(query):
             found[key] = (digest, deleted_at is not None)
@@ -126,7 +126,7 @@ def write_page(
     prepared: dict[str, tuple[Any, Any, str]] = {}  # key -> (raw, redacted, hash); the last duplicate wins
     bad: list[dict[str, Any]] = []
     for raw in records:
-        stored = redact(raw)
+        stored = redact(spec.scrub(raw, ctx) if spec.scrub else raw)
         digest = payload_hash(stored)
         key = stream.record_key(raw) if isinstance(raw, Mapping) else None
         if key is None:
@@ -174,7 +174,7 @@ def write_page(
         q = table_of(Quarantine)
         keys = [row["source_key"] for row in landed]
         conn.execute(
-            delete(q).where(q.c.source == source, q.c.stream == stream.name, _among(conn, q.c.source_key, keys))
+            delete(q).where(q.c.source == source, q.c.stream == stream.name, among(conn, q.c.source_key, keys))
         )
     _upsert(conn, table_of(Quarantine), bad)
     counts.quarantined = len(bad)

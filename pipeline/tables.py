@@ -41,6 +41,11 @@ class Patient(SQLModel, table=True):
     country: str | None = None
     curp: str | None = Field(default=None, max_length=18)
     ssn_last4: str | None = Field(default=None, max_length=4)
+    title: str | None = None
+    initials: str | None = None
+    race: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
     active: bool = True
     created_at: dt.datetime | None = _ts(nullable=False)
     updated_at: dt.datetime | None = _ts(nullable=False)

@@ -1,13 +1,22 @@
 """The sandbox's ASGI app: every simulated API under its own prefix, plus the `/_sandbox` control routes.
 
     /prescrypto/...                  the Prescrypto API (sandbox.prescrypto)
+    /profiles/...                    the profiles API (sandbox.profiles)
+    /gauges/...                      the gauges API (sandbox.gauges)
+    /particle/...                    the Particle API (sandbox.particle)
     POST   /_sandbox/reset           {"patients": N, "medics": M, "seed": S}, each optional: fresh data,
-                                     no faults, switches and stats back to their defaults
+                                     no faults, switches and stats back to their defaults. Every API gets
+                                     N patients, the same N people rendered its own way (person i is the
+                                     same human in every source); M medics are Prescrypto's medics and the
+                                     profiles API's doctors
     GET    /_sandbox/faults          the rules, with how often each matched and fired
     POST   /_sandbox/faults          add rules (see sandbox.faults)
     DELETE /_sandbox/faults          remove every rule
     GET    /_sandbox/stats           request counts (see sandbox.stats); DELETE zeroes them
     /_sandbox/prescrypto/...         Prescrypto switches and record staging
+    /_sandbox/profiles/...           profiles switches and record staging
+    /_sandbox/gauges/...             gauges switches, patient and reading staging
+    /_sandbox/particle/...           Particle switches and record staging
 
 The control routes need no token: they are not part of any vendor API.
 """
@@ -24,10 +33,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
-from sandbox import prescrypto
+from sandbox import gauges, particle, prescrypto, profiles
 from sandbox.faults import FaultMiddleware, Faults
 from sandbox.people import generate_clinicians, generate_people
 from sandbox.stats import RequestStats, StatsMiddleware
+from sandbox.store import paused_gc
 
 
 @dataclass
@@ -40,15 +50,25 @@ class Sandbox:
     faults: Faults = field(default_factory=Faults)
     stats: RequestStats = field(default_factory=RequestStats)
     prescrypto: prescrypto.PrescryptoState = field(default_factory=prescrypto.PrescryptoState)
+    profiles: profiles.ProfilesState = field(default_factory=profiles.ProfilesState)
+    gauges: gauges.GaugesState = field(default_factory=gauges.GaugesState)
+    particle: particle.ParticleState = field(default_factory=particle.ParticleState)
 
     def reset(self, patients: int | None = None, medics: int | None = None, seed: int | None = None) -> None:
-        """Regenerate the data (sizes and seed default to the current ones) and forget faults and stats."""
+        """Regenerate the data (sizes and seed default to the current ones) and forget faults and stats.
+
+        Prescrypto's data is made here; the other APIs render the same people when they are first called.
+        """
         self.patients = self.patients if patients is None else patients
         self.medics = self.medics if medics is None else medics
         self.seed = self.seed if seed is None else seed
-        people = generate_people(self.patients, self.seed)
-        clinicians = generate_clinicians(self.medics, self.seed)
-        self.prescrypto.load(people, clinicians, self.seed)
+        with paused_gc():
+            people = generate_people(self.patients, self.seed)
+            clinicians = generate_clinicians(self.medics, self.seed)
+            self.prescrypto.load(people, clinicians, self.seed)
+            self.profiles.load(people, clinicians, self.seed)
+            self.gauges.load(people, self.seed)
+            self.particle.load(people, self.seed)
         self.faults.clear()
         self.stats.clear()
 
@@ -59,11 +79,17 @@ def create_app(patients: int = 250, medics: int = 40, seed: int = 1) -> ASGIApp:
     sandbox.reset()
     routes = [
         Mount("/prescrypto", routes=prescrypto.api_routes(sandbox.prescrypto)),
+        Mount("/profiles", routes=profiles.api_routes(sandbox.profiles)),
+        Mount("/gauges", routes=gauges.api_routes(sandbox.gauges)),
+        Mount("/particle", routes=particle.api_routes(sandbox.particle)),
         Mount(
             "/_sandbox",
             routes=[
                 *_control_routes(sandbox),
                 Mount("/prescrypto", routes=prescrypto.control_routes(sandbox.prescrypto)),
+                Mount("/profiles", routes=profiles.control_routes(sandbox.profiles)),
+                Mount("/gauges", routes=gauges.control_routes(sandbox.gauges)),
+                Mount("/particle", routes=particle.control_routes(sandbox.particle)),
             ],
         ),
     ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sandbox.people import Clinician, Person
+from sandbox.routing import Endpoint, both_slashes, control_object, int_param, json_bytes, staging_routes
 from sandbox.store import Record, Table, encode
 
 DEFAULT_TOKEN = "sandbox-prescrypto"
@@ -67,8 +68,6 @@ MEDIC_FIELDS = (
 )
 _WRITABLE = tuple(f for f in PATIENT_FIELDS if f not in ("id", "uid"))
 _CAMPAIGNS = ("CONSULTA2024", "Lanzamiento", "PalabraClaveAsociadaAUnaCampaña")
-
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 @dataclass
@@ -191,19 +190,19 @@ def api_routes(state: PrescryptoState) -> list[BaseRoute]:
     async def patients(request: Request) -> Response:
         if request.method == "POST":
             return await _create_patient(request, state)
-        limit = _int_param(request, "limit", minimum=1)
-        offset = _int_param(request, "offset", minimum=0) or 0
+        limit = int_param(request, "limit", minimum=1)
+        offset = int_param(request, "offset", minimum=0) or 0
         if state.patients_envelope:
             return _envelope(request, state.patients, offset, limit)
         stop = len(state.patients) if limit is None else offset + limit
-        return _json(b"[" + b",".join(state.patients.encoded(offset, stop)) + b"]")
+        return json_bytes(b"[" + b",".join(state.patients.encoded(offset, stop)) + b"]")
 
     async def patient(request: Request) -> Response:
         key = request.path_params["key"]
         table = state.patients
         if request.method == "GET":  # the document looks patients up by uid, but updates them by id
             pos = table.find("uid", key)
-            return _not_found() if pos is None else _json(table.json_at(pos))
+            return _not_found() if pos is None else json_bytes(table.json_at(pos))
         pos = table.find("id", key)
         if pos is None:
             return _not_found()
@@ -213,15 +212,15 @@ def api_routes(state: PrescryptoState) -> list[BaseRoute]:
         fields, errors = _validate(body, partial=True)
         if errors:
             return JSONResponse(errors, status_code=400)
-        return _json(encode(table.update(pos, fields)), status=202)
+        return json_bytes(encode(table.update(pos, fields)), status=202)
 
     async def medics(request: Request) -> Response:
-        limit = min(_int_param(request, "limit", minimum=1) or MEDICS_DEFAULT_LIMIT, MEDICS_MAX_LIMIT)
-        return _envelope(request, state.medics, _int_param(request, "offset", minimum=0) or 0, limit)
+        limit = min(int_param(request, "limit", minimum=1) or MEDICS_DEFAULT_LIMIT, MEDICS_MAX_LIMIT)
+        return _envelope(request, state.medics, int_param(request, "offset", minimum=0) or 0, limit)
 
     async def medic(request: Request) -> Response:
         pos = state.medics.find("id", request.path_params["key"])
-        return _not_found() if pos is None else _json(state.medics.json_at(pos))
+        return _not_found() if pos is None else json_bytes(state.medics.json_at(pos))
 
     def authed(endpoint: Endpoint) -> Endpoint:
         async def guarded(request: Request) -> Response:
@@ -233,10 +232,10 @@ def api_routes(state: PrescryptoState) -> list[BaseRoute]:
         return guarded
 
     return [
-        *_both_slashes("/api/v2/patient", authed(patients), ["GET", "POST"]),
-        *_both_slashes("/api/v2/patient/{key}", authed(patient), ["GET", "PATCH"]),
-        *_both_slashes("/api/v2/medics", authed(medics), ["GET"]),
-        *_both_slashes("/api/v2/medics/{key}", authed(medic), ["GET"]),
+        *both_slashes("/api/v2/patient", authed(patients), ["GET", "POST"]),
+        *both_slashes("/api/v2/patient/{key}", authed(patient), ["GET", "PATCH"]),
+        *both_slashes("/api/v2/medics", authed(medics), ["GET"]),
+        *both_slashes("/api/v2/medics/{key}", authed(medic), ["GET"]),
     ]
 
 
@@ -251,7 +250,7 @@ async def _create_patient(request: Request, state: PrescryptoState) -> Response:
     record["gender"] = record["gender"] or "M"  # "if none defined it will default to M"
     record["id"] = state.patients.next_id()
     record["uid"] = _uid(state.rng)
-    return _json(encode(state.patients.append(record)), status=201)
+    return json_bytes(encode(state.patients.append(record)), status=201)
 
 
 def _validate(body: dict[str, Any], partial: bool) -> tuple[Record, dict[str, list[str]]]:
@@ -296,7 +295,7 @@ def _envelope(request: Request, table: Table, offset: int, limit: int | None) ->
     following = link(stop) if limit is not None and stop < count else b"null"
     previous = link(max(offset - limit, 0)) if limit is not None and offset > 0 else b"null"
     head = b'{"count":%d,"next":%s,"previous":%s,"results":[' % (count, following, previous)
-    return _json(head + b",".join(table.encoded(offset, stop)) + b"]}")
+    return json_bytes(head + b",".join(table.encoded(offset, stop)) + b"]}")
 
 
 # --- control routes ----------------------------------------------------------------------------------
@@ -307,7 +306,7 @@ def control_routes(state: PrescryptoState) -> list[BaseRoute]:
 
     async def switches(request: Request) -> Response:
         if request.method == "POST":
-            body = await _json_body(request)
+            body = await control_object(request)
             if isinstance(body, Response):
                 return body
             if "patients_envelope" in body:
@@ -316,36 +315,11 @@ def control_routes(state: PrescryptoState) -> list[BaseRoute]:
                 state.token = str(body["token"])
         return JSONResponse({"patients_envelope": state.patients_envelope, "token": state.token})
 
-    def staging(prefix: str, table: Callable[[], Table]) -> list[BaseRoute]:
-        async def add(request: Request) -> Response:
-            body = await _json_body(request)
-            if isinstance(body, Response):
-                return body
-            if "id" not in body:
-                body["id"] = table().next_id()
-            return JSONResponse(table().append(body), status_code=201)
-
-        async def change(request: Request) -> Response:
-            pos = table().find("id", request.path_params["key"])
-            if pos is None:
-                return _not_found()
-            if request.method == "DELETE":
-                return JSONResponse(table().remove(pos))
-            body = await _json_body(request)
-            if isinstance(body, Response):
-                return body
-            return JSONResponse(table().update(pos, body))
-
-        return [
-            Route(prefix, add, methods=["POST"]),
-            Route(prefix + "/{key}", change, methods=["PATCH", "DELETE"]),
-        ]
-
     # The tables are looked up on each request because a reset replaces them.
     return [
         Route("/switches", switches, methods=["GET", "POST"]),
-        *staging("/patients", lambda: state.patients),
-        *staging("/medics", lambda: state.medics),
+        *staging_routes("/patients", lambda: state.patients, "id", lambda: state.patients.next_id()),
+        *staging_routes("/medics", lambda: state.medics, "id", lambda: state.medics.next_id()),
     ]
 
 
@@ -354,19 +328,6 @@ def control_routes(state: PrescryptoState) -> list[BaseRoute]:
 
 def _not_found() -> Response:
     return JSONResponse({"message": "Not found"}, status_code=404)
-
-
-def _json(body: bytes, status: int = 200) -> Response:
-    return Response(body, status_code=status, media_type="application/json")
-
-
-def _int_param(request: Request, name: str, minimum: int) -> int | None:
-    # DRF ignores a limit or offset it cannot parse, and so does this.
-    try:
-        value = int(request.query_params[name])
-    except (KeyError, ValueError):
-        return None
-    return value if value >= minimum else None
 
 
 async def _json_body(request: Request) -> dict[str, Any] | Response:
@@ -380,9 +341,3 @@ async def _json_body(request: Request) -> dict[str, Any] | Response:
             {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]}, status_code=400
         )
     return body
-
-
-def _both_slashes(path: str, endpoint: Endpoint, methods: list[str]) -> list[BaseRoute]:
-    # Clients write these paths with and without the trailing slash (the document itself does both), and a
-    # redirect would cost a round trip and drop the Authorization header on some clients.
-    return [Route(path, endpoint, methods=methods), Route(path + "/", endpoint, methods=methods)]

@@ -57,6 +57,10 @@ class SandboxHandle:
         """New data (`patients=`, `medics=`, `seed=`), no faults, default switches, zero stats."""
         return self._ok(self.client.post("/_sandbox/reset", json=sizes))
 
+    def switches(self, api: str, **values: Any) -> dict[str, Any]:
+        """Set switches of one simulated API (`switches("particle", page_size=5)`); returns all of its switches."""
+        return self._ok(self.client.post(f"/_sandbox/{api}/switches", json=values))
+
     def faults(self, rules: list[dict[str, Any]] | dict[str, Any]) -> list[dict[str, Any]]:
         """Add fault rules (see sandbox.faults); returns every rule with its counters."""
         return self._ok(self.client.post("/_sandbox/faults", json=rules))

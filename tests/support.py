@@ -59,7 +59,17 @@ def count(engine: Engine, table: str, where: str = "1=1", **params: Any) -> int:
 
 def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the canonical and bookkeeping tables that a no-op sync must leave alone."""
-    tables = ("patient", "medic", "organization", "crosswalk", "source_record", "quarantine")
+    tables = (
+        "patient",
+        "medic",
+        "organization",
+        "observation",
+        "patient_medic",
+        "patient_organization",
+        "crosswalk",
+        "source_record",
+        "quarantine",
+    )
     with engine.connect() as conn:
         return {t: sorted(tuple(map(str, row)) for row in conn.execute(text(f"SELECT * FROM {t}"))) for t in tables}
 
@@ -110,3 +120,97 @@ def expire_leases(engine: Engine) -> None:
     """As if every lease holder had died long ago: its leases have lapsed."""
     with engine.begin() as conn:
         conn.execute(text("UPDATE sync_lease SET expires_at = :past"), {"past": dt.datetime(2000, 1, 1, tzinfo=dt.UTC)})
+
+
+# --- the other three kinds ------------------------------------------------------------------------------
+
+SSN_KEY = "test-ssn-hash-key-0123456789"
+PROFILES_AUTH = {"Authorization": "Token sandbox-profiles"}
+GAUGES_AUTH = {"X-User-Token": "sandbox-gauges"}
+PARTICLE_AUTH = {"Authorization": "sandbox-particle"}
+
+
+def profiles_source(sandbox: Any, **overrides: Any) -> dict[str, Any]:
+    return {"kind": "profiles", "base_url": sandbox.url("/profiles"), "token": "sandbox-profiles", **overrides}
+
+
+def gauges_source(sandbox: Any, **overrides: Any) -> dict[str, Any]:
+    return {
+        "kind": "gauges",
+        "base_url": sandbox.url("/gauges"),
+        "token": "sandbox-gauges",
+        "page_size": 50,
+        "concurrency": 4,
+        **overrides,
+    }
+
+
+def particle_source(sandbox: Any, **overrides: Any) -> dict[str, Any]:
+    return {
+        "kind": "particle",
+        "base_url": sandbox.url("/particle"),
+        "token": "sandbox-particle",
+        "ssn_hash_key": SSN_KEY,
+        "concurrency": 4,
+        **overrides,
+    }
+
+
+def every_source(sandbox: Any) -> dict[str, dict[str, Any]]:
+    """One source of each kind, named as the tests refer to them."""
+    return {
+        "rx": prescrypto_source(sandbox),
+        "pf": profiles_source(sandbox),
+        "ga": gauges_source(sandbox),
+        "pa": particle_source(sandbox),
+    }
+
+
+def _get(sandbox: Any, path: str, headers: dict[str, str], **params: Any) -> Any:
+    response = sandbox.client.get(path, params=params, headers=headers)
+    response.raise_for_status()
+    return response.json()
+
+
+def profiles_truth(sandbox: Any) -> list[dict[str, Any]]:
+    """Every profiles patient: a bare list, or the envelope's pages when that switch is on."""
+    body = _get(sandbox, "/profiles/patients/patients/", PROFILES_AUTH)
+    found: list[dict[str, Any]] = []
+    while isinstance(body, dict):
+        found.extend(body["results"])
+        if not body["next"]:
+            return found
+        response = sandbox.client.get(body["next"], headers=PROFILES_AUTH)
+        response.raise_for_status()
+        body = response.json()
+    return body
+
+
+def gauges_truth(sandbox: Any) -> tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]]]:
+    """The gauges API's patients, and each one's readings, read the way a client would."""
+    patients: list[dict[str, Any]] = []
+    page = 1
+    while batch := _get(sandbox, "/gauges/v1/patients", GAUGES_AUTH, page=page, page_size=100):
+        patients.extend(batch)
+        page += 1
+    readings = {p["id"]: _get(sandbox, f"/gauges/v1/patients/{p['id']}/gauges", GAUGES_AUTH) for p in patients}
+    return patients, readings
+
+
+def particle_truth(sandbox: Any) -> dict[str, dict[str, Any]]:
+    """Every Particle patient_id and its record."""
+    ids: list[str] = []
+    token = None
+    while True:
+        body = _get(
+            sandbox, "/particle/api/v1/patients", PARTICLE_AUTH, **({"continuation_token": token} if token else {})
+        )
+        ids.extend(body["patients"])
+        token = body.get("continuation_token")
+        if not token:
+            return {i: _get(sandbox, f"/particle/api/v1/patients/{i}", PARTICLE_AUTH) for i in ids}
+
+
+def rows(engine: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(row) for row in conn.execute(text(sql), params).mappings()]

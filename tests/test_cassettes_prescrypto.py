@@ -120,6 +120,6 @@ def test_documented_error_is_reported(name: str):
             c.get_json(request_url(doc), None, "patients")
     if doc.status == 401:
         assert isinstance(caught.value, AuthError)
-        assert str(caught.value) == "prescrypto/patients: HTTP 401: the source refused the credentials"
+        assert str(caught.value) == "prescrypto/patients: HTTP 401: the source refused the credentials (Invalid Token)"
     else:
         assert str(caught.value) == f"prescrypto/patients: HTTP {doc.status}: {ERRORS[name]}"

@@ -11,15 +11,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support import config_yaml, count, engine_for, make_config, prescrypto_source, run
+from tests.support import config_yaml, count, engine_for, every_source, make_config, prescrypto_source, run
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli(*args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env
+    )
 
 
 def interrupt_midway(sandbox, tmp_path, db_url, sources, command, signum) -> tuple[int, str, Any]:
@@ -28,8 +29,13 @@ def interrupt_midway(sandbox, tmp_path, db_url, sources, command, signum) -> tup
     cfg = tmp_path / "config.yaml"
     cfg.write_text(config_yaml(db_url, sources))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "--config", str(cfg), command],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "--config", str(cfg), command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     engine = engine_for(make_config(db_url, sources))
     deadline = time.monotonic() + 60
     while count(engine, "patient") < 20 and time.monotonic() < deadline:
@@ -80,11 +86,50 @@ def test_demo_prints_what_landed(tmp_path):
     (tmp_path / "config.yaml").write_text((ROOT / "config.yaml").read_text())
     proc = cli("demo", "--patients", "120", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "rows per table" in proc.stdout and "a few patient rows" in proc.stdout
-    engine = engine_for(make_config(f"sqlite:///{tmp_path}/patientsync.db", {"x": {
-        "kind": "prescrypto", "base_url": "http://unused/", "token": "t"}}))
-    assert count(engine, "patient") == 120
-    assert count(engine, "medic") == 40
+    for title in (
+        "rows per table",
+        "source identifiers in the crosswalk",
+        "a few patient rows",
+        "a few observation rows",
+    ):
+        assert title in proc.stdout
+    engine = engine_for(
+        make_config(
+            f"sqlite:///{tmp_path}/patientsync.db",
+            {"x": {"kind": "prescrypto", "base_url": "http://unused/", "token": "t"}},
+        )
+    )
+    for source in ("demo-prescrypto", "demo-profiles", "demo-gauges", "demo-particle"):
+        assert count(engine, "crosswalk", "source = :s AND entity_type = 'patient'", s=source) >= 120, source
+    assert count(engine, "patient") == 4 * 120
+    assert count(engine, "medic", "id IN (SELECT entity_id FROM crosswalk WHERE source = 'demo-prescrypto')") == 40
+    assert count(engine, "medic", "id IN (SELECT entity_id FROM crosswalk WHERE source = 'demo-profiles')") > 0
+    assert count(engine, "organization") > 0 and count(engine, "observation") > 120
+    assert count(engine, "patient_medic") > 0 and count(engine, "patient_organization") > 0
+    assert count(engine, "sync_run", "status <> 'succeeded'") == 0
+    assert count(engine, "sync_run") == 6  # two Prescrypto streams, profiles, gauges patients and gauges, Particle
+
+
+def test_status_shows_every_stream_of_every_kind(sandbox, tmp_path, sqlite_url):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(config_yaml(sqlite_url, every_source(sandbox)))
+    sync = cli("--config", str(cfg), "sync")
+    assert sync.returncode == 0, sync.stderr
+    proc = cli("--config", str(cfg), "status", "--json")
+    assert proc.returncode == 0, proc.stderr
+    found = {(row["source"], row["stream"]): row for row in json.loads(proc.stdout)}
+    assert set(found) == {
+        ("rx", "patients"),
+        ("rx", "medics"),
+        ("pf", "patients"),
+        ("ga", "patients"),
+        ("ga", "gauges"),
+        ("pa", "patients"),
+    }
+    assert all(row["last_run"]["status"] == "succeeded" for row in found.values())
+    assert found[("pa", "patients")]["records"] == 230 and found[("pa", "patients")]["cursor"] == {}
+    assert found[("ga", "patients")]["cursor"] == {"page": 5}  # 230 patients, 50 a page: the short fifth page
+    assert found[("ga", "gauges")]["records"] > 230
 
 
 def test_daemon_stops_cleanly_on_sigterm(sandbox, tmp_path, sqlite_url):

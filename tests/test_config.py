@@ -5,13 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from canonical.errors import ConfigError
 from pipeline.config import load, parse
 
-GOOD = {
+GOOD: dict[str, Any] = {
     "database": {"url": "sqlite:///x.db"},
     "sources": {"rx": {"kind": "prescrypto", "base_url": "http://127.0.0.1:1/prescrypto", "token": "${TOK}"}},
 }
@@ -47,7 +48,19 @@ def test_postgres_url_gets_the_shipped_driver():
         ({**GOOD, "databse": {}}, {"TOK": "t"}, "databse: unknown key"),
         (with_source(base_url="not a url"), {"TOK": "t"}, "sources.rx.base_url: "),
         (with_source(kind="fhir"), {"TOK": "t"}, "sources.rx.kind: "),
-        (with_source(kind="gauges"), {"TOK": "t"}, "sources.rx.kind: kind 'gauges' is not built yet"),
+        (
+            with_source(continuation_param="next"),
+            {"TOK": "t"},
+            "sources.rx: continuation_param applies to kind particle",
+        ),
+        (with_source(kind="particle", ssn_hash_key="${SSN_KEY}"), {"TOK": "t"}, "sources.rx.ssn_hash_key: environment"),
+        (
+            with_source(kind="particle", ssn_hash_key="short"),
+            {"TOK": "t"},
+            "sources.rx.ssn_hash_key: must be at least 16",
+        ),
+        (with_source(kind="gauges", streams=["gauge"]), {"TOK": "t"}, "sources.rx.streams: unknown stream 'gauge'"),
+        (with_source(auth_header="X Token"), {"TOK": "t"}, "sources.rx.auth_header: "),
         (with_source(schedule="every day"), {"TOK": "t"}, "sources.rx.schedule: 'every day' is not a cron"),
         (with_source(page_size=0), {"TOK": "t"}, "sources.rx.page_size: "),
         (with_source(streams=["patients", "bills"]), {"TOK": "t"}, "sources.rx.streams: unknown stream 'bills'"),
@@ -60,6 +73,40 @@ def test_errors_name_the_key(raw: dict, environ: dict, message: str):
         parse(raw, environ)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_every_kind_is_accepted_with_its_options():
+    config = parse(
+        {
+            "sources": {
+                "pr": {
+                    "kind": "profiles",
+                    "base_url": "http://h/profiles",
+                    "token": "t",
+                    "auth_header": "X-Api-Key",
+                    "auth_scheme": "",
+                },
+                "ga": {
+                    "kind": "gauges",
+                    "base_url": "http://h/gauges",
+                    "token": "t",
+                    "streams": ["gauges", "patients"],
+                },
+                "pa": {
+                    "kind": "particle",
+                    "base_url": "http://h/particle",
+                    "token": "t",
+                    "concurrency": 4,
+                    "continuation_param": "cursor",
+                    "ssn_hash_key": "${SSN_KEY}",
+                },
+            }
+        },
+        {"SSN_KEY": "k" * 32},
+    )
+    particle = config.sources["pa"]
+    assert (particle.continuation_param, particle.concurrency) == ("cursor", 4)
+    assert particle.ssn_hash_key is not None and "k" * 32 not in repr(config)
 
 
 def test_missing_file(tmp_path: Path):
@@ -77,8 +124,12 @@ def test_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def test_cli_reports_one_line_and_exit_2(tmp_path: Path):
     file = tmp_path / "bad.yaml"
     file.write_text("sources:\n  rx:\n    kind: prescrypto\n    base_url: http://h/\n    token: t\n    tokn: x\n")
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "--config", str(file), "sync"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "--config", str(file), "sync"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "sources.rx.tokn: unknown key" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout

@@ -14,10 +14,10 @@ from pipeline.runner import advance, end_sweep
         ({"offset": 100}, {"offset": 137}, False, {"offset": 137}),
         # a token listing that ended forgets its token: the next run lists from the start
         ({"continuation_token": "t2"}, {}, False, {}),
-        # an incremental run leaves a pending sweep and the watermarks alone
-        ({"offset": 5, "sweep": {"offset": 50, "resumed": False}, "watermark": {"p1": "2023-10-27"}},
+        # an incremental run leaves a pending sweep alone
+        ({"offset": 5, "sweep": {"offset": 50, "resumed": False}},
          {"offset": 6}, False,
-         {"sweep": {"offset": 50, "resumed": False}, "watermark": {"p1": "2023-10-27"}, "offset": 6}),
+         {"sweep": {"offset": 50, "resumed": False}, "offset": 6}),
         # a sweep's page moves the sweep position only
         ({"offset": 5, "sweep": {"offset": 50, "started_at": "t", "resumed": True}}, {"offset": 60}, True,
          {"offset": 5, "sweep": {"started_at": "t", "resumed": True, "offset": 60}}),
@@ -34,8 +34,9 @@ def test_advance(cursor, checkpoint, sweeping, expected):
     [
         ({"offset": 5, "sweep": {"offset": 230, "started_at": "t", "resumed": False}}, {"offset": 230}),
         ({"continuation_token": "old", "sweep": {"started_at": "t", "resumed": True}}, {}),
-        ({"watermark": {"p": "d"}, "sweep": {"page": 4, "started_at": "t", "resumed": False}},
-         {"watermark": {"p": "d"}, "page": 4}),
+        ({"page": 2, "sweep": {"page": 4, "started_at": "t", "resumed": False}}, {"page": 4}),
+        # a fan-out sweep ends with an empty position: the next pass starts from the first parent
+        ({"after": "17", "sweep": {"started_at": "t", "resumed": False}}, {}),
     ],
 )
 def test_end_sweep(cursor, expected):

@@ -77,7 +77,7 @@ def test_401_fails_that_source_at_once_and_the_others_go_on(sandbox, db_url):
     for stream in ("patients", "medics"):
         failed = results[f"wrong/{stream}"]
         assert failed.status == "failed"
-        assert failed.error == f"wrong/{stream}: HTTP 401: the source refused the credentials"
+        assert failed.error == f"wrong/{stream}: HTTP 401: the source refused the credentials (Invalid Token)"
         assert results[f"right/{stream}"].status == "succeeded"
     assert sandbox.stats()["paths"]["/prescrypto/api/v2/patient"] == 1 + 5  # no retry of the 401
     assert count(engine, "sync_run", "source = 'wrong' AND status = 'failed'") == 2
@@ -93,7 +93,7 @@ def test_cli_exit_status_and_message_on_401(sandbox, tmp_path, sqlite_url):
         timeout=120,
     )
     assert proc.returncode == 1
-    assert "wrong/medics: HTTP 401: the source refused the credentials" in proc.stderr
+    assert "wrong/medics: HTTP 401: the source refused the credentials (Invalid Token)" in proc.stderr
     assert "nope" not in proc.stderr + proc.stdout  # the token never reaches the output
     assert "Traceback" not in proc.stderr
 

@@ -28,8 +28,15 @@ def test_sensitive_keys_secrets_and_ssn_shapes_are_redacted():
         )
     event = captured[0]
     text = json.dumps(event)
-    for secret in ("Homero", "hola@prescrypto.com", "1990-08-10", "tok-4f9a-secret", "123-45-6789", "123456789",
-                   "Henrick"):
+    for secret in (
+        "Homero",
+        "hola@prescrypto.com",
+        "1990-08-10",
+        "tok-4f9a-secret",
+        "123-45-6789",
+        "123456789",
+        "Henrick",
+    ):
         assert secret not in text
     assert event["source"] == "rx"
     assert event["headers"]["Accept"] == "application/json"
@@ -52,11 +59,19 @@ def test_a_real_sync_logs_no_personal_data_even_before_redaction(sandbox, sqlite
     from pipeline.runner import SWEEP
     from tests.support import make_config, prescrypto_source, run, source_patients
 
-    sandbox.post("/_sandbox/prescrypto/patients", {"name": "Quarantina Bad Date", "date_of_birth": "1990-13-45",
-                                                   "uid": "bad-1", "email": "quarantina@example.mx"})
+    sandbox.post(
+        "/_sandbox/prescrypto/patients",
+        {
+            "name": "Quarantina Bad Date",
+            "date_of_birth": "1990-13-45",
+            "uid": "bad-1",
+            "email": "quarantina@example.mx",
+        },
+    )
     sandbox.faults([{"path": "/prescrypto/api/v2/patient/", "status": 503, "times": 1}])
-    config = make_config(sqlite_url, {"rx": prescrypto_source(sandbox),
-                                      "bad": prescrypto_source(sandbox, token="a-wrong-token-1234")})
+    config = make_config(
+        sqlite_url, {"rx": prescrypto_source(sandbox), "bad": prescrypto_source(sandbox, token="a-wrong-token-1234")}
+    )
     with capture_logs() as captured:
         run(config, engine_for(config), SWEEP)
     text = json.dumps(captured, default=str)
@@ -66,6 +81,35 @@ def test_a_real_sync_logs_no_personal_data_even_before_redaction(sandbox, sqlite
     for person in people:
         secrets |= {person.get(field) for field in ("name", "email", "date_of_birth", "curp", "phone")}
     for secret in sorted(s for s in secrets if s):
+        assert secret not in text
+
+
+def test_a_sync_of_every_kind_logs_no_ssn_name_or_token(sandbox, sqlite_url):
+    """The other kinds too, raw: Particle's SSNs, the profiles' doctors, failed details and quarantined records."""
+    from pipeline.runner import INCREMENTAL
+    from tests.support import every_source, make_config, particle_truth, profiles_truth, run
+
+    sandbox.post("/_sandbox/particle/patients", {"patient_id": "pt-bad-9", "given_name": "Quentin", "ssn": "98-7"})
+    sandbox.faults(
+        [
+            {"path": "/particle/api/v1/patients/", "status": 500, "times": 2},
+            {"path": "/gauges/v1/patients/", "status": 429, "retry_after": 0, "times": 1},
+        ]
+    )
+    config = make_config(sqlite_url, every_source(sandbox))
+    with capture_logs() as captured:
+        run(config, engine_for(config), INCREMENTAL)
+    text = json.dumps(captured, default=str)
+    assert sum(event["event"] == "retrying" for event in captured) >= 3
+    secrets = {"sandbox-profiles", "sandbox-gauges", "sandbox-particle", "Quentin", "98-7"}
+    for person in particle_truth(sandbox).values():
+        secrets |= {person.get(f) for f in ("given_name", "family_name", "ssn", "email", "telephone", "date_of_birth")}
+        if person.get("ssn"):
+            secrets.add(person["ssn"].replace("-", ""))
+    for person in profiles_truth(sandbox):
+        secrets |= {person.get(f) for f in ("patient_first_name", "patient_last_name", "patient_email_address")}
+        secrets |= {d["doctor_first_name"] for d in person["patient_doctor"]}
+    for secret in sorted(s for s in secrets if s and len(s) > 3):
         assert secret not in text
 
 

@@ -20,11 +20,28 @@ def patient(uid: str, **fields: object) -> dict:
 
 
 def test_redact_hides_secrets_and_makes_payloads_storable():
-    raw = {"token": "abc", "password": "p", "ssn": "123-45-6789", "note": "a\x00b", "score": float("nan"),
-           "nested": [{"Token": "x", "n": float("inf")}], "empty_token": "", "name": "Ana", "odd": "\udc80!"}
-    assert redact(raw) == {"token": "[redacted]", "password": "[redacted]", "ssn": "[redacted]", "note": "a\ufffdb",
-                           "score": "nan", "nested": [{"Token": "[redacted]", "n": "inf"}], "empty_token": "",
-                           "name": "Ana", "odd": "\ufffd!"}
+    raw = {
+        "token": "abc",
+        "password": "p",
+        "ssn": "123-45-6789",
+        "note": "a\x00b",
+        "score": float("nan"),
+        "nested": [{"Token": "x", "n": float("inf")}],
+        "empty_token": "",
+        "name": "Ana",
+        "odd": "\udc80!",
+    }
+    assert redact(raw) == {
+        "token": "[redacted]",
+        "password": "[redacted]",
+        "ssn": "[redacted]",
+        "note": "a\ufffdb",
+        "score": "nan",
+        "nested": [{"Token": "[redacted]", "n": "inf"}],
+        "empty_token": "",
+        "name": "Ana",
+        "odd": "\ufffd!",
+    }
     plain = {"uid": "u", "name": "José", "n": 1}
     assert redact(plain) is plain  # nothing to change: not even copied
 
@@ -53,8 +70,16 @@ def test_odd_payloads_land_on_both_databases(db_url):
 
 def test_canonical_ids_are_stable_and_distinct_per_source_and_type():
     assert canonical_id("rx", "patient", "u-1") == canonical_id("rx", "patient", "u-1")
-    assert len({canonical_id("rx", "patient", "1"), canonical_id("rx", "medic", "1"),
-                canonical_id("other", "patient", "1")}) == 3
+    assert (
+        len(
+            {
+                canonical_id("rx", "patient", "1"),
+                canonical_id("rx", "medic", "1"),
+                canonical_id("other", "patient", "1"),
+            }
+        )
+        == 3
+    )
 
 
 def test_identical_keyless_records_on_one_page_quarantine_once(db_url):
@@ -65,3 +90,21 @@ def test_identical_keyless_records_on_one_page_quarantine_once(db_url):
         counts = write_page(conn, "rx", SPEC, [twin, dict(twin), patient("u-1")], CTX, now, run_id=None)
     assert (counts.inserted, counts.quarantined) == (1, 2)
     assert count(engine, "quarantine") == 1  # one row per distinct bad record
+
+
+def test_sqlite_lookups_do_not_wait_for_the_writers_lock(tmp_path) -> None:
+    """The prefetch thread's reads run beside a page transaction that holds SQLite's write lock (waiting for
+    it would end in "database is locked" after the 30 s busy timeout)."""
+    from sqlalchemy import text
+
+    from pipeline import lookups
+    from pipeline.db import migrate, open_engine
+
+    engine = open_engine(f"sqlite:///{tmp_path}/lock.db")
+    migrate(engine)
+    with engine.begin() as writer:
+        writer.execute(
+            text("INSERT INTO sync_lease (source, stream, holder, expires_at) VALUES ('s', 't', 'h', '2030-01-01')")
+        )
+        assert lookups.stored_among(engine, "s", "patients", ["a"]) == set()
+        assert list(lookups.live_keys(engine, "s", "patients", None, 10)) == []

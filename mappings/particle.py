@@ -1,0 +1,82 @@
+"""Particle patients -> canonical records (see ../shared/seeds/004), and the SSN kept out of storage.
+
+A patient is keyed by ``patient_id``. The SSN never reaches a canonical table or a log: the patient keeps
+``ssn_last4``, and the stored payload (``scrub``) holds a keyed hash (HMAC-SHA256, key from config) for matching
+the same person across sources, plus the last four digits.
+
+    >>> from datetime import date
+    >>> ctx = MappingContext(today=date(2026, 1, 1), phone_region="US", ssn_key=b"k" * 32)
+    >>> scrubbed = scrub({"patient_id": "p1", "ssn": "123-45-6789"}, ctx)
+    >>> sorted(scrubbed), scrubbed["ssn_last4"]
+    (['patient_id', 'ssn_hmac', 'ssn_last4'], '6789')
+    >>> to_patient({"patient_id": "p1", "ssn": "123-45-6789"}, ctx).entities[0].record.ssn_last4
+    '6789'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from canonical.errors import RecordError
+from canonical.model import Entity, EntityType, Mapped, PatientRecord, SourceId
+from mappings import normalize as n
+from mappings.context import MappingContext
+
+__all__ = ["scrub", "ssn_hmac", "to_patient"]
+
+
+def to_patient(raw: Mapping[str, Any], ctx: MappingContext) -> Mapped:
+    n.require_object(raw)
+    key = n.required(n.text(raw.get("patient_id"), "patient_id"), "patient_id")
+    lines = raw.get("address_lines")
+    if lines is None:
+        lines = []
+    elif isinstance(lines, str):
+        lines = [lines]
+    elif not isinstance(lines, list):
+        raise RecordError("address_lines", "expected a list of lines")
+    given = n.name(raw.get("given_name"), "given_name")
+    family = n.name(raw.get("family_name"), "family_name")
+    ssn = n.ssn_digits(raw.get("ssn"), "ssn")
+    record = PatientRecord(
+        given_name=given,
+        family_name=family,
+        full_name=n.joined_name(given, family),
+        birth_date=n.birth_date(raw.get("date_of_birth"), "date_of_birth", ctx.today),
+        sex=n.sex(raw.get("gender"), "gender"),
+        email=n.email(raw.get("email"), "email"),
+        phone=n.phone(raw.get("telephone"), "telephone", ctx.phone_region),
+        address_line=n.address(*((line, f"address_lines[{i}]") for i, line in enumerate(lines))),
+        city=n.text(raw.get("address_city"), "address_city"),
+        state=n.text(raw.get("address_state"), "address_state"),
+        postal_code=n.text(raw.get("postal_code"), "postal_code"),
+        ssn_last4=ssn[-4:] if ssn else None,
+    )
+    patient = Entity(
+        type=EntityType.patient, key=key, record=record, ids=(SourceId(id_type="patient_id", id_value=key),)
+    )
+    return Mapped(entities=(patient,))
+
+
+def ssn_hmac(digits: str, key: bytes) -> str:
+    return hmac.new(key, digits.encode(), hashlib.sha256).hexdigest()
+
+
+def scrub(raw: Any, ctx: MappingContext) -> Any:
+    """The record as it may be stored: ``ssn`` replaced by ``ssn_hmac`` (when a key is configured) and
+    ``ssn_last4``. An SSN that is not nine digits is dropped here; the mapping quarantines the record."""
+    if not isinstance(raw, Mapping) or "ssn" not in raw:
+        return raw
+    kept = {k: v for k, v in raw.items() if k != "ssn"}
+    try:
+        digits = n.ssn_digits(raw["ssn"], "ssn")
+    except RecordError:
+        return kept
+    if digits:
+        if ctx.ssn_key is not None:
+            kept["ssn_hmac"] = ssn_hmac(digits, ctx.ssn_key)
+        kept["ssn_last4"] = digits[-4:]
+    return kept

@@ -1,0 +1,96 @@
+"""Small pieces that the simulated APIs share: JSON responses, bodies, paths with either slash, record staging.
+
+Each vendor words its errors its own way, so nothing here answers a vendor error: callers pass the response
+they want for a body that is not JSON or a record that does not exist.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from sandbox.store import Table
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def json_bytes(body: bytes, status: int = 200) -> Response:
+    """Already-encoded JSON (see sandbox.store.encode) as a response."""
+    return Response(body, status_code=status, media_type="application/json")
+
+
+async def read_json(request: Request) -> Any:
+    """The JSON body, None when empty; ValueError when it is not JSON."""
+    raw = await request.body()
+    return json.loads(raw) if raw else None
+
+
+def int_param(request: Request, name: str, minimum: int) -> int | None:
+    """An integer query parameter; None when absent, not a number or below `minimum`."""
+    try:
+        value = int(request.query_params[name])
+    except (KeyError, ValueError):
+        return None
+    return value if value >= minimum else None
+
+
+def both_slashes(path: str, endpoint: Endpoint, methods: list[str]) -> list[BaseRoute]:
+    # Clients write paths with and without the trailing slash, and a redirect would cost a round trip and
+    # drop the Authorization header on some clients.
+    return [Route(path, endpoint, methods=methods), Route(path + "/", endpoint, methods=methods)]
+
+
+def control_error(message: str, status: int = 400) -> Response:
+    """An error of a control route: these are not part of any vendor API, so they all look alike."""
+    return JSONResponse({"message": message}, status_code=status)
+
+
+async def control_object(request: Request) -> dict[str, Any] | Response:
+    """A control route's body, which must be a JSON object (empty: {}); otherwise the 400 to answer."""
+    try:
+        body = await read_json(request)
+    except ValueError as exc:
+        return control_error(f"invalid JSON: {exc}")
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        return control_error("expected a JSON object")
+    return body
+
+
+def staging_routes(prefix: str, table: Callable[[], Table], key: str, new_key: Callable[[], Any]) -> list[BaseRoute]:
+    """POST `prefix` appends a raw record as it is (`key` from `new_key()` when absent: an explicit null or
+    "" stays); PATCH `prefix/{key}` merges fields into it; DELETE `prefix/{key}` removes it.
+
+    No validation at all: staging is how a test serves records that the vendor's own endpoints would refuse.
+    `table` is called on each request because a reset replaces the table.
+    """
+
+    async def add(request: Request) -> Response:
+        body = await control_object(request)
+        if isinstance(body, Response):
+            return body
+        if key not in body:
+            body[key] = new_key()
+        return JSONResponse(table().append(body), status_code=201)
+
+    async def change(request: Request) -> Response:
+        pos = table().find(key, request.path_params["key"])
+        if pos is None:
+            return control_error("Not found", 404)
+        if request.method == "DELETE":
+            return JSONResponse(table().remove(pos))
+        body = await control_object(request)
+        if isinstance(body, Response):
+            return body
+        return JSONResponse(table().update(pos, body))
+
+    return [
+        Route(prefix, add, methods=["POST"]),
+        Route(prefix + "/{key}", change, methods=["PATCH", "DELETE"]),
+    ]

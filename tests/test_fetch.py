@@ -1,0 +1,172 @@
+"""Concurrent detail fetches: bounded, in order, 404 as gone, and a failure stops what has not started.
+
+An httpx MockTransport stands in for the server here: in-flight counts and a failure mid-batch are what a
+real server cannot show or stage deterministically.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from canonical.errors import BodyError, FetchError
+from connectors import profiles
+from connectors.client import RetryPolicy, SourceClient
+from connectors.fetch import Skipped, Stopped, fetch_all
+from connectors.stream import read_pages
+
+
+class Recorder:
+    def __init__(self, delay: float = 0.02, fail: str | None = None) -> None:
+        self.delay, self.fail = delay, fail
+        self.lock = threading.Lock()
+        self.in_flight = self.peak = 0
+        self.paths: list[str] = []
+        self.sent_before_failure: int | None = None  # requests sent when the failing one was answered
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        with self.lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            self.paths.append(request.url.path)
+        time.sleep(self.delay)
+        with self.lock:
+            self.in_flight -= 1
+        key = request.url.path.rsplit("/", 1)[-1]
+        if key == self.fail:
+            with self.lock:
+                self.sent_before_failure = len(self.paths)
+            return httpx.Response(400, json={"error": "bad request"})
+        if key.startswith("gone"):
+            return httpx.Response(404, json={"error": "patient not found"})
+        return httpx.Response(200, json={"patient_id": key})
+
+
+def client(recorder: Recorder, rate_limit: float | None = None) -> SourceClient:
+    return SourceClient(
+        "particle",
+        "http://particle.test",
+        {},
+        transport=httpx.MockTransport(recorder),
+        retry=RetryPolicy(attempts=1),
+        max_connections=16,
+        rate_limit=rate_limit,
+    )
+
+
+@pytest.mark.parametrize("concurrency", [1, 3, 8])
+def test_at_most_concurrency_requests_in_flight_and_results_in_order(concurrency: int) -> None:
+    recorder = Recorder()
+    keys = [f"p{i}" for i in range(24)]
+    with client(recorder) as c:
+        bodies = fetch_all(c, [(f"/api/v1/patients/{k}", None) for k in keys], "patients", concurrency)
+    assert bodies == [{"patient_id": k} for k in keys]
+    assert recorder.peak == concurrency
+
+
+def test_a_404_is_gone_not_an_error() -> None:
+    with client(Recorder()) as c:
+        bodies = fetch_all(c, [("/x/p1", None), ("/x/gone1", None), ("/x/p2", None)], "patients", 2)
+    assert bodies == [
+        {"patient_id": "p1"},
+        Skipped(404, "particle/patients: HTTP 404: patient not found"),
+        {"patient_id": "p2"},
+    ]
+
+
+def test_a_null_body_is_a_body_not_a_deletion() -> None:
+    def null(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"null", headers={"content-type": "application/json"})
+
+    c = SourceClient("particle", "http://particle.test", {}, transport=httpx.MockTransport(null))
+    with c:
+        assert fetch_all(c, [("/x/a", None), ("/x/b", None)], "patients", 2) == [None, None]
+
+
+def sent_after_failure(recorder: Recorder) -> int:
+    assert recorder.sent_before_failure is not None
+    return len(recorder.paths) - recorder.sent_before_failure
+
+
+def test_a_failure_cancels_the_requests_not_started() -> None:
+    recorder = Recorder(delay=0.05, fail="p2")
+    keys = [f"p{i}" for i in range(40)]
+    with client(recorder) as c, pytest.raises(FetchError) as caught:
+        fetch_all(c, [(f"/x/{k}", None) for k in keys], "patients", 2)
+    assert caught.value.status == 400
+    # Only a worker already between two requests may send one more; each request takes 50 ms.
+    assert sent_after_failure(recorder) <= 1
+
+
+def test_a_failure_is_raised_without_waiting_for_earlier_slow_requests() -> None:
+    class SlowFirst(Recorder):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.endswith("/p0"):
+                time.sleep(0.5)
+            return super().__call__(request)
+
+    recorder = SlowFirst(delay=0.05, fail="p1")
+    with client(recorder) as c, pytest.raises(FetchError):
+        fetch_all(c, [(f"/x/p{i}", None) for i in range(200)], "patients", 4)
+    # Not the ~190 a wait in submission order (p0 first) would have sent; at most one per other worker.
+    assert sent_after_failure(recorder) <= 3
+
+
+def test_the_rate_limit_covers_concurrent_requests() -> None:
+    recorder = Recorder(delay=0)
+    started = time.monotonic()
+    with client(recorder, rate_limit=50) as c:
+        fetch_all(c, [(f"/x/p{i}", None) for i in range(30)], "patients", 8)
+    # Slots are evenly spaced: 30 requests at 50/s span at least 29 x 20 ms, whatever the concurrency.
+    # (A lower bound only: a slow machine cannot make it fail.)
+    assert time.monotonic() - started >= 0.4
+
+
+def test_a_next_link_to_another_host_is_not_followed() -> None:
+    hosts: list[str] = []
+
+    def envelope(request: httpx.Request) -> httpx.Response:
+        hosts.append(request.url.host)
+        body = {
+            "count": 9,
+            "next": "http://elsewhere.test/patients/?page=2",
+            "previous": None,
+            "results": [{"unique_id": "p1"}],
+        }
+        return httpx.Response(200, json=body)
+
+    c = SourceClient(
+        "pf", "http://profiles.test", {"Authorization": "Token secret"}, transport=httpx.MockTransport(envelope)
+    )
+    with c, pytest.raises(BodyError, match="another host"):
+        list(read_pages(c, profiles.PATIENTS, {}))
+    assert hosts == ["profiles.test"]  # the token never went to elsewhere.test
+
+
+def test_once_stop_is_set_no_request_starts() -> None:
+    recorder = Recorder(delay=0.05)
+    stop = threading.Event()
+    threading.Timer(0.12, stop.set).start()
+    with client(recorder) as c, pytest.raises(Stopped):
+        fetch_all(c, [(f"/x/p{i}", None) for i in range(100)], "patients", 2, stop=stop)
+    assert len(recorder.paths) < 12  # about 0.12 s of 2 x 0.05 s requests, not 100
+
+
+def test_a_stored_next_link_on_another_host_restarts_the_listing() -> None:
+    from pipeline.batches import listing_batches
+
+    hosts: list[str] = []
+
+    def bare_list(request: httpx.Request) -> httpx.Response:
+        hosts.append(request.url.host)
+        return httpx.Response(200, json=[{"unique_id": "p1"}])
+
+    c = SourceClient("pf", "http://new-host.test", {}, transport=httpx.MockTransport(bare_list))
+    with c:
+        batches = list(
+            listing_batches(c, profiles.PATIENTS, {"__url__": "http://old-host.test/patients/?page=3"}, None, 1)
+        )
+    assert [b.records for b in batches] == [[{"unique_id": "p1"}]] and hosts == ["new-host.test"]
