@@ -7,7 +7,8 @@
     │   ├── FetchError         retries exhausted (429, 5xx, timeouts, dropped connections) or a 4xx
     │   └── BodyError          a response body is not the documented shape
     ├── RecordError            one record failed validation or mapping: it is quarantined, the run goes on
-    └── LeaseHeldError         another process holds the stream's lease
+    ├── LeaseHeldError         another process holds the stream's lease
+    └── Stopped                the run was asked to stop (SIGINT/SIGTERM) before this work was done
 
 Messages name the source, the record key and the field wherever they are known.
 """
@@ -64,3 +65,10 @@ class LeaseHeldError(PatientSyncError):
         self.source = source
         self.stream = stream
         self.holder = holder
+
+
+class Stopped(PatientSyncError):
+    """The run was asked to stop before a request was sent or a batch arrived: an interruption, not a failure.
+
+    Nothing is lost: the stream's cursor still points after the last committed batch.
+    """

@@ -2,12 +2,14 @@
 
 Retried with exponential backoff and jitter (tenacity), bounded in attempts and in total time: 429 (waiting
 what ``Retry-After`` asks), 5xx, timeouts and dropped connections. 401/403 raise ``AuthError`` at once;
-any other 4xx raises ``FetchError`` with the status and the body's own message.
+any other 4xx raises ``FetchError`` with the status and the body's own message. Once the run's ``stop``
+event is set, a backoff wait ends at once and no further attempt is sent (``Stopped``).
 """
 
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +18,7 @@ import httpx
 import structlog
 import tenacity
 
-from canonical.errors import AuthError, BodyError, FetchError
+from canonical.errors import AuthError, BodyError, FetchError, Stopped
 from connectors.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
@@ -98,9 +100,11 @@ class SourceClient:
         transport: httpx.BaseTransport | None = None,
         max_connections: int = 10,
         rate_limit: float | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.name = name
         self.retry = retry or RetryPolicy()
+        self._stop = stop or threading.Event()
         self._limiter = RateLimiter(rate_limit) if rate_limit else None
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
@@ -141,6 +145,7 @@ class SourceClient:
             stop=tenacity.stop_after_attempt(policy.attempts) | tenacity.stop_after_delay(policy.max_elapsed),
             wait=_wait(policy),
             retry=tenacity.retry_if_exception_type(_Transient),
+            sleep=self._wait_unless_stopped,
             before_sleep=lambda state: log.warning(
                 "retrying",
                 source=self.name,
@@ -160,7 +165,12 @@ class SourceClient:
         except ValueError:
             raise BodyError(self.name, stream, f"response to {url} is not JSON") from None
 
+    def _wait_unless_stopped(self, seconds: float) -> None:
+        self._stop.wait(seconds)  # a stop ends the wait; the next attempt then raises Stopped
+
     def _get_once(self, url: str, params: dict[str, Any] | None, stream: str) -> httpx.Response:
+        if self._stop.is_set():
+            raise Stopped(f"{self.name}/{stream}: the run is ending: request not sent")
         if self._limiter is not None:
             self._limiter.acquire()
         try:

@@ -12,13 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from canonical.errors import AuthError, FetchError, SourceError
+from canonical.errors import AuthError, FetchError, Stopped
 from connectors.client import SourceClient
 from connectors.paging import Params
-
-
-class Stopped(SourceError):
-    """The run ended while a batch was being fetched; the batch is never committed."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +51,7 @@ def fetch_all(
 
     def one(request: tuple[str, Params | None]) -> Any:
         if stop is not None and stop.is_set():
-            raise Stopped(client.name, stream, "the run is ending: request not sent")
+            raise Stopped(f"{client.name}/{stream}: the run is ending: request not sent")
         try:
             return client.get_json(request[0], request[1], stream)
         except (AuthError, FetchError) as exc:

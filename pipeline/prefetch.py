@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
+from canonical.errors import Stopped
+
 T = TypeVar("T")
 _END = object()
 
@@ -19,11 +21,19 @@ class Prefetched(Generic[T]):
     Use as a context manager: leaving early stops the producer after the item it is fetching.
     """
 
-    def __init__(self, source: Iterator[T], depth: int = 1, stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        source: Iterator[T],
+        depth: int = 1,
+        stop: threading.Event | None = None,
+        interrupt: threading.Event | None = None,
+    ) -> None:
         self._source = source
         self._items: queue.Queue[object] = queue.Queue(maxsize=depth)
         # Set on leaving: ``source`` may watch it too, to stop requests it has queued (connectors.fetch).
         self._stop = stop or threading.Event()
+        # Set from outside (a signal): the consumer stops waiting for the next item and raises ``Stopped``.
+        self._interrupt = interrupt or threading.Event()
         self._thread = threading.Thread(target=self._produce, name="prefetch", daemon=True)
 
     def __enter__(self) -> Prefetched[T]:
@@ -59,7 +69,12 @@ class Prefetched(Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         while True:
-            item = self._items.get()
+            try:
+                item = self._items.get(timeout=0.1)
+            except queue.Empty:
+                if self._interrupt.is_set():
+                    raise Stopped("the run is ending: the next batch was not waited for") from None
+                continue
             if item is _END:
                 return
             if isinstance(item, BaseException):

@@ -26,7 +26,7 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from canonical.errors import LeaseHeldError, PatientSyncError, SourceError
+from canonical.errors import LeaseHeldError, PatientSyncError, SourceError, Stopped
 from connectors.client import RetryPolicy, SourceClient
 from connectors.stream import FanOut
 from pipeline import lookups, state
@@ -91,7 +91,7 @@ def run_sources(
     for name, source in config.sources.items():
         if only and name not in only:
             continue
-        with open_client(name, source, options.retry) as client:
+        with open_client(name, source, options.retry, options.stop) as client:
             for stream in stream_names(source):
                 if options.stop.is_set():
                     return results
@@ -118,6 +118,8 @@ def run_stream(
         result.run_id = state.start_run(engine, name, stream, mode)
         log.info("stream started", source=name, stream=stream, mode=mode, run_id=result.run_id)
         _walk(engine, name, source, stream, mode, client, options, holder, result)
+    except Stopped:  # asked to stop while the next batch was on its way: the cursor is at the last commit
+        result.status = "interrupted"
     except (SourceError, state.LeaseLostError) as exc:
         result.status, result.error = "failed", str(exc)
     except PatientSyncError as exc:
@@ -193,7 +195,8 @@ def _walk(
     leaving = threading.Event()  # set as the walk ends, however it ends: queued detail requests are not sent
     batches_ahead = _batches(engine, name, source, spec, client, position, sweeping, ctx.today, leaving)
     keeper = state.LeaseKeeper(engine, name, stream, holder, options.lease_ttl)
-    with keeper, Prefetched(batches_ahead, depth=options.prefetch, stop=leaving) as batches:
+    prefetched = Prefetched(batches_ahead, depth=options.prefetch, stop=leaving, interrupt=options.stop)
+    with keeper, prefetched as batches:
         for batch in batches:
             now = state.utcnow()
             cursor = advance(cursor, batch.checkpoint, sweeping)

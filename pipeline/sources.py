@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -115,7 +116,10 @@ def auth_headers(source: SourceConfig) -> dict[str, str]:
     return {header: f"{scheme} {token}" if scheme else token}
 
 
-def open_client(name: str, source: SourceConfig, retry: RetryPolicy | None = None) -> SourceClient:
+def open_client(
+    name: str, source: SourceConfig, retry: RetryPolicy | None = None, stop: threading.Event | None = None
+) -> SourceClient:
+    """The source's client; once ``stop`` is set it sends nothing more and cuts retry waits short."""
     return SourceClient(
         name,
         str(source.base_url),
@@ -124,4 +128,5 @@ def open_client(name: str, source: SourceConfig, retry: RetryPolicy | None = Non
         retry=retry or RetryPolicy(attempts=source.retries),
         max_connections=max(2, source.concurrency),
         rate_limit=source.rate_limit,
+        stop=stop,
     )

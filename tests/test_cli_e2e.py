@@ -150,6 +150,34 @@ def test_daemon_stops_cleanly_on_sigterm(sandbox, tmp_path, sqlite_url):
     assert count(engine, "patient") == 230
 
 
+def test_sigterm_cuts_a_retry_wait_short(sandbox, tmp_path, sqlite_url):
+    """The source asks for a minute's pause: the daemon stops at once, not after the wait and its retry."""
+    sources = {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=10, schedule="* * * * *")}
+    sandbox.faults([{"path": "/prescrypto/api/v2/patient/", "status": 503, "retry_after": 60, "after": 3, "times": None}])
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(config_yaml(sqlite_url, sources))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "--config", str(cfg), "daemon"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while not sandbox.fault_counts()[0]["fired"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # inside the 60 s wait
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)  # the wait alone is 60 s
+    assert proc.returncode == 0, err
+    engine = engine_for(make_config(sqlite_url, sources))
+    assert count(engine, "patient") == 30  # the three pages committed before the 503s
+    assert count(engine, "sync_run", "status = 'interrupted'") == 1
+    assert count(engine, "sync_lease") == 0
+    assert sandbox.fault_counts()[0]["fired"] == 1  # no attempt after the stop
+
+
 def test_help_explains_every_command():
     proc = cli("--help")
     assert proc.returncode == 0

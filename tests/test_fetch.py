@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from canonical.errors import BodyError, FetchError
+from canonical.errors import BodyError, FetchError, Stopped
 from connectors import profiles
 from connectors.client import RetryPolicy, SourceClient
-from connectors.fetch import Skipped, Stopped, fetch_all
+from connectors.fetch import Skipped, fetch_all
 from connectors.stream import read_pages
 
 
@@ -177,3 +178,38 @@ def test_a_stored_next_link_on_another_host_restarts_the_listing() -> None:
             listing_batches(c, profiles.PATIENTS, {"__url__": "http://old-host.test/patients/?page=3"}, None, 1)
         )
     assert [b.records for b in batches] == [[{"unique_id": "p1"}]] and hosts == ["new-host.test"]
+
+
+def test_a_stop_ends_a_retry_wait_and_sends_no_further_attempt() -> None:
+    stop = threading.Event()
+    sent: list[str] = []
+
+    def unavailable(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        stop.set()  # the run is told to stop while the client waits out Retry-After
+        return httpx.Response(503, headers={"Retry-After": "60"})
+
+    c = SourceClient("particle", "http://particle.test", {}, transport=httpx.MockTransport(unavailable), stop=stop)
+    with c, pytest.raises(Stopped):
+        c.get_json("/api/v1/patients", None, "patients")
+    assert sent == ["/api/v1/patients"]
+
+
+def test_an_interrupt_stops_waiting_for_the_next_batch() -> None:
+    from pipeline.prefetch import Prefetched
+
+    release, interrupt = threading.Event(), threading.Event()
+
+    def slow() -> Iterator[int]:
+        yield 1
+        release.wait(30)  # a batch still being fetched
+        yield 2
+
+    got: list[int] = []
+    with Prefetched(slow(), interrupt=interrupt) as batches:
+        with pytest.raises(Stopped):
+            for batch in batches:
+                got.append(batch)
+                interrupt.set()
+        release.set()  # lets the producer end before leaving
+    assert got == [1]
