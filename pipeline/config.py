@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from canonical.errors import ConfigError
+from connectors.stream import FanOut
 from pipeline.sources import KINDS
 
 DEFAULT_PATH = "config.yaml"
@@ -182,6 +183,14 @@ def _describe(error: Any) -> str:
 def _check_streams(config: Config) -> None:
     for name, source in config.sources.items():
         known = KINDS[source.kind].streams
-        for stream in source.streams or []:
+        chosen = source.streams or []
+        for stream in chosen:
             if stream not in known:
                 raise ConfigError(f"sources.{name}.streams: unknown stream {stream!r} (known: {', '.join(known)})")
+            fan_out = known[stream].stream
+            if isinstance(fan_out, FanOut) and fan_out.parent not in chosen:
+                # Without it the fan-out would follow only what an earlier configuration stored, silently.
+                raise ConfigError(
+                    f"sources.{name}.streams: {stream!r} makes one request per stored {fan_out.parent!r} record, "
+                    f"so {fan_out.parent!r} must be synced too: add it"
+                )

@@ -153,7 +153,9 @@ def test_daemon_stops_cleanly_on_sigterm(sandbox, tmp_path, sqlite_url):
 def test_sigterm_cuts_a_retry_wait_short(sandbox, tmp_path, sqlite_url):
     """The source asks for a minute's pause: the daemon stops at once, not after the wait and its retry."""
     sources = {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=10, schedule="* * * * *")}
-    sandbox.faults([{"path": "/prescrypto/api/v2/patient/", "status": 503, "retry_after": 60, "after": 3, "times": None}])
+    sandbox.faults(
+        [{"path": "/prescrypto/api/v2/patient/", "status": 503, "retry_after": 60, "after": 3, "times": None}]
+    )
     cfg = tmp_path / "config.yaml"
     cfg.write_text(config_yaml(sqlite_url, sources))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -60,6 +60,11 @@ def test_postgres_url_gets_the_shipped_driver():
             "sources.rx.ssn_hash_key: must be at least 16",
         ),
         (with_source(kind="gauges", streams=["gauge"]), {"TOK": "t"}, "sources.rx.streams: unknown stream 'gauge'"),
+        (
+            with_source(kind="gauges", streams=["gauges"]),
+            {"TOK": "t"},
+            "sources.rx.streams: 'gauges' makes one request per stored 'patients' record, so 'patients' must be",
+        ),
         (with_source(auth_header="X Token"), {"TOK": "t"}, "sources.rx.auth_header: "),
         (with_source(schedule="every day"), {"TOK": "t"}, "sources.rx.schedule: 'every day' is not a cron"),
         (with_source(page_size=0), {"TOK": "t"}, "sources.rx.page_size: "),
