@@ -27,8 +27,12 @@ EXPECTED = {
     to_patient: {case.id: case.values[1] for case in PATIENT_CASES},
     to_medic: {case.id: case.values[1] for case in MEDIC_CASES},
 }
-replay = vcr.VCR(cassette_library_dir=str(CASSETTES), record_mode="none",
-                 match_on=["method", "scheme", "host", "port", "path", "query"], filter_headers=["authorization"])
+replay = vcr.VCR(
+    cassette_library_dir=str(CASSETTES),
+    record_mode="none",
+    match_on=["method", "scheme", "host", "port", "path", "query"],
+    filter_headers=["authorization"],
+)
 
 # The documented successes, by cassette, and the mapping cases they must equal.
 SUCCESSES: dict[str, tuple[Any, list[str]]] = {
@@ -60,8 +64,7 @@ LIST_STREAMS = {"000-00-get-api-v2-patient-200": prescrypto.PATIENTS, "001-00-ge
 
 
 def client() -> SourceClient:
-    return SourceClient("prescrypto", BASE, prescrypto.auth_headers("not-a-real-token"),
-                        retry=RetryPolicy(attempts=1))
+    return SourceClient("prescrypto", BASE, prescrypto.auth_headers("not-a-real-token"), retry=RetryPolicy(attempts=1))
 
 
 def test_every_documented_response_has_a_cassette_and_an_expectation():

@@ -15,14 +15,25 @@ from pipeline.runner import advance, end_sweep
         # a token listing that ended forgets its token: the next run lists from the start
         ({"continuation_token": "t2"}, {}, False, {}),
         # an incremental run leaves a pending sweep alone
-        ({"offset": 5, "sweep": {"offset": 50, "resumed": False}},
-         {"offset": 6}, False,
-         {"sweep": {"offset": 50, "resumed": False}, "offset": 6}),
+        (
+            {"offset": 5, "sweep": {"offset": 50, "resumed": False}},
+            {"offset": 6},
+            False,
+            {"sweep": {"offset": 50, "resumed": False}, "offset": 6},
+        ),
         # a sweep's page moves the sweep position only
-        ({"offset": 5, "sweep": {"offset": 50, "started_at": "t", "resumed": True}}, {"offset": 60}, True,
-         {"offset": 5, "sweep": {"started_at": "t", "resumed": True, "offset": 60}}),
-        ({"sweep": {"continuation_token": "a", "started_at": "t", "resumed": False}}, {}, True,
-         {"sweep": {"started_at": "t", "resumed": False}}),
+        (
+            {"offset": 5, "sweep": {"offset": 50, "started_at": "t", "resumed": True}},
+            {"offset": 60},
+            True,
+            {"offset": 5, "sweep": {"started_at": "t", "resumed": True, "offset": 60}},
+        ),
+        (
+            {"sweep": {"continuation_token": "a", "started_at": "t", "resumed": False}},
+            {},
+            True,
+            {"sweep": {"started_at": "t", "resumed": False}},
+        ),
     ],
 )
 def test_advance(cursor, checkpoint, sweeping, expected):

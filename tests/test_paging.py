@@ -33,23 +33,43 @@ def recs(n: int) -> list[dict[str, Any]]:
         (OffsetPaginator(), {"limit": 3, "offset": 6}, Page(recs(2)), None, {"offset": 8}),
         (OffsetPaginator(), {"limit": 3, "offset": 9}, Page([]), None, {"offset": 9}),
         # an envelope's next decides, whatever the page length (a capped limit returns fewer than asked)
-        (OffsetPaginator(), {"limit": 200, "offset": 0}, Page(recs(100), has_more=True),
-         {"limit": 200, "offset": 100}, {"offset": 100}),
+        (
+            OffsetPaginator(),
+            {"limit": 200, "offset": 0},
+            Page(recs(100), has_more=True),
+            {"limit": 200, "offset": 100},
+            {"offset": 100},
+        ),
         (OffsetPaginator(), {"limit": 3, "offset": 0}, Page(recs(3), has_more=False), None, {"offset": 3}),
         # page numbers: a short last page is checkpointed as itself (appended records land on it)
         (PageNumberPaginator(), {"page": 1, "page_size": 2}, Page(recs(2)), {"page": 2, "page_size": 2}, {"page": 2}),
         (PageNumberPaginator(), {"page": 4, "page_size": 2}, Page(recs(1)), None, {"page": 4}),
         (PageNumberPaginator(), {"page": 5, "page_size": 2}, Page([]), None, {"page": 5}),
         # continuation tokens: none, or empty, ends; the last page's checkpoint restarts the listing
-        (TokenPaginator(), {}, Page(recs(2), next_token="t1"), {"continuation_token": "t1"},
-         {"continuation_token": "t1"}),
-        (TokenPaginator("cursor"), {"cursor": "t1"}, Page(recs(2), next_token="t2"), {"cursor": "t2"},
-         {"continuation_token": "t2"}),
+        (
+            TokenPaginator(),
+            {},
+            Page(recs(2), next_token="t1"),
+            {"continuation_token": "t1"},
+            {"continuation_token": "t1"},
+        ),
+        (
+            TokenPaginator("cursor"),
+            {"cursor": "t1"},
+            Page(recs(2), next_token="t2"),
+            {"cursor": "t2"},
+            {"continuation_token": "t2"},
+        ),
         (TokenPaginator(), {"continuation_token": "t1"}, Page(recs(1), next_token=""), None, {}),
         (TokenPaginator(), {"continuation_token": "t1"}, Page(recs(1)), None, {}),
         # next URLs
-        (NextUrlPaginator(), {}, Page(recs(1), next_token="http://h/p?page=2"), {URL_PARAM: "http://h/p?page=2"},
-         {"next_url": "http://h/p?page=2"}),
+        (
+            NextUrlPaginator(),
+            {},
+            Page(recs(1), next_token="http://h/p?page=2"),
+            {URL_PARAM: "http://h/p?page=2"},
+            {"next_url": "http://h/p?page=2"},
+        ),
         (NextUrlPaginator(), {}, Page(recs(1)), None, {}),
     ],
 )
@@ -103,8 +123,14 @@ def test_reader_refuses_a_token_that_does_not_advance():
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"items": [{"id": 1}], "token": "same"})
 
-    stream = Stream(name="s", path="/x", params={}, paginator=TokenPaginator(),
-                    parse=lambda b: Page(b["items"], next_token=b["token"]), key="id")
+    stream = Stream(
+        name="s",
+        path="/x",
+        params={},
+        paginator=TokenPaginator(),
+        parse=lambda b: Page(b["items"], next_token=b["token"]),
+        key="id",
+    )
     client = SourceClient("src", "http://test", {}, transport=httpx.MockTransport(handler))
     pages = read_pages(client, stream, {})
     next(pages)

@@ -73,8 +73,11 @@ def test_incremental_sync_fetches_only_appended_records(sandbox, db_url):
     run(config, engine, INCREMENTAL)
     headers = {"Authorization": "Token sandbox-prescrypto"}
     for n in range(3):
-        response = sandbox.client.post("/prescrypto/api/v2/patient/", headers=headers,
-                                       json={"name": f"Nueva Paciente {n}", "date_of_birth": "2001-02-03"})
+        response = sandbox.client.post(
+            "/prescrypto/api/v2/patient/",
+            headers=headers,
+            json={"name": f"Nueva Paciente {n}", "date_of_birth": "2001-02-03"},
+        )
         assert response.status_code == 201
     sandbox.client.delete("/_sandbox/stats")
 
@@ -90,8 +93,12 @@ def test_sweep_catches_updates_and_soft_deletes(sandbox, db_url):
     run(config, engine, SWEEP)
     truth = source_patients(sandbox)
     changed, removed = truth[5], truth[100]
-    assert sandbox.client.patch(f"/_sandbox/prescrypto/patients/{changed['id']}",
-                                json={"name": "Renombrada de la Cruz Pérez"}).status_code == 200
+    assert (
+        sandbox.client.patch(
+            f"/_sandbox/prescrypto/patients/{changed['id']}", json={"name": "Renombrada de la Cruz Pérez"}
+        ).status_code
+        == 200
+    )
     assert sandbox.client.delete(f"/_sandbox/prescrypto/patients/{removed['id']}").status_code in (200, 204)
 
     result = by_stream(run(config, engine, SWEEP))["rx/patients"]
@@ -104,8 +111,10 @@ def test_sweep_catches_updates_and_soft_deletes(sandbox, db_url):
 
 
 def test_bad_records_are_quarantined_and_the_rest_land(sandbox, db_url):
-    sandbox.post("/_sandbox/prescrypto/patients", {"name": "Fecha Mala", "date_of_birth": "1990-13-45",
-                                                   "uid": "bad-date-1", "gender": "F"})
+    sandbox.post(
+        "/_sandbox/prescrypto/patients",
+        {"name": "Fecha Mala", "date_of_birth": "1990-13-45", "uid": "bad-date-1", "gender": "F"},
+    )
     sandbox.post("/_sandbox/prescrypto/patients", {"name": "Sin Uid", "date_of_birth": "1990-01-01", "uid": ""})
     config = make_config(db_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
     engine = engine_for(config)
@@ -195,8 +204,10 @@ def test_an_empty_page_that_promises_more_fails_the_stream(sandbox, sqlite_url):
 
 
 def test_soft_delete_reaches_the_canonical_row_whatever_the_key_spelling(sandbox, db_url):
-    sandbox.post("/_sandbox/prescrypto/medics", {"id": "007", "name": "Ana Bond", "email": "a@b.mx", "hospital": 1,
-                                                 "female": True, "is_active": True})
+    sandbox.post(
+        "/_sandbox/prescrypto/medics",
+        {"id": "007", "name": "Ana Bond", "email": "a@b.mx", "hospital": 1, "female": True, "is_active": True},
+    )
     config = make_config(db_url, {"rx": prescrypto_source(sandbox, streams=["medics"])})
     engine = engine_for(config)
     run(config, engine, SWEEP)
@@ -217,15 +228,17 @@ def test_quarantine_rows_are_cleared_once_records_are_good_again_or_gone(sandbox
     assert patient_row(engine, "rx", patient["uid"])["birth_date"] is not None  # the last good row stays
 
     # Reverted at the source: the payload is the stored one again, so nothing is written but the stale row goes.
-    sandbox.client.patch(f"/_sandbox/prescrypto/patients/{patient['id']}",
-                         json={"date_of_birth": patient["date_of_birth"]})
+    sandbox.client.patch(
+        f"/_sandbox/prescrypto/patients/{patient['id']}", json={"date_of_birth": patient["date_of_birth"]}
+    )
     reverted = by_stream(run(config, engine, SWEEP))["rx/patients"]
     assert (reverted.counts.unchanged, reverted.counts.quarantined) == (230, 0)
     assert count(engine, "quarantine") == 0
 
     # A bad record that the source then deletes.
-    staged = sandbox.post("/_sandbox/prescrypto/patients", {"name": "Mala Fecha", "date_of_birth": "1990-02-30",
-                                                            "uid": "bad-then-gone"}).json()
+    staged = sandbox.post(
+        "/_sandbox/prescrypto/patients", {"name": "Mala Fecha", "date_of_birth": "1990-02-30", "uid": "bad-then-gone"}
+    ).json()
     run(config, engine, SWEEP)
     assert count(engine, "quarantine", "source_key = 'bad-then-gone'") == 1
     sandbox.client.delete(f"/_sandbox/prescrypto/patients/{staged['id']}")
