@@ -44,9 +44,25 @@ def redact(payload: Any) -> Any:
     return payload
 
 
+# Keys already found to be neither secret nor unstorable: a stream's records repeat the same few keys, so
+# most checks are one set lookup. Bounded, since a source could send a new key with every record.
+_PLAIN_KEYS: set[str] = set()
+_PLAIN_KEYS_MAX = 10_000
+
+
+def _is_plain_key(key: Any) -> bool:
+    if key in _PLAIN_KEYS:
+        return True
+    if not isinstance(key, str) or key.lower() in SECRET_KEYS or not is_storable_text(key):
+        return False
+    if len(_PLAIN_KEYS) < _PLAIN_KEYS_MAX:
+        _PLAIN_KEYS.add(key)
+    return True
+
+
 def _is_plain(record: dict[str, Any]) -> bool:
     for key, value in record.items():
-        if key.lower() in SECRET_KEYS or not is_storable_text(key):
+        if not _is_plain_key(key):
             return False
         kind = type(value)
         if kind is str:

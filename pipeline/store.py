@@ -106,7 +106,7 @@ def _stored_hashes(conn: Connection, source: str, stream: str, keys: list[str]) 
         query = select(t.c.source_key, t.c.payload_hash, t.c.deleted_at).where(
             t.c.source == source, t.c.stream == stream, among(conn, t.c.source_key, chunk)
         )
-        for key, digest, deleted_at in conn.execute(query):
+        for key, digest, deleted_at in conn.execute(query).all():  # one fetchall, not a fetchone a row
             found[key] = (digest, deleted_at is not None)
     return found
 

@@ -44,6 +44,8 @@ def test_redact_hides_secrets_and_makes_payloads_storable():
     }
     plain = {"uid": "u", "name": "José", "n": 1}
     assert redact(plain) is plain  # nothing to change: not even copied
+    assert redact(plain) is plain  # its keys are now known to be plain
+    assert redact({**plain, "Token": "t"})["Token"] == "[redacted]"  # known plain keys do not hide a new secret
 
 
 def test_odd_payloads_land_on_both_databases(db_url):
