@@ -42,6 +42,7 @@ class Batch:
     listed: list[str] | None = None  # keys the listing named, fetched or not; None: the records' own keys
     total: int | None = None  # records in the whole listing, when the source says
     partial: bool = False  # some parent's records could not be read: the walk did not see the whole stream
+    refused: int = 0  # parents the source refused (403) although the token is good: reported on the run
 
 
 def listing_batches(
@@ -130,11 +131,12 @@ def fan_out_batches(
         ]
         records: list[Any] = []
         skipped = False
+        refused = 0
         bodies = fetch_all(client, requests, stream.name, concurrency, skip=(403, 404), stop=stop)
         for key, body in zip(keys, bodies, strict=True):
             if isinstance(body, Skipped):
                 if body.status == 403:
-                    forbidden += 1
+                    refused += 1
                     if not token_checked:
                         _check_token(client, stream, key)
                         token_checked = True
@@ -146,7 +148,8 @@ def fan_out_batches(
                 records.extend(stream.parse(body).records)
             except ValueError as exc:
                 raise BodyError(client.name, stream.name, f"parent {key}: {exc}") from None
-        yield Batch({"after": keys[-1]}, records, partial=skipped)
+        forbidden += refused
+        yield Batch({"after": keys[-1]}, records, partial=skipped, refused=refused)
     if forbidden and not readable:
         raise AuthError(client.name, stream.name, 403, f"all {forbidden} parents refused")
     yield Batch({}, [])  # the pass is over: the next one starts from the first parent

@@ -149,11 +149,16 @@ def print_results(results: list[RunResult]) -> None:
         )
     out.print(table)
     for r in results:
-        if r.error:
-            # escape: the text may come from a source's error body, and rich must not read it as markup
-            err.print(
-                f"[red]{escape(r.source)}/{escape(r.stream)}:[/] {escape(r.error)}", highlight=False, soft_wrap=True
-            )
+        print_run_message(r.source, r.stream, r.status, r.error)
+
+
+def print_run_message(source: str, stream: str, status: str, message: str | None) -> None:
+    """A run's error, or the warning a successful run left (parents refused), on stderr."""
+    if not message:
+        return
+    style = "yellow" if status == "succeeded" else "red"
+    # escape: the text may come from a source's error body, and rich must not read it as markup
+    err.print(f"[{style}]{escape(source)}/{escape(stream)}:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _run(ctx: typer.Context, mode: str, sources: list[str] | None) -> None:
@@ -227,6 +232,9 @@ def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", h
             "" if row["lag_seconds"] is None else f"{row['lag_seconds']}s",
         )
     out.print(table)
+    for row in rows:
+        if row["last_run"] is not None:
+            print_run_message(row["source"], row["stream"], row["last_run"]["status"], row["last_run"]["error"])
 
 
 @app.command()

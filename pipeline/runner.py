@@ -189,6 +189,7 @@ def _walk(
     seen: set[str] = set()
     still_bad: set[str] = set()
     total: int | None = None
+    refused = 0
     analyze_at = 1000  # rows inserted by this run; doubled after each refresh
     counted_at = state.utcnow()
 
@@ -214,6 +215,7 @@ def _walk(
                 seen.update(batch.listed)
                 still_bad.update(set(batch.listed).difference(counts.keys))
             complete = complete and not batch.partial
+            refused += batch.refused
             if result.counts.inserted >= analyze_at:
                 refresh_statistics(engine)
                 analyze_at *= 2
@@ -236,6 +238,11 @@ def _walk(
             state.save_cursor(conn, name, stream, end_sweep(cursor), now)
         state.renew_lease(conn, name, stream, holder, now, options.lease_ttl)
     result.status = "succeeded"
+    if refused:  # a success with a warning: kept on the run row, so status shows it
+        result.error = (
+            f"{name}/{stream}: {refused} parent(s) refused with HTTP 403 although the token is good: "
+            "their records were not read, and no deletion was decided"
+        )
 
 
 def _batches(

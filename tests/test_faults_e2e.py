@@ -97,6 +97,15 @@ def test_cli_exit_status_and_message_on_401(sandbox, tmp_path, sqlite_url):
     assert "nope" not in proc.stderr + proc.stdout  # the token never reaches the output
     assert "Traceback" not in proc.stderr
 
+    status = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "--config", str(cfg), "status"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert status.returncode == 0, status.stderr
+    assert "wrong/medics: HTTP 401: the source refused the credentials (Invalid Token)" in status.stderr
+
 
 def test_killed_between_pages_resumes_without_loss_or_duplicates(sandbox, db_url, tmp_path):
     page = 50

@@ -13,6 +13,7 @@ import pytest
 from mappings.particle import ssn_hmac
 from pipeline.runner import INCREMENTAL, SWEEP
 from pipeline.state import load_cursor
+from pipeline.status import stream_status
 from pipeline.store import canonical_id
 from tests.support import (
     PARTICLE_AUTH,
@@ -416,9 +417,14 @@ def test_a_patient_the_token_may_not_see_is_skipped_and_keeps_its_readings(sandb
     _, readings = gauges_truth(sandbox)
     pid = next(p for p, items in readings.items() if items)
     sandbox.post("/_sandbox/gauges/switches", {"forbidden": [pid]})
-    incremental = _ok(run(config, engine, INCREMENTAL))["ga/gauges"]
-    sweep = _ok(run(config, engine, SWEEP))["ga/gauges"]
+    incremental = by_stream(run(config, engine, INCREMENTAL))["ga/gauges"]
+    sweep = by_stream(run(config, engine, SWEEP))["ga/gauges"]
     assert (incremental.deleted, sweep.deleted) == (0, 0)  # a sweep that skipped a patient deletes nothing
+    warning = "ga/gauges: 1 parent(s) refused with HTTP 403 although the token is good"
+    for result in (incremental, sweep):
+        assert result.status == "succeeded" and result.error is not None and result.error.startswith(warning)
+    last_run = next(row for row in stream_status(config, engine) if row["stream"] == "gauges")["last_run"]
+    assert last_run["status"] == "succeeded" and last_run["error"].startswith(warning)  # what status shows
     patient = canonical_id("ga", "patient", str(pid))
     assert count(engine, "observation", "patient_id = :p AND deleted_at IS NULL", p=patient) == len(readings[pid])
 
