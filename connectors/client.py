@@ -105,7 +105,7 @@ class SourceClient:
         self.name = name
         self.retry = retry or RetryPolicy()
         self._stop = stop or threading.Event()
-        self._limiter = RateLimiter(rate_limit) if rate_limit else None
+        self._limiter = RateLimiter(rate_limit, sleep=self._wait_unless_stopped) if rate_limit else None
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers={"Accept": "application/json", **headers},
@@ -159,6 +159,8 @@ class SourceClient:
         try:
             response = retrying(self._get_once, url, params, stream)
         except _Transient as exc:
+            if self._stop.is_set():  # the stop, not the source, ended the retries
+                raise Stopped(f"{self.name}/{stream}: the run is ending: not retried ({exc.reason})") from None
             raise FetchError(self.name, stream, f"gave up after retries: {exc.reason}") from None
         try:
             return response.json()
@@ -169,10 +171,10 @@ class SourceClient:
         self._stop.wait(seconds)  # a stop ends the wait; the next attempt then raises Stopped
 
     def _get_once(self, url: str, params: dict[str, Any] | None, stream: str) -> httpx.Response:
+        if self._limiter is not None:
+            self._limiter.acquire()  # its wait, too, ends on a stop
         if self._stop.is_set():
             raise Stopped(f"{self.name}/{stream}: the run is ending: request not sent")
-        if self._limiter is not None:
-            self._limiter.acquire()
         try:
             response = self._http.get(url, params=params)
         except httpx.TimeoutException as exc:

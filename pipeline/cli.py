@@ -157,8 +157,10 @@ def print_run_message(source: str, stream: str, status: str, message: str | None
     if not message:
         return
     style = "yellow" if status == "succeeded" else "red"
+    prefix = f"{source}/{stream}:"
+    text = message.removeprefix(prefix).lstrip()  # source errors already name the stream
     # escape: the text may come from a source's error body, and rich must not read it as markup
-    err.print(f"[{style}]{escape(source)}/{escape(stream)}:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(f"[{style}]{escape(prefix)}[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 def _run(ctx: typer.Context, mode: str, sources: list[str] | None) -> None:

@@ -48,6 +48,7 @@ def redact(payload: Any) -> Any:
 # most checks are one set lookup. Bounded, since a source could send a new key with every record.
 _PLAIN_KEYS: set[str] = set()
 _PLAIN_KEYS_MAX = 10_000
+_PLAIN_KEY_LENGTH_MAX = 64
 
 
 def _is_plain_key(key: Any) -> bool:
@@ -55,7 +56,7 @@ def _is_plain_key(key: Any) -> bool:
         return True
     if not isinstance(key, str) or key.lower() in SECRET_KEYS or not is_storable_text(key):
         return False
-    if len(_PLAIN_KEYS) < _PLAIN_KEYS_MAX:
+    if len(_PLAIN_KEYS) < _PLAIN_KEYS_MAX and len(key) <= _PLAIN_KEY_LENGTH_MAX:
         _PLAIN_KEYS.add(key)
     return True
 

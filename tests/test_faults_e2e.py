@@ -105,6 +105,7 @@ def test_cli_exit_status_and_message_on_401(sandbox, tmp_path, sqlite_url):
     )
     assert status.returncode == 0, status.stderr
     assert "wrong/medics: HTTP 401: the source refused the credentials (Invalid Token)" in status.stderr
+    assert "wrong/medics: wrong/medics" not in proc.stderr + status.stderr
 
 
 def test_killed_between_pages_resumes_without_loss_or_duplicates(sandbox, db_url, tmp_path):

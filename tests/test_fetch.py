@@ -151,9 +151,13 @@ def test_once_stop_is_set_no_request_starts() -> None:
     stop = threading.Event()
 
     class StopAtFifth(Recorder):
+        calls = 0
+
         def __call__(self, request: httpx.Request) -> httpx.Response:
-            if len(self.paths) == 4:
-                stop.set()
+            with self.lock:
+                self.calls += 1
+                if self.calls == 5:
+                    stop.set()
             return super().__call__(request)
 
     recorder = StopAtFifth(delay=0.01)
@@ -190,9 +194,30 @@ def test_a_stop_ends_a_retry_wait_and_sends_no_further_attempt() -> None:
         return httpx.Response(503, headers={"Retry-After": "60"})
 
     c = SourceClient("particle", "http://particle.test", {}, transport=httpx.MockTransport(unavailable), stop=stop)
+    started = time.monotonic()
     with c, pytest.raises(Stopped):
         c.get_json("/api/v1/patients", None, "patients")
     assert sent == ["/api/v1/patients"]
+    assert time.monotonic() - started < 30  # not the 60 s Retry-After
+
+
+def test_a_stop_ends_a_rate_limit_wait_and_the_request_is_not_sent() -> None:
+    stop = threading.Event()
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.path)
+        stop.set()  # the next request would wait 60 s for its slot
+        return httpx.Response(200, json=[])
+
+    transport = httpx.MockTransport(answer)
+    c = SourceClient("particle", "http://particle.test", {}, transport=transport, rate_limit=1 / 60, stop=stop)
+    started = time.monotonic()
+    with c, pytest.raises(Stopped):
+        c.get_json("/a", None, "patients")
+        c.get_json("/b", None, "patients")
+    assert sent == ["/a"]
+    assert time.monotonic() - started < 30
 
 
 def test_an_interrupt_stops_waiting_for_the_next_batch() -> None:
