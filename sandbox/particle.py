@@ -45,7 +45,16 @@ from starlette.routing import BaseRoute, Route
 
 from sandbox import usa
 from sandbox.people import Person
-from sandbox.routing import Endpoint, both_slashes, control_error, control_object, json_bytes, read_json, staging_routes
+from sandbox.routing import (
+    Endpoint,
+    both_slashes,
+    control_error,
+    control_object,
+    is_page_size,
+    json_bytes,
+    read_json,
+    staging_routes,
+)
 from sandbox.store import Deferred, Record, Table, encode
 
 DEFAULT_TOKEN = "sandbox-particle"
@@ -278,7 +287,7 @@ def control_routes(state: ParticleState) -> list[BaseRoute]:
             page_size = body.get("page_size", state.page_size)
             token_param = body.get("token_param", state.token_param)
             last_token = body.get("last_token", state.last_token)
-            if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size < 1:
+            if not is_page_size(page_size):
                 return control_error("'page_size' must be an integer >= 1")
             if not isinstance(token_param, str) or not token_param:
                 return control_error("'token_param' must be a query parameter name")

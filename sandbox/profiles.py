@@ -45,6 +45,7 @@ from sandbox.routing import (
     both_slashes,
     control_error,
     control_object,
+    is_page_size,
     json_bytes,
     read_json,
     staging_routes,
@@ -459,7 +460,7 @@ def control_routes(state: ProfilesState) -> list[BaseRoute]:
             if isinstance(body, Response):
                 return body
             page_size = body.get("page_size", state.page_size)
-            if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size < 1:
+            if not is_page_size(page_size):
                 return control_error("'page_size' must be an integer >= 1")
             if "envelope" in body:
                 state.envelope = bool(body["envelope"])

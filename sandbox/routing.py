@@ -45,6 +45,11 @@ def both_slashes(path: str, endpoint: Endpoint, methods: list[str]) -> list[Base
     return [Route(path, endpoint, methods=methods), Route(path + "/", endpoint, methods=methods)]
 
 
+def is_page_size(value: Any) -> bool:
+    """A switch's page size: an int of at least 1 (JSON ``true`` is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def control_error(message: str, status: int = 400) -> Response:
     """An error of a control route: these are not part of any vendor API, so they all look alike."""
     return JSONResponse({"message": message}, status_code=status)
