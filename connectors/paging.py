@@ -2,7 +2,7 @@
 
 A paginator is stateless: given the params a page was fetched with and the parsed page, it says which params
 fetch the next page (``next``) and where a later run should pick up after this page (``checkpoint``). A
-checkpoint is a small dict with the DESIGN cursor keys (``offset``, ``page``, ``continuation_token``,
+checkpoint is a small dict with the cursor keys the README documents (``offset``, ``page``, ``continuation_token``,
 ``next_url``); ``resume`` turns it back into params.
 """
 

@@ -1,4 +1,6 @@
-"""Gauges API patients and readings -> canonical records (see ../shared/seeds/003).
+"""Gauges API patients and readings -> canonical records (vendor document 003).
+
+The documented examples the tests use are in tests/examples/documented.json.
 
 A patient is keyed by its integer ``id``. A reading (gauge) is an observation keyed by its own ``id`` and
 tied to its patient by ``patient_id``; every gauge type is kept as its code, documented or not.

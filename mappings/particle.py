@@ -1,4 +1,6 @@
-"""Particle patients -> canonical records (see ../shared/seeds/004), and the SSN kept out of storage.
+"""Particle patients -> canonical records (vendor document 004), and the SSN kept out of storage.
+
+The documented examples the tests use are in tests/examples/documented.json.
 
 A patient is keyed by ``patient_id``. The SSN never reaches a canonical table or a log: the patient keeps
 ``ssn_last4``, and the stored payload (``scrub``) holds a keyed hash (HMAC-SHA256, key from config) for matching

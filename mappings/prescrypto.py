@@ -1,4 +1,6 @@
-"""Prescrypto patients and medics -> canonical records (see ../shared/seeds/000 and 001).
+"""Prescrypto patients and medics -> canonical records (vendor documents 000 and 001).
+
+The documented examples the tests use are in tests/examples/documented.json.
 
 A patient is keyed by ``uid`` (the detail route uses it) and also crosswalked by ``id`` and, when the
 integrator filled it in, ``external_patient_file``. A medic is keyed by ``id``; its ``hospital`` id becomes an

@@ -1,4 +1,6 @@
-"""Profiles API patients -> canonical records (see ../shared/seeds/002).
+"""Profiles API patients -> canonical records (vendor document 002).
+
+The documented examples the tests use are in tests/examples/documented.json.
 
 A patient is keyed by ``unique_id``; the nested ``patient_profile.unique_id`` is crosswalked as
 ``profile_unique_id``. Each ``patient_doctor`` entry is a medic and each ``patient_hospital`` entry an

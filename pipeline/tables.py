@@ -1,4 +1,4 @@
-"""The database tables (the DESIGN contract), as SQLModel table models.
+"""The database tables (the database contract in the README), as SQLModel table models.
 
 Canonical ids are uuid5 strings derived from (source, entity type, source key), so a page can be upserted
 without first reading ids back. Timestamps are UTC.
@@ -112,7 +112,7 @@ class PatientOrganization(SQLModel, table=True):
 class Crosswalk(SQLModel, table=True):
     __tablename__ = "crosswalk"
     __table_args__ = (Index("ix_crosswalk_entity", "entity_type", "entity_id"),)
-    # The primary key is the DESIGN's unique key: one row per identifier a source uses.
+    # The primary key is the unique key the README documents: one row per identifier a source uses.
     source: str = Field(primary_key=True)
     entity_type: str = Field(primary_key=True, max_length=16)
     id_type: str = Field(primary_key=True)

@@ -1,4 +1,4 @@
-"""The Prescrypto API (patients and medics, v2), as its documents in ../shared/seeds show it.
+"""The Prescrypto API (patients and medics, v2), as its vendor documents (000 and 001) show it.
 
 Mounted under `/prescrypto`, so a source's `base_url` is `http://HOST:PORT/prescrypto`:
 

@@ -1,4 +1,5 @@
-"""Writes one vcrpy cassette per documented response: ``python -m tests.cassettes.build``.
+"""Writes the snapshot of the documented examples and one vcrpy cassette per documented response:
+``python -m tests.cassettes.build`` (it needs the vendor documents, see tests.seed_documents).
 
 Each cassette answers the request the connector sends for its response, on the document's base in ``BASES``.
 Placeholders in documented paths become the ids of the documented records; list endpoints get the query the
@@ -20,7 +21,17 @@ from typing import Any
 
 import yaml
 
-from tests.seed_examples import DocumentedExample, DocumentedResponse, documented_examples, documented_responses
+from tests.seed_examples import (
+    OTHER_SEEDS,
+    PRESCRYPTO_SEEDS,
+    SNAPSHOT,
+    DocumentedExample,
+    DocumentedResponse,
+    documented_examples,
+    documented_responses,
+    snapshot,
+    snapshot_of,
+)
 
 HERE = Path(__file__).parent
 BASE = "https://prescrypto.example"
@@ -169,6 +180,14 @@ def render(doc: Documented) -> str:
 
 
 def main() -> None:
+    from tests.seed_documents import parse_examples, parse_responses
+
+    parsed = {seed: parse_responses(seed) for seed in PRESCRYPTO_SEEDS} | {
+        seed: parse_examples(seed) for seed in OTHER_SEEDS
+    }
+    SNAPSHOT.parent.mkdir(exist_ok=True)
+    SNAPSHOT.write_text(snapshot_of(parsed), encoding="utf-8")
+    snapshot.cache_clear()
     for c in all_cassettes():
         (HERE / c.file).write_text(render_cassette(c), encoding="utf-8")
 
