@@ -11,7 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+# The longest identifier kept (record keys, crosswalk ids): within every database's index row limit. A longer
+# one is a quarantine reason, never a failed page.
+MAX_ID_LENGTH = 255
 
 
 class Sex(StrEnum):
@@ -96,7 +100,7 @@ class SourceId(_Record):
     """One crosswalk row: an identifier the source uses for an entity."""
 
     id_type: str
-    id_value: str
+    id_value: str = Field(max_length=MAX_ID_LENGTH)
 
 
 class Entity(_Record):

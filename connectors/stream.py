@@ -15,10 +15,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from canonical.errors import BodyError
+from canonical.model import MAX_ID_LENGTH
 from connectors.client import SourceClient
 from connectors.paging import URL_PARAM, Page, Paginator, Params
 
-_STORABLE_KEY = re.compile("[^\x00\ud800-\udfff]{1,500}")
+_UNSTORABLE_KEY = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -65,15 +66,46 @@ class FanOut:
 
 def record_key(value: Any) -> str | None:
     """A key value as text, or None when it is none a database could store (the record is then quarantined
-    under a hash of its payload).
+    under a hash of its payload, with ``key_problem``'s reason).
 
     >>> record_key(1049), record_key(" pat123 "), record_key(""), record_key(True)
     ('1049', 'pat123', None, None)
     """
-    if value is None or isinstance(value, (dict, list, bool)):
-        return None
-    key = str(value).strip()
-    return key if key and _STORABLE_KEY.fullmatch(key) else None
+    return _key(value)[0]
+
+
+def key_problem(value: Any) -> str:
+    """Why ``record_key`` found no storable key in ``value``: a reason that is true, and quotes nothing.
+
+    >>> key_problem(None), key_problem(True), key_problem("a\\x00b")
+    ('is missing', 'is a boolean, not an identifier', 'contains a NUL or an unpaired surrogate')
+    >>> key_problem("x" * 300)
+    'is longer than 255 characters'
+    """
+    return _key(value)[1] or "is a usable identifier"
+
+
+def _key(value: Any) -> tuple[str | None, str | None]:
+    if value is None:
+        return None, "is missing"
+    if isinstance(value, bool):
+        return None, "is a boolean, not an identifier"
+    if isinstance(value, dict | list):
+        return None, f"is {'an object' if isinstance(value, dict) else 'a list'}, not an identifier"
+    if isinstance(value, int):
+        if value.bit_length() > 3 * MAX_ID_LENGTH:  # str() of a huge int is slow, and refused past 4300 digits
+            return None, f"is longer than {MAX_ID_LENGTH} characters"
+        value = str(value)
+    if not isinstance(value, str):
+        return None, f"is a {type(value).__name__}, not an identifier"
+    key = value.strip()
+    if not key:
+        return None, "is empty"
+    if len(key) > MAX_ID_LENGTH:
+        return None, f"is longer than {MAX_ID_LENGTH} characters"
+    if _UNSTORABLE_KEY.search(key):
+        return None, "contains a NUL or an unpaired surrogate"
+    return key, None
 
 
 def read_pages(client: SourceClient, stream: Stream, params: Params) -> Iterator[tuple[Params, Page]]:

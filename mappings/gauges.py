@@ -64,7 +64,7 @@ def to_gauge(raw: Mapping[str, Any], ctx: MappingContext) -> Mapped:
     if low is not None and high is not None and low > high:
         raise RecordError("scale_min", "is above scale_max")
     if value is not None and ((low is not None and value < low) or (high is not None and value > high)):
-        raise RecordError("value", f"{value:g} is outside the scale {_bound(low)}..{_bound(high)}")
+        raise RecordError("value", f"is outside the scale {_bound(low)}..{_bound(high)}")
     record = ObservationRecord(
         patient_key=n.required(n.integer_id(raw.get("patient_id"), "patient_id"), "patient_id"),
         code=n.required(n.text(raw.get("gauge_type"), "gauge_type"), "gauge_type"),

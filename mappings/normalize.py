@@ -2,8 +2,8 @@
 
 One convention throughout: ``normalizer(value, field, ...)`` takes the raw JSON value and the *source* field
 name, returns the canonical value (``None`` when the source left it empty) and raises
-``RecordError(field, problem)`` when the value cannot be used. Messages never quote names, emails, phones or
-CURPs (quarantine reasons may end up in logs); dates are quoted because a bad date is useless without it.
+``RecordError(field, problem)`` when the value cannot be used. Messages never quote the value (quarantine
+reasons are shown by ``status`` and may reach logs): the stored payload beside the reason holds it.
 
     >>> text("  Calle 5 ", "address")
     'Calle 5'
@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,10 +27,12 @@ from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.mx import curp as stdnum_curp
 
 from canonical.errors import RecordError
-from canonical.model import Sex
+from canonical.model import MAX_ID_LENGTH, Sex
+from canonical.privacy import SSN_PATTERN
 
 __all__ = [
     "EARLIEST_BIRTH_DATE",
+    "identifier",
     "integer_id",
     "joined_name",
     "require_object",
@@ -157,15 +160,15 @@ def birth_date(value: Any, field: str, today: dt.date) -> dt.date | None:
         return None
     # fromisoformat alone would also take "19900601" and week dates; the documents promise YYYY-MM-DD
     if not _ISO_DATE.fullmatch(s):
-        raise RecordError(field, f"{s[:40]!r} is not a YYYY-MM-DD date")
+        raise RecordError(field, "not a YYYY-MM-DD date")
     try:
         date = dt.date.fromisoformat(s)
     except ValueError:
-        raise RecordError(field, f"{s!r} is not a valid date") from None
+        raise RecordError(field, "not a valid date (no such day)") from None
     if date > today:
-        raise RecordError(field, f"{s!r} is in the future")
+        raise RecordError(field, "is in the future")
     if date < EARLIEST_BIRTH_DATE:
-        raise RecordError(field, f"{s!r} is before {EARLIEST_BIRTH_DATE.isoformat()}")
+        raise RecordError(field, f"is before {EARLIEST_BIRTH_DATE.isoformat()}")
     return date
 
 
@@ -265,32 +268,33 @@ def timestamp(value: Any, field: str) -> dt.datetime | None:
     if s is None:
         return None
     if not _ISO_DATE.match(s) or len(s) < 16:
-        raise RecordError(field, f"{s[:40]!r} is not an ISO 8601 date-time")
+        raise RecordError(field, "not an ISO 8601 date-time")
     try:
         when = dt.datetime.fromisoformat(s)
     except ValueError:
-        raise RecordError(field, f"{s[:40]!r} is not a valid date-time") from None
+        raise RecordError(field, "not a valid date-time") from None
     if when.tzinfo is None:
         return when.replace(tzinfo=dt.UTC)
-    return when.astimezone(dt.UTC)
-
-
-_SSN = re.compile(r"([0-9]{3})-?([0-9]{2})-?([0-9]{4})")
+    try:
+        return when.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first instant a datetime can hold
+        raise RecordError(field, "is outside the years 1 to 9999 in UTC") from None
 
 
 def ssn_digits(value: Any, field: str) -> str | None:
-    """A US SSN as its nine digits ("123-45-6789" or "123456789"); the message never repeats the value.
+    """A US SSN as its nine digits, written in any common form ("123-45-6789", "123 45 6789", "123456789",
+    fullwidth digits); the message never repeats the value.
 
-    >>> ssn_digits("123-45-6789", "ssn")
-    '123456789'
+    >>> ssn_digits("123-45-6789", "ssn"), ssn_digits("123 45 6789", "ssn")
+    ('123456789', '123456789')
     """
     s = text(value, field)
     if s is None:
         return None
-    match = _SSN.fullmatch(s)
-    if match is None:
+    s = unicodedata.normalize("NFKC", s)
+    if SSN_PATTERN.fullmatch(s) is None or not s.isascii():
         raise RecordError(field, "not a social security number (expected 123-45-6789 or nine digits)")
-    return "".join(match.groups())
+    return "".join(c for c in s if c.isdigit())
 
 
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
@@ -326,6 +330,14 @@ def required(value: str | None, field: str) -> str:
     return value
 
 
+def identifier(value: Any, field: str) -> str | None:
+    """An identifier as text: at most ``MAX_ID_LENGTH`` characters, so every database can index it."""
+    s = text(value, field)
+    if s is not None and len(s) > MAX_ID_LENGTH:
+        raise RecordError(field, f"is longer than {MAX_ID_LENGTH} characters")
+    return s
+
+
 def integer_id(value: Any, field: str) -> str | None:
     """An integer id (a JSON number or a string of digits) as canonical decimal text, or None.
 
@@ -338,7 +350,10 @@ def integer_id(value: Any, field: str) -> str | None:
         return None
     if not (s.isascii() and s.isdigit()):
         raise RecordError(field, "expected an integer id")
-    return s.lstrip("0") or "0"  # not int(s): Python refuses to convert more than 4300 digits
+    digits = s.lstrip("0") or "0"
+    if len(digits) > MAX_ID_LENGTH:
+        raise RecordError(field, f"is longer than {MAX_ID_LENGTH} characters")
+    return digits  # not int(s): Python refuses to convert more than 4300 digits
 
 
 def _kind(value: Any) -> str:

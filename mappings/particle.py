@@ -32,7 +32,7 @@ __all__ = ["scrub", "ssn_hmac", "to_patient"]
 
 def to_patient(raw: Mapping[str, Any], ctx: MappingContext) -> Mapped:
     n.require_object(raw)
-    key = n.required(n.text(raw.get("patient_id"), "patient_id"), "patient_id")
+    key = n.required(n.identifier(raw.get("patient_id"), "patient_id"), "patient_id")
     lines = raw.get("address_lines")
     if lines is None:
         lines = []

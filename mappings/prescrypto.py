@@ -36,12 +36,12 @@ __all__ = ["to_medic", "to_patient"]
 def to_patient(raw: Mapping[str, Any], ctx: MappingContext) -> Mapped:
     """One Prescrypto patient object -> a patient entity keyed by ``uid``."""
     n.require_object(raw)
-    uid = n.required(n.text(raw.get("uid"), "uid"), "uid")
+    uid = n.required(n.identifier(raw.get("uid"), "uid"), "uid")
     ids = [
         SourceId(id_type="id", id_value=n.required(n.integer_id(raw.get("id"), "id"), "id")),
         SourceId(id_type="uid", id_value=uid),
     ]
-    external = n.text(raw.get("external_patient_file"), "external_patient_file")
+    external = n.identifier(raw.get("external_patient_file"), "external_patient_file")
     if external is not None:
         ids.append(SourceId(id_type="external_patient_file", id_value=external))
     full_name = n.name(raw.get("name"), "name")

@@ -43,13 +43,13 @@ _HONORIFIC = re.compile(r"^(?:dr|dra|doctor|doctora|prof|mr|mrs|ms)\.?\s+", re.I
 def to_patient(raw: Mapping[str, Any], ctx: MappingContext) -> Mapped:
     """One profiles patient -> the patient, then its doctors and hospitals, with the links to them."""
     n.require_object(raw)
-    key = n.required(n.text(raw.get("unique_id"), "unique_id"), "unique_id")
+    key = n.required(n.identifier(raw.get("unique_id"), "unique_id"), "unique_id")
     ids = [SourceId(id_type="unique_id", id_value=key)]
     profile = raw.get("patient_profile")
     if profile is not None:
         if not isinstance(profile, Mapping):
             raise RecordError("patient_profile", "expected an object")
-        profile_id = n.text(profile.get("unique_id"), "patient_profile.unique_id")
+        profile_id = n.identifier(profile.get("unique_id"), "patient_profile.unique_id")
         if profile_id is not None:
             ids.append(SourceId(id_type="profile_unique_id", id_value=profile_id))
     given = n.name(raw.get("patient_first_name"), "patient_first_name")
@@ -96,7 +96,9 @@ def _entries(raw: Mapping[str, Any], field: str) -> list[Mapping[str, Any]]:
 
 
 def _doctor(item: Mapping[str, Any], i: int) -> Entity:
-    key = n.required(n.text(item.get("unique_id"), f"patient_doctor[{i}].unique_id"), f"patient_doctor[{i}].unique_id")
+    key = n.required(
+        n.identifier(item.get("unique_id"), f"patient_doctor[{i}].unique_id"), f"patient_doctor[{i}].unique_id"
+    )
     shown = n.name(item.get("doctor_first_name"), f"patient_doctor[{i}].doctor_first_name")
     full_name = _HONORIFIC.sub("", shown) or None if shown else None
     # One field, and the document's example holds only a surname: the parts stay unknown rather than guessed.
@@ -106,7 +108,7 @@ def _doctor(item: Mapping[str, Any], i: int) -> Entity:
 
 def _hospital(item: Mapping[str, Any], i: int) -> Entity:
     field = f"patient_hospital[{i}].unique_id"
-    key = n.required(n.text(item.get("unique_id"), field), field)
+    key = n.required(n.identifier(item.get("unique_id"), field), field)
     record = OrganizationRecord(name=n.name(item.get("hospital_name"), f"patient_hospital[{i}].hospital_name"))
     return Entity(
         type=EntityType.organization, key=key, record=record, ids=(SourceId(id_type="unique_id", id_value=key),)

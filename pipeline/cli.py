@@ -75,9 +75,9 @@ def load_config(ctx: typer.Context) -> Config:
     return config
 
 
-def open_database(config: Config) -> Engine:
+def open_database(config: Config, url: str | None = None) -> Engine:
     # hide_parameters: a failing statement's message must not carry patient data into a log.
-    engine = open_engine(config.database.url, hide_parameters=True)
+    engine = open_engine(url or config.database.url, hide_parameters=True)
     try:
         migrate(engine)
     except OperationalError as exc:
@@ -257,15 +257,27 @@ def sandbox(
 def demo(
     ctx: typer.Context,
     patients: Annotated[int, typer.Option(help="Synthetic patients per API.")] = 250,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="Database to fill (default: sqlite:///patientsync-demo.db, never the configured one).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Start the sandbox, sync it into the configured database and print what landed.
+    """Start the sandbox, sync it into a database of its own and print what landed.
 
-    Each configured source is copied as demo-<name>, pointed at the sandbox: real data is left alone.
+    Each configured source is copied as demo-<name>, pointed at the sandbox. The demo writes to
+    patientsync-demo.db in the working directory unless --database names another, so demo rows never land in
+    the configured database.
     """
-    from pipeline.demo import run_demo
+    from pipeline.demo import DEMO_DATABASE, run_demo
 
     config = load_config(ctx)
-    engine = open_database(config)
+    url = database or DEMO_DATABASE
+    engine = open_database(config, url)
+    err.print(f"demo database: {escape(engine.url.render_as_string(hide_password=True))}", highlight=False)
     with progress_bars() as progress:
         results, summary = run_demo(config, engine, patients, RunOptions(progress=progress))
     print_results(results)

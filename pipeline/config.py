@@ -32,6 +32,11 @@ from pipeline.sources import KINDS
 DEFAULT_PATH = "config.yaml"
 ENV_PATH = "PATIENTSYNC_CONFIG"
 
+# Keys anyone can read (the sandbox's): hashes made with them can be reversed by trying every SSN, so a real
+# source may not use them; only the demo, on synthetic people, does.
+SANDBOX_SSN_KEY = "sandbox-only-ssn-hash-key"
+PUBLISHED_KEYS = frozenset({SANDBOX_SSN_KEY})
+
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -89,8 +94,12 @@ class SourceConfig(_Strict):
 
     @field_validator("ssn_hash_key")
     @classmethod
-    def _long_enough(cls, key: SecretStr | None) -> SecretStr | None:
-        if key is not None and len(key.get_secret_value()) < 16:
+    def _secret_key(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is None or not key.get_secret_value():  # "${PARTICLE_SSN_KEY:-}" unset: no hash is kept
+            return None
+        if key.get_secret_value() in PUBLISHED_KEYS:
+            raise ValueError("is a key published with patientsync's sandbox: set a secret of your own")
+        if len(key.get_secret_value()) < 16:
             raise ValueError("must be at least 16 characters (an HMAC key: keep it secret, e.g. ${PARTICLE_SSN_KEY})")
         return key
 

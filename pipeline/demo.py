@@ -1,6 +1,7 @@
-"""``patientsync demo``: serve the sandbox, sweep it into the configured database, show what landed.
+"""``patientsync demo``: serve the sandbox, sweep it into a database of its own, show what landed.
 
-The demo's sources are the configured ones renamed ``demo-<name>`` and pointed at the sandbox.
+The demo's sources are the configured ones renamed ``demo-<name>`` and pointed at the sandbox. Its database is
+``DEMO_DATABASE`` unless the command is given another: demo rows never mix with a real database's.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from rich.table import Table
 from sqlalchemy import Engine, func, select
 from sqlmodel import SQLModel
 
-from pipeline.config import Config
+from pipeline.config import SANDBOX_SSN_KEY, Config
 from pipeline.runner import SWEEP, RunOptions, RunResult, run_sources
 from pipeline.tables import (
     CANONICAL,
@@ -32,6 +33,8 @@ from sandbox import particle as particle_sandbox
 from sandbox import prescrypto as prescrypto_sandbox
 from sandbox import profiles as profiles_sandbox
 from sandbox.server import running_sandbox
+
+DEMO_DATABASE = "sqlite:///patientsync-demo.db"
 
 SANDBOX_TOKENS = {
     "prescrypto": prescrypto_sandbox.DEFAULT_TOKEN,
@@ -52,6 +55,8 @@ def run_demo(
                 update={
                     "base_url": sandbox.url(f"/{source.kind}"),
                     "token": SecretStr(SANDBOX_TOKENS[source.kind]),
+                    # The sandbox's people are synthetic: its published key is good enough for them.
+                    **({"ssn_hash_key": SecretStr(SANDBOX_SSN_KEY)} if source.kind == "particle" else {}),
                 }
             )
             for name, source in config.sources.items()

@@ -1,76 +1,88 @@
 """Structured logs (structlog): JSON when not on a terminal, and never a token, SSN or personal datum.
 
-Events never carry record contents by design; ``redact`` is the safety net. It blanks values under sensitive
-keys (names, emails, birth dates, phones, SSNs, tokens) at any depth, masks anything shaped like an SSN, and
-masks the configured secrets wherever they appear in a string.
+Events never carry record contents by design; ``redact`` is the safety net. It blanks values under personal or
+secret keys (names, emails, birth dates, phones, addresses, SSNs, tokens, however a source spells them) at any
+depth, and masks the configured secrets, SSN-shaped strings and e-mail addresses wherever they appear; text
+that may have come from outside (a library's message, an exception, an error) is masked for phone numbers and
+dates too.
+
+Lines are written to whatever ``sys.stderr`` is at that moment, so that while a progress display owns the
+terminal (it swaps ``sys.stderr`` for a proxy) they are printed above it instead of through it.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import structlog
 
-from pipeline.redaction import SECRET_KEYS
+from canonical.privacy import REDACTED, is_secret_key, key_words, mask_ssns, mask_text
 
-# Secrets, and every field that holds personal data in any source's records.
-SENSITIVE_KEYS = SECRET_KEYS | frozenset(
-    {
-        "name",
-        "full_name",
-        "given_name",
-        "family_name",
-        "first_name",
-        "last_name",
-        "patient_first_name",
-        "patient_last_name",
-        "doctor_first_name",
-        "email",
-        "patient_email_address",
-        "phone",
-        "telephone",
-        "patient_mobile_number",
-        "birth_date",
-        "date_of_birth",
-        "patient_date_of_birth",
-        "curp",
-        "address",
-        "address_lines",
-        "payload",
-        "record",
-    }
+# Words that make a key personal in any source's records: "patient_first_name", "dateOfBirth", "zip_code".
+_PERSONAL_WORDS = frozenset(
+    {"name", "email", "phone", "telephone", "mobile", "birth", "dob", "curp", "address", "street", "postal", "zip"}
+    | {"payload", "record", "body"}
 )
-REDACTED = "[redacted]"
-_SSN = re.compile(r"\b\d{3}-?\d{2}-?\d{4}\b")
-_secrets: set[str] = set()
+# Keys whose text may come from outside the program: masked for every shape, dates and phones included.
+_UNTRUSTED = frozenset({"event", "exception", "error", "reason"})
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+FORMATS = ("auto", "json", "console")
+
+
+class _Secrets:
+    def __init__(self) -> None:
+        self.values: set[str] = set()
+
+    def add(self, values: Iterable[str]) -> None:
+        self.values.update(v for v in values if v and len(v) >= 4)
+
+
+_secrets = _Secrets()
 
 
 def register_secrets(values: Iterable[str]) -> None:
-    """Secrets (source tokens) to mask wherever they would appear in a log line."""
-    _secrets.update(v for v in values if v and len(v) >= 4)
+    """Secrets (source tokens, keys) to mask wherever they would appear in a log line."""
+    _secrets.add(values)
 
 
-def _clean(value: Any) -> Any:
+def is_sensitive_key(key: str) -> bool:
+    return is_secret_key(key) or any(word in _PERSONAL_WORDS for word in key_words(key))
+
+
+def _clean(value: Any, untrusted: bool) -> Any:
     if isinstance(value, str):
-        for secret in _secrets:
+        if untrusted:
+            return mask_text(value, _secrets.values)
+        for secret in _secrets.values:
             if secret in value:
                 value = value.replace(secret, REDACTED)
-        return _SSN.sub(REDACTED, value)
+        return mask_ssns(value)
     if isinstance(value, dict):
-        return {k: REDACTED if str(k).lower() in SENSITIVE_KEYS else _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return {k: REDACTED if is_sensitive_key(str(k)) else _clean(v, untrusted) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v, untrusted) for v in value]
     return value
 
 
 def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
-        event[key] = REDACTED if key.lower() in SENSITIVE_KEYS else _clean(value)
+        if key == "timestamp":
+            continue
+        event[key] = REDACTED if is_sensitive_key(key) else _clean(value, key in _UNTRUSTED)
     return event
+
+
+class _CurrentStderr:
+    """``sys.stderr`` as it is at each write: a progress display may have replaced it with its proxy."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure(level: str = "INFO", json: bool | None = None) -> None:
@@ -78,9 +90,12 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
 
     Standard-library logging (APScheduler, alembic, httpx) goes through the same redaction and renderer.
     """
+    level = level.upper()
+    if level not in LEVELS:
+        raise ValueError(f"unknown log level (use one of {', '.join(LEVELS)})")
     as_json = not sys.stderr.isatty() if json is None else json
     renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_CurrentStderr())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[
@@ -95,7 +110,10 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     # Libraries' INFO lines (alembic's context, httpx's every request) are noise; their warnings are not.
-    root.setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING)
+    root.setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    # httpx and httpcore log request URLs, which carry continuation tokens: never below WARNING.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -105,7 +123,7 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
             redact,  # last before rendering, so it also sees formatted exceptions
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

@@ -1,19 +1,44 @@
-"""What a stored payload may not keep: secrets, and characters or numbers a database cannot hold.
+"""What a stored payload may keep: no secret, no full SSN, nothing a database cannot hold, nothing unbounded.
 
-``SECRET_KEYS`` is shared with the log redaction (pipeline.logs), which blanks personal data as well.
+Applied to every record of every source kind before it is hashed and stored (``source_record``, ``quarantine``):
+
+- a value under a secret key (tokens, passwords, the SSN under any spelling: ``social_security_number``,
+  ``"ssn "``, fullwidth ``ｓｓｎ``, see ``canonical.privacy``) is replaced; so is the ``value`` of an entry labelled
+  as an SSN (``{"type": "SSN", "value": ...}``);
+- an SSN-shaped string anywhere, keys and free text included, is masked;
+- NUL characters and unpaired surrogates become U+FFFD, NaN and infinite numbers their text (PostgreSQL's
+  JSONB refuses them, and one such record would fail its whole page);
+- objects and lists nested deeper than ``MAX_DEPTH`` are cut there, and the record is reported too deep (it is
+  quarantined: nothing that deep is a patient record).
+
+A flat record with none of these is returned as it is, uncopied: that is nearly every record.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
-SECRET_KEYS = frozenset({"token", "password", "ssn", "api_key", "secret", "authorization"})
-REDACTED = "[redacted]"
+from canonical.privacy import REDACTED, SSN_PATTERN, is_secret_key, key_words, names_ssn
+
+MAX_DEPTH = 32
+TRUNCATED = "[truncated: nested too deep]"
 # NUL and unpaired surrogates: valid in a Python str (json.loads accepts "\u0000" and "\ud800"),
 # refused by PostgreSQL and by UTF-8.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# What this program itself derives from an SSN (mappings.particle.scrub); kept only in exactly that shape.
+_DERIVED = {"ssn_last4": re.compile(r"[0-9]{4}"), "ssn_hmac": re.compile(r"[0-9a-f]{64}")}
+# In an entry such as {"type": "SSN", "value": "..."}: the keys that label it, and the keys that hold it.
+_LABELS = frozenset({"type", "system", "kind", "code", "name", "label", "use", "id_type", "identifier_type"})
+_HOLDERS = frozenset({"value", "id", "identifier", "number", "text"})
+
+
+@dataclass(frozen=True)
+class Redacted:
+    payload: Any
+    too_deep: bool  # something was cut at MAX_DEPTH
 
 
 def storable_text(value: str) -> str:
@@ -24,24 +49,57 @@ def is_storable_text(value: str) -> bool:
     return _UNSTORABLE.search(value) is None
 
 
-def redact(payload: Any) -> Any:
-    """The payload as stored in ``source_record``: secrets (tokens, passwords, SSNs) replaced.
+def redact(payload: Any) -> Redacted:
+    """The payload as it may be stored (see the module's rules)."""
+    walk = _Walk()
+    return Redacted(walk.value(payload, 0), walk.too_deep)
 
-    What PostgreSQL's JSONB cannot hold, and so would fail a whole page, is made storable: NUL characters
-    and unpaired surrogates become U+FFFD, and NaN or infinite numbers their text. A flat record with none
-    of these is returned as it is, uncopied: that is nearly every record, and this runs for every record.
-    """
-    if isinstance(payload, dict):
-        if _is_plain(payload):
-            return payload
-        return {redact(k): (REDACTED if str(k).lower() in SECRET_KEYS and v else redact(v)) for k, v in payload.items()}
-    if isinstance(payload, list):
-        return [redact(item) for item in payload]
-    if isinstance(payload, str):
-        return storable_text(payload)
-    if isinstance(payload, float) and not math.isfinite(payload):
-        return str(payload)
-    return payload
+
+class _Walk:
+    def __init__(self) -> None:
+        self.too_deep = False
+
+    def value(self, value: Any, depth: int) -> Any:
+        if isinstance(value, dict):
+            return self._object(value, depth)
+        if isinstance(value, list):
+            if depth >= MAX_DEPTH:
+                self.too_deep = True
+                return TRUNCATED
+            return [self.value(item, depth + 1) for item in value]
+        if isinstance(value, str):
+            return _text(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        return value
+
+    def _object(self, record: dict[str, Any], depth: int) -> Any:
+        if depth >= MAX_DEPTH:
+            self.too_deep = True
+            return TRUNCATED
+        if _is_plain(record):
+            return record
+        labelled_ssn = any(k in _LABELS and names_ssn(v) for k, v in record.items())
+        kept: dict[str, Any] = {}
+        for key, item in record.items():
+            secret = _is_secret(key, item) or (labelled_ssn and key_words(key)[-1:] in _HOLDER_WORDS)
+            kept[_text(str(key))] = REDACTED if secret and item not in (None, "") else self.value(item, depth + 1)
+        return kept
+
+
+_HOLDER_WORDS = {(word,) for word in _HOLDERS}
+
+
+def _is_secret(key: str, value: Any) -> bool:
+    derived = _DERIVED.get(key)
+    if derived is not None and isinstance(value, str) and derived.fullmatch(value):
+        return False
+    return is_secret_key(key)
+
+
+def _text(value: str) -> str:
+    value = storable_text(value)
+    return SSN_PATTERN.sub(REDACTED, value) if len(value) >= 9 and SSN_PATTERN.search(value) else value
 
 
 # Keys already found to be neither secret nor unstorable: a stream's records repeat the same few keys, so
@@ -54,9 +112,15 @@ _PLAIN_KEY_LENGTH_MAX = 64
 def _is_plain_key(key: Any) -> bool:
     if key in _PLAIN_KEYS:
         return True
-    if not isinstance(key, str) or key.lower() in SECRET_KEYS or not is_storable_text(key):
+    if (
+        not isinstance(key, str)
+        or len(key) > _PLAIN_KEY_LENGTH_MAX
+        or key in _DERIVED
+        or is_secret_key(key)
+        or _text(key) != key
+    ):
         return False
-    if len(_PLAIN_KEYS) < _PLAIN_KEYS_MAX and len(key) <= _PLAIN_KEY_LENGTH_MAX:
+    if len(_PLAIN_KEYS) < _PLAIN_KEYS_MAX:
         _PLAIN_KEYS.add(key)
     return True
 
@@ -67,7 +131,11 @@ def _is_plain(record: dict[str, Any]) -> bool:
             return False
         kind = type(value)
         if kind is str:
+            if key in _LABELS and names_ssn(value):
+                return False
             if ("\x00" in value or not value.isascii()) and not is_storable_text(value):
+                return False
+            if len(value) >= 9 and SSN_PATTERN.search(value):
                 return False
         elif kind is float:
             if not math.isfinite(value):

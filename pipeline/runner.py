@@ -33,7 +33,7 @@ from pipeline import lookups, state
 from pipeline.batches import Batch, fan_out_batches, listing_batches
 from pipeline.config import Config, SourceConfig
 from pipeline.prefetch import Prefetched
-from pipeline.sources import StreamSpec, mapping_context, open_client, stream_names, stream_spec
+from pipeline.sources import KINDS, StreamSpec, mapping_context, open_client, stream_names, stream_spec
 from pipeline.store import (
     PageCounts,
     clear_quarantine,
@@ -82,6 +82,9 @@ class RunOptions:
     prefetch: int = 1
 
 
+_told_no_hash_key: set[str] = set()  # sources already warned about, so the daemon says it once
+
+
 def run_sources(
     config: Config, engine: Engine, mode: str, only: list[str] | None = None, options: RunOptions | None = None
 ) -> list[RunResult]:
@@ -91,6 +94,9 @@ def run_sources(
     for name, source in config.sources.items():
         if only and name not in only:
             continue
+        if KINDS[source.kind].hashes_ssns and source.ssn_hash_key is None and name not in _told_no_hash_key:
+            _told_no_hash_key.add(name)
+            log.warning("no ssn_hash_key: SSN hashes are not kept for matching, only ssn_last4", source=name)
         with open_client(name, source, options.retry, options.stop) as client:
             for stream in stream_names(source):
                 if options.stop.is_set():

@@ -41,6 +41,7 @@ class Kind:
     auth_header: str
     auth_scheme: str  # "" sends the bare token
     phone_region: str
+    hashes_ssns: bool = False  # its records carry SSNs, kept as an HMAC when the source has an ssn_hash_key
 
 
 KINDS: dict[str, Kind] = {
@@ -79,6 +80,7 @@ KINDS: dict[str, Kind] = {
         auth_header=particle.AUTH_HEADER,
         auth_scheme=particle.AUTH_SCHEME,
         phone_region="US",
+        hashes_ssns=True,
     ),
 }
 

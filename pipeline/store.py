@@ -8,10 +8,8 @@ that changed only in fields we do not keep writes no canonical row.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,11 +17,10 @@ import orjson
 from sqlalchemy import Connection, Engine, String, Table, and_, delete, func, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from canonical.errors import RecordError
 from canonical.model import Entity, EntityType, Mapped, MedicRecord, ObservationRecord
 from mappings.context import MappingContext
 from pipeline.db import upsert_insert
-from pipeline.redaction import redact
+from pipeline.prepare import Prepared, Rejected, map_record, prepare
 from pipeline.sources import StreamSpec
 from pipeline.tables import (
     CANONICAL,
@@ -42,15 +39,6 @@ _CHUNK = 1000  # keys per IN (...) list: far below SQLite's and PostgreSQL's par
 def canonical_id(source: str, entity_type: str, key: str) -> str:
     """Stable id of an entity: the same source record always lands on the same canonical row."""
     return str(uuid.uuid5(_ID_NAMESPACE, f"{source}\x1f{entity_type}\x1f{key}"))
-
-
-def payload_hash(payload: Any) -> str:
-    """sha256 of the payload's canonical JSON (sorted keys); orjson, as this runs for every record fetched."""
-    try:
-        encoded = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # integers beyond 64 bits, keys that are not strings: the slow, general encoder
-        encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
-    return hashlib.sha256(encoded).hexdigest()
 
 
 @dataclass
@@ -123,31 +111,27 @@ def write_page(
     """Map and store one page of raw records; bad records go to quarantine. The caller commits."""
     counts = PageCounts(fetched=len(records))
     stream = spec.stream
-    prepared: dict[str, tuple[Any, Any, str]] = {}  # key -> (raw, redacted, hash); the last duplicate wins
-    bad: list[dict[str, Any]] = []
+    prepared: dict[str, Prepared] = {}  # the last duplicate of a key wins
+    bad: list[Rejected] = []
     for raw in records:
-        stored = redact(spec.scrub(raw, ctx) if spec.scrub else raw)
-        digest = payload_hash(stored)
-        key = stream.record_key(raw) if isinstance(raw, Mapping) else None
-        if key is None:
-            reason = f"{stream.key}: missing or empty" if isinstance(raw, Mapping) else "record: not a JSON object"
-            bad.append(_quarantine_row(source, stream.name, f"sha256:{digest}", reason, stored, digest, run_id, now))
-            continue
-        prepared[key] = (raw, stored, digest)
+        record = prepare(raw, spec, ctx)
+        if isinstance(record, Rejected):
+            bad.append(record)
+        else:
+            prepared[record.key] = record
     counts.keys = list(prepared)
 
     known = _stored_hashes(conn, source, stream.name, counts.keys)
     rows = _Rows(source, now)
     landed: list[dict[str, Any]] = []
-    for key, (raw, stored, digest) in prepared.items():
+    for key, record in prepared.items():
         previous = known.get(key)
-        if previous is not None and previous == (digest, False):
+        if previous is not None and previous == (record.digest, False):
             counts.unchanged += 1
             continue
-        try:
-            mapped = spec.mapping(raw, ctx)
-        except RecordError as exc:
-            bad.append(_quarantine_row(source, stream.name, key, str(exc), stored, digest, run_id, now))
+        mapped = map_record(record, spec, ctx)
+        if isinstance(mapped, Rejected):
+            bad.append(mapped)
             continue
         entity_id = rows.add(mapped, spec.entity, replace_links=spec.links)
         landed.append(
@@ -156,8 +140,8 @@ def write_page(
                 "source": source,
                 "stream": stream.name,
                 "source_key": key,
-                "payload": stored,
-                "payload_hash": digest,
+                "payload": record.stored,
+                "payload_hash": record.digest,
                 "first_seen_at": now,
                 "last_seen_at": now,
                 "deleted_at": None,
@@ -176,22 +160,21 @@ def write_page(
         conn.execute(
             delete(q).where(q.c.source == source, q.c.stream == stream.name, among(conn, q.c.source_key, keys))
         )
-    _upsert(conn, table_of(Quarantine), bad)
+    rows_by_key = {r.key: _quarantine_row(source, stream.name, r, run_id, now) for r in bad}  # one row a key
+    _upsert(conn, table_of(Quarantine), list(rows_by_key.values()))
     counts.quarantined = len(bad)
-    counts.bad_keys = [row["source_key"] for row in bad]
+    counts.bad_keys = list(rows_by_key)
     return counts
 
 
-def _quarantine_row(
-    source: str, stream: str, key: str, reason: str, payload: Any, digest: str, run_id: int | None, now: dt.datetime
-) -> dict[str, Any]:
+def _quarantine_row(source: str, stream: str, record: Rejected, run_id: int | None, now: dt.datetime) -> dict[str, Any]:
     return {
         "source": source,
         "stream": stream,
-        "source_key": key,
-        "reason": reason,
-        "payload": payload,
-        "payload_hash": digest,
+        "source_key": record.key,
+        "reason": record.reason,
+        "payload": record.stored,
+        "payload_hash": record.digest,
         "run_id": run_id,
         "created_at": now,
     }

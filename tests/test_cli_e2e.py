@@ -65,15 +65,23 @@ def test_status_json_shows_cursor_and_last_run(sandbox, tmp_path, db_url):
     assert table.returncode == 0 and "patients" in table.stdout and '{"offset": 230}' in table.stdout
 
 
-def test_demo_leaves_a_real_sources_data_alone(sandbox, tmp_path):
+def test_demo_uses_a_database_of_its_own_and_leaves_a_real_sources_data_alone(sandbox, tmp_path):
     db_url = f"sqlite:///{tmp_path}/shared.db"
     sources = {"prescrypto": prescrypto_source(sandbox, streams=["patients"])}
     (tmp_path / "config.yaml").write_text(config_yaml(db_url, sources))
     assert cli("--config", str(tmp_path / "config.yaml"), "backfill").returncode == 0
-
-    proc = cli("--config", str(tmp_path / "config.yaml"), "demo", "--patients", "60")
-    assert proc.returncode == 0, proc.stderr
     engine = engine_for(make_config(db_url, sources))
+
+    proc = cli("--config", str(tmp_path / "config.yaml"), "demo", "--patients", "60", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "demo database: sqlite:///patientsync-demo.db" in proc.stderr
+    assert count(engine, "source_record", "source LIKE 'demo-%'") == 0  # the configured database is left alone
+    demo_engine = engine_for(make_config(f"sqlite:///{tmp_path}/patientsync-demo.db", sources))
+    assert count(demo_engine, "source_record", "source = 'demo-prescrypto'") == 60
+
+    # Told to use the configured database, it still never touches a real source's data.
+    proc = cli("--config", str(tmp_path / "config.yaml"), "demo", "--patients", "60", "--database", db_url)
+    assert proc.returncode == 0, proc.stderr
     assert count(engine, "source_record", "source = 'prescrypto' AND deleted_at IS NULL") == 230
     assert count(engine, "source_record", "source = 'demo-prescrypto'") == 60
     with engine.connect() as conn:
@@ -93,9 +101,10 @@ def test_demo_prints_what_landed(tmp_path):
         "a few observation rows",
     ):
         assert title in proc.stdout
+    assert not (tmp_path / "patientsync.db").exists()  # the configured database is not the demo's
     engine = engine_for(
         make_config(
-            f"sqlite:///{tmp_path}/patientsync.db",
+            f"sqlite:///{tmp_path}/patientsync-demo.db",
             {"x": {"kind": "prescrypto", "base_url": "http://unused/", "token": "t"}},
         )
     )

@@ -59,6 +59,11 @@ def test_postgres_url_gets_the_shipped_driver():
             {"TOK": "t"},
             "sources.rx.ssn_hash_key: must be at least 16",
         ),
+        (  # the sandbox's key, which anyone can read, as it once stood in config.yaml
+            with_source(kind="particle", ssn_hash_key="${PARTICLE_SSN_KEY:-sandbox-only-ssn-hash-key}"),
+            {"TOK": "t"},
+            "sources.rx.ssn_hash_key: is a key published with patientsync's sandbox",
+        ),
         (with_source(kind="gauges", streams=["gauge"]), {"TOK": "t"}, "sources.rx.streams: unknown stream 'gauge'"),
         (
             with_source(kind="gauges", streams=["gauges"]),
@@ -154,3 +159,23 @@ def test_a_malformed_database_url_is_not_echoed():
         parse({**GOOD, "database": {"url": "postgres ql://u:Sup3rSecret@h/db"}}, {"TOK": "t"})
     assert "database.url: not a database URL" in str(caught.value)
     assert "Sup3rSecret" not in str(caught.value)
+
+
+def test_an_unset_ssn_hash_key_keeps_no_hash_and_says_so_once(sandbox, sqlite_url):
+    from structlog.testing import capture_logs
+
+    from pipeline.runner import INCREMENTAL
+    from tests.support import engine_for, make_config, particle_source, run
+
+    config = make_config(sqlite_url, {"pa": particle_source(sandbox, ssn_hash_key="${PARTICLE_SSN_KEY:-}")})
+    assert config.sources["pa"].ssn_hash_key is None
+    engine = engine_for(config)
+    with capture_logs() as captured:
+        run(config, engine, INCREMENTAL)
+        run(config, engine, INCREMENTAL)
+    said = [e for e in captured if e["event"].startswith("no ssn_hash_key")]
+    assert len(said) == 1 and said[0]["source"] == "pa"
+    from tests.support import rows
+
+    payloads = str(rows(engine, "SELECT payload FROM source_record"))
+    assert "ssn_last4" in payloads and "ssn_hmac" not in payloads

@@ -352,8 +352,8 @@ def test_bad_records_are_quarantined_naming_the_field_and_the_rest_land(sandbox,
     }
     assert reasons == {
         ("pf", "patients", "pat-bad"): "patient_latitude: outside -90..90 degrees",
-        ("ga", "patients", "99991"): "date_of_birth: '2999-01-01' is in the future",
-        ("ga", "gauges", "999991"): "value: 50 is outside the scale 1..10",
+        ("ga", "patients", "99991"): "date_of_birth: is in the future",
+        ("ga", "gauges", "999991"): "value: is outside the scale 1..10",
         ("pa", "patients", "pt-bad-1"): "ssn: not a social security number (expected 123-45-6789 or nine digits)",
     }
     assert "12-34" not in str(rows(engine, "SELECT payload FROM quarantine WHERE source = 'pa'"))

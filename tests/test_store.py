@@ -31,7 +31,7 @@ def test_redact_hides_secrets_and_makes_payloads_storable():
         "name": "Ana",
         "odd": "\udc80!",
     }
-    assert redact(raw) == {
+    assert redact(raw).payload == {
         "token": "[redacted]",
         "password": "[redacted]",
         "ssn": "[redacted]",
@@ -43,9 +43,9 @@ def test_redact_hides_secrets_and_makes_payloads_storable():
         "odd": "\ufffd!",
     }
     plain = {"uid": "u", "name": "José", "n": 1}
-    assert redact(plain) is plain  # nothing to change: not even copied
-    assert redact(plain) is plain  # its keys are now known to be plain
-    assert redact({**plain, "Token": "t"})["Token"] == "[redacted]"  # known plain keys do not hide a new secret
+    assert redact(plain).payload is plain  # nothing to change: not even copied
+    assert redact(plain).payload is plain  # its keys are now known to be plain
+    assert redact({**plain, "Token": "t"}).payload["Token"] == "[redacted]"  # known plain keys do not hide a new secret
 
 
 def test_odd_payloads_land_on_both_databases(db_url):
@@ -65,7 +65,7 @@ def test_odd_payloads_land_on_both_databases(db_url):
     assert (counts.fetched, counts.inserted, counts.quarantined) == (7, 3, 4)
     assert count(engine, "patient") == 3
     assert count(engine, "quarantine", "reason = 'record: not a JSON object'") == 2
-    assert count(engine, "quarantine", "reason = 'uid: missing or empty'") == 1
+    assert count(engine, "quarantine", "reason = 'uid: contains a NUL or an unpaired surrogate'") == 1
     assert count(engine, "quarantine", "source_key = 'u-2' AND reason LIKE 'location: %'") == 1
     assert prescrypto_streams.PATIENTS.key == "uid"
 

@@ -1,0 +1,94 @@
+"""What counts as personal or secret, in keys and in free text: one set of rules for payloads, logs and errors.
+
+Keys are compared by their words, whatever their spelling: ``SSN``, ``"ssn "``, fullwidth ``ｓｓｎ``,
+``patient_ssn``, ``ssnNumber`` and ``social_security_number`` all name an SSN. Text is masked by shape: an SSN
+written in any of its common forms, an e-mail address, a phone number, a date.
+
+    >>> key_words("patientSSN "), is_ssn_key("ｓｓｎ"), is_ssn_key("class_name")
+    (('patient', 'ssn'), True, False)
+    >>> mask_ssns("ssn 518 03 6125, or 518036125")
+    'ssn [redacted], or [redacted]'
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Iterable
+
+REDACTED = "[redacted]"
+
+# Keys whose value is a secret in any source: credentials, and the SSN in all its spellings.
+_SECRET_WORDS = frozenset({"token", "password", "passwd", "secret", "authorization", "apikey", "ssn", "credential"})
+_SECRET_PHRASES = (("api", "key"), ("social", "security"), ("access", "token"), ("private", "key"))
+
+# An SSN: three, two and four digits with one separator used twice (hyphen, dash, space, dot, slash), or nine
+# digits in a row; not inside a longer run of digits. ``\d`` takes any script's digits (fullwidth ones too).
+_SEP = r"[\s\-\u2010-\u2015\u2212./]"
+SSN_PATTERN = re.compile(rf"(?<!\d)(?:\d{{3}}({_SEP})\d{{2}}\1\d{{4}}|\d{{9}})(?!\d)")
+# Only from the start of a run of address characters, possessively: linear on long hostile text.
+_ADDRESS_CHAR = r"[^\s@<>()\[\]{},;:\"']"
+_EMAIL = re.compile(rf"(?<!{_ADDRESS_CHAR}){_ADDRESS_CHAR}++@{_ADDRESS_CHAR}++")
+# Seven or more digits with the separators phone numbers are written with (+52 (55) 1234-5678, 555.867.5309).
+_PHONE = re.compile(r"(?<![\w.])\+?\(?\d(?:[\s\-.()\u2010-\u2015]{0,2}\d){6,}\)?(?![\w])")
+_DATE = re.compile(r"(?<!\d)(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})(?!\d)")
+
+
+@functools.lru_cache(maxsize=4096)
+def key_words(key: str) -> tuple[str, ...]:
+    """A key's words: Unicode width folded (NFKC), case folded, split at non-letters and at camelCase humps."""
+    folded = unicodedata.normalize("NFKC", key)
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", folded)
+    return tuple(word for word in re.split(r"[^0-9a-z]+", spaced.casefold()) if word)
+
+
+def is_ssn_key(key: str) -> bool:
+    words = key_words(key)
+    return "ssn" in words or _has_phrase(words, ("social", "security"))
+
+
+def is_secret_key(key: str) -> bool:
+    """A key whose value must never be stored or logged: a credential or an SSN, however the source spells it."""
+    words = key_words(key)
+    if any(word in _SECRET_WORDS for word in words):
+        return True
+    return any(_has_phrase(words, phrase) for phrase in _SECRET_PHRASES) or "".join(words) in _SECRET_WORDS
+
+
+def names_ssn(value: object) -> bool:
+    """A label that says "this is an SSN": ``{"type": "SSN", "value": ...}``, a FHIR system ending in ``us-ssn``."""
+    if not isinstance(value, str) or len(value) > 200:
+        return False
+    if value.isascii():  # the common case, cheaply: no word "ssn" or "social" can be in it otherwise
+        lowered = value.lower()
+        if "ssn" not in lowered and "social" not in lowered:
+            return False
+    return is_ssn_key(value)
+
+
+def _has_phrase(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+    n = len(phrase)
+    return any(words[i : i + n] == phrase for i in range(len(words) - n + 1))
+
+
+def mask_ssns(text: str) -> str:
+    return SSN_PATTERN.sub(REDACTED, text)
+
+
+def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with the given secrets, SSNs, e-mail addresses, phone numbers and dates masked.
+
+    For text that may have come from a source (an error message, a library's log line): whatever it holds,
+    none of these shapes survives.
+
+    >>> mask_text("Token tok-123 for zq@example.org, born 1987-06-05, call +1 (555) 867-5309", ["tok-123"])
+    'Token [redacted] for [redacted], born [redacted], call [redacted]'
+    """
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, REDACTED)
+    text = SSN_PATTERN.sub(REDACTED, text)
+    text = _EMAIL.sub(REDACTED, text)
+    text = _DATE.sub(REDACTED, text)
+    return _PHONE.sub(REDACTED, text)
