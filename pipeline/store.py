@@ -204,7 +204,7 @@ class _Rows:
         self.source = source
         self.now = now
         self.canonical: dict[EntityType, dict[str, dict[str, Any]]] = {t: {} for t in EntityType}
-        self.crosswalk: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.crosswalk: dict[tuple[str, str, str, str], dict[str, Any]] = {}
         self.links: dict[EntityType, dict[tuple[str, str], dict[str, Any]]] = {
             EntityType.medic: {},
             EntityType.organization: {},
@@ -244,7 +244,7 @@ class _Rows:
         row.update(id=entity_id, created_at=self.now, updated_at=self.now, deleted_at=None)
         self.canonical[entity.type][entity_id] = row
         for source_id in entity.ids:
-            pk = (entity.type.value, source_id.id_type, source_id.id_value)
+            pk = (entity.type.value, source_id.id_type, source_id.id_value, entity_id)
             self.crosswalk[pk] = {
                 "source": self.source,
                 "entity_type": entity.type.value,
@@ -257,7 +257,9 @@ class _Rows:
     def write(self, conn: Connection) -> None:
         for entity_type, rows in self.canonical.items():
             _upsert(conn, table_of(CANONICAL[entity_type.value]), list(rows.values()), keep=("created_at",))
-        _upsert(conn, table_of(Crosswalk), list(self.crosswalk.values()))
+        crosswalk = list(self.crosswalk.values())
+        if crosswalk:  # every column is in the key: a row stored already is left as it is
+            conn.execute(upsert_insert(conn, table_of(Crosswalk)).on_conflict_do_nothing(), crosswalk)
         for table, other_type in (
             (table_of(PatientMedic), EntityType.medic),
             (table_of(PatientOrganization), EntityType.organization),
