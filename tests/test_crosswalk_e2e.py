@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import event
 
 from pipeline.runner import INCREMENTAL, SWEEP
+from pipeline.status import stream_status
 from pipeline.store import canonical_id
 from tests.support import (
     by_stream,
@@ -62,6 +63,8 @@ def test_two_patients_sharing_a_file_number_both_keep_it_and_it_is_one_conflict(
             "entity_ids": ",".join(holders),
         }
     ]
+    found = {row["stream"]: row["conflicts"] for row in stream_status(config, engine)}
+    assert found == {"patients": 1, "medics": 0}
 
     # The sharer leaves the source: a soft-deleted patient holds no identifier any more, its row stays.
     staged_id = next(p["id"] for p in source_patients(sandbox) if p["uid"] == "shares-a-file")
