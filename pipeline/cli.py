@@ -210,7 +210,7 @@ def daemon(ctx: typer.Context) -> None:
 
 @app.command()
 def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Per source and stream: cursor, last run, stored and quarantined records, lag since the last success."""
+    """Per source and stream: cursor, last run, stored and quarantined records, lag, shared identifiers."""
     from pipeline.status import stream_status
 
     config = load_config(ctx)
@@ -234,6 +234,13 @@ def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", h
             "" if row["lag_seconds"] is None else f"{row['lag_seconds']}s",
         )
     out.print(table)
+    for row in rows:
+        if row["conflicts"]:
+            # Counted only: the identifiers themselves may be patient file numbers.
+            n = row["conflicts"]
+            shared = f"{n} identifier{'' if n == 1 else 's'} shared by more than one record"
+            prefix = escape(f"{row['source']}/{row['stream']}:")
+            out.print(f"[yellow]{prefix}[/] {shared} (see the crosswalk_conflict view)", highlight=False)
     for row in rows:
         if row["last_run"] is not None:
             print_run_message(row["source"], row["stream"], row["last_run"]["status"], row["last_run"]["error"])

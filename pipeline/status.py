@@ -1,16 +1,17 @@
-"""What ``patientsync status`` reports: per source and stream, the cursor, the last run, quarantine and lag."""
+"""What ``patientsync status`` reports: per source and stream, the cursor, the last run, quarantine, lag and the
+identifiers that more than one of the stream's records hold (counted, never shown)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from pipeline.config import Config
-from pipeline.sources import stream_names
+from pipeline.sources import stream_names, stream_spec
 from pipeline.state import load_cursor, utcnow
-from pipeline.tables import Quarantine, SourceRecord, SyncRun, table_of
+from pipeline.tables import Quarantine, SourceRecord, SyncRun, crosswalk_conflict, table_of
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -23,6 +24,7 @@ def stream_status(config: Config, engine: Engine) -> list[dict[str, Any]]:
     now = utcnow()
     rows = []
     with engine.connect() as conn:
+        conflicts = _conflicts(conn)
         for name, source in config.sources.items():
             for stream in stream_names(source):
                 last = (
@@ -57,6 +59,7 @@ def stream_status(config: Config, engine: Engine) -> list[dict[str, Any]]:
                         "cursor": load_cursor(conn, name, stream),
                         "records": stored,
                         "quarantined": quarantined,
+                        "conflicts": conflicts.get((name, stream_spec(source, stream).entity.value), 0),
                         "last_run": None
                         if last is None
                         else {
@@ -78,6 +81,13 @@ def stream_status(config: Config, engine: Engine) -> list[dict[str, Any]]:
                     }
                 )
     return rows
+
+
+def _conflicts(conn: Connection) -> dict[tuple[str, str], int]:
+    """(source, entity type) -> how many identifiers more than one live entity holds (crosswalk_conflict)."""
+    v = crosswalk_conflict
+    query = select(v.c.source, v.c.entity_type, func.count()).group_by(v.c.source, v.c.entity_type)
+    return {(source, entity_type): n for source, entity_type, n in conn.execute(query)}
 
 
 def _iso(value: dt.datetime | None) -> str | None:

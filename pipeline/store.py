@@ -187,7 +187,9 @@ class _Rows:
         self.source = source
         self.now = now
         self.canonical: dict[EntityType, dict[str, dict[str, Any]]] = {t: {} for t in EntityType}
-        self.crosswalk: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.crosswalk: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        # The entities the page's records are about: their crosswalk rows become exactly the page's.
+        self.described: dict[EntityType, set[str]] = {}
         self.links: dict[EntityType, dict[tuple[str, str], dict[str, Any]]] = {
             EntityType.medic: {},
             EntityType.organization: {},
@@ -204,6 +206,7 @@ class _Rows:
             entity_id = self._add_entity(entity)
             if primary_id is None and entity.type is primary:
                 primary_id = entity_id
+                self.described.setdefault(primary, set()).add(entity_id)
         if replace_links:
             self.relinked_patients.update(
                 self._id(EntityType.patient, e.key) for e in mapped.entities if e.type is EntityType.patient
@@ -227,7 +230,7 @@ class _Rows:
         row.update(id=entity_id, created_at=self.now, updated_at=self.now, deleted_at=None)
         self.canonical[entity.type][entity_id] = row
         for source_id in entity.ids:
-            pk = (entity.type.value, source_id.id_type, source_id.id_value)
+            pk = (entity.type.value, source_id.id_type, source_id.id_value, entity_id)
             self.crosswalk[pk] = {
                 "source": self.source,
                 "entity_type": entity.type.value,
@@ -240,7 +243,7 @@ class _Rows:
     def write(self, conn: Connection) -> None:
         for entity_type, rows in self.canonical.items():
             _upsert(conn, table_of(CANONICAL[entity_type.value]), list(rows.values()), keep=("created_at",))
-        _upsert(conn, table_of(Crosswalk), list(self.crosswalk.values()))
+        self._write_crosswalk(conn)
         for table, other_type in (
             (table_of(PatientMedic), EntityType.medic),
             (table_of(PatientOrganization), EntityType.organization),
@@ -254,6 +257,33 @@ class _Rows:
             links = list(self.links[other_type].values())
             if links:
                 conn.execute(upsert_insert(conn, table).on_conflict_do_nothing(), links)
+
+    def _write_crosswalk(self, conn: Connection) -> None:
+        """The page's crosswalk rows, after removing those its records' entities no longer carry.
+
+        Only the entity a record is about (a Prescrypto patient, a profiles patient) loses identifiers. The
+        entities a record merely mentions (a medic's hospital, a patient's doctors) keep theirs: other records
+        mention them too, and one record that stopped mentioning them says nothing about their identifiers.
+        """
+        cw = table_of(Crosswalk)
+        rows = list(self.crosswalk.values())
+        # A row of one source and entity type as one string, so the rows to keep are one parameter: entity ids
+        # have a fixed length and id types never hold the separator, so no two rows give the same string.
+        sep = "\x1f"
+        for entity_type, ids in self.described.items():
+            carried = [
+                f"{r['entity_id']}{sep}{r['id_type']}{sep}{r['id_value']}" for r in rows if r["entity_id"] in ids
+            ]
+            conn.execute(
+                delete(cw).where(
+                    cw.c.source == self.source,
+                    cw.c.entity_type == entity_type.value,
+                    among(conn, cw.c.entity_id, sorted(ids)),
+                    ~among(conn, cw.c.entity_id + sep + cw.c.id_type + sep + cw.c.id_value, carried),
+                )
+            )
+        if rows:
+            conn.execute(upsert_insert(conn, cw).on_conflict_do_nothing(), rows)
 
 
 def refresh_statistics(engine: Engine) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, String, Table, Text
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -112,12 +112,29 @@ class PatientOrganization(SQLModel, table=True):
 class Crosswalk(SQLModel, table=True):
     __tablename__ = "crosswalk"
     __table_args__ = (Index("ix_crosswalk_entity", "entity_type", "entity_id"),)
-    # The primary key is the unique key the README documents: one row per identifier a source uses.
+    # The primary key is the unique key the README documents: one row per identifier a source uses for an
+    # entity, so an identifier two records share (the same external_patient_file) stays on both; see
+    # crosswalk_conflict.
+    # Its index, led by (source, entity_type, id_type, id_value), serves the lookups by identifier.
     source: str = Field(primary_key=True)
     entity_type: str = Field(primary_key=True, max_length=16)
     id_type: str = Field(primary_key=True)
     id_value: str = Field(primary_key=True)
-    entity_id: str = Field(max_length=36)
+    entity_id: str = Field(primary_key=True, max_length=36)
+
+
+# A view (created by migration 0003), not a table: on a MetaData of its own, so no schema comparison or
+# create_all ever treats it as a table to build.
+crosswalk_conflict = Table(
+    "crosswalk_conflict",
+    MetaData(),
+    Column("source", String),
+    Column("entity_type", String),
+    Column("id_type", String),
+    Column("id_value", String),
+    Column("entities", Integer),  # how many live entities hold the identifier
+    Column("entity_ids", Text),  # their ids, comma-separated
+)
 
 
 class SourceRecord(SQLModel, table=True):

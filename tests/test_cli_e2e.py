@@ -65,6 +65,26 @@ def test_status_json_shows_cursor_and_last_run(sandbox, tmp_path, db_url):
     assert table.returncode == 0 and "patients" in table.stdout and '{"offset": 230}' in table.stdout
 
 
+def test_status_counts_identifiers_records_share_and_never_prints_them(sandbox, tmp_path, db_url):
+    staged = {"name": "Ana Compartida Ruiz", "date_of_birth": "1991-03-04", "gender": "F"}
+    for uid in ("shares-a-file-1", "shares-a-file-2"):
+        body = {**staged, "uid": uid, "external_patient_file": "EXP-SHARED-77"}
+        assert sandbox.post("/_sandbox/prescrypto/patients", body).status_code == 201
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(config_yaml(db_url, {"rx": prescrypto_source(sandbox)}))
+    assert cli("--config", str(cfg), "backfill").returncode == 0
+
+    proc = cli("--config", str(cfg), "status", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert {row["stream"]: row["conflicts"] for row in json.loads(proc.stdout)} == {"patients": 1, "medics": 0}
+    table = cli("--config", str(cfg), "status")
+    assert table.returncode == 0, table.stderr
+    line = "rx/patients: 1 identifier shared by more than one record (see the crosswalk_conflict view)"
+    assert line in table.stdout.splitlines()
+    assert "rx/medics" not in table.stdout
+    assert "EXP-SHARED-77" not in proc.stdout + table.stdout + table.stderr
+
+
 def test_demo_uses_a_database_of_its_own_and_leaves_a_real_sources_data_alone(sandbox, tmp_path):
     db_url = f"sqlite:///{tmp_path}/shared.db"
     sources = {"prescrypto": prescrypto_source(sandbox, streams=["patients"])}

@@ -1,5 +1,5 @@
 """The migrations build exactly the tables the models declare, on both databases, and upgrade a database
-created by the first release without losing its rows."""
+created by an earlier release without losing its rows."""
 
 from __future__ import annotations
 
@@ -46,3 +46,44 @@ def test_upgrade_from_the_first_release_keeps_rows(db_url: str) -> None:
     engine.dispose()
     assert tuple(row) == ("Ana", None, None)
     assert {"title", "initials", "race", "latitude", "longitude"} <= columns
+
+
+def test_upgrade_from_0002_keeps_crosswalk_rows_and_lets_two_entities_share_an_identifier(db_url: str) -> None:
+    engine = open_engine(db_url)
+    stamp = "'2026-01-01T00:00:00+00:00'"
+    stored = [
+        ("rx", "patient", "uid", "u1", "p1"),
+        ("rx", "patient", "external_patient_file", "EXP-1", "p1"),
+        ("rx", "patient", "uid", "u2", "p2"),
+        ("rx", "organization", "id", "3", "o3"),
+    ]
+    with engine.begin() as conn:
+        command.upgrade(_alembic(conn), "0002")
+        conn.execute(
+            text(
+                "INSERT INTO patient (id, sex, active, created_at, updated_at) "
+                f"VALUES ('p1', 'female', true, {stamp}, {stamp}), ('p2', 'male', true, {stamp}, {stamp})"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO crosswalk VALUES (:s, :t, :i, :v, :e)"),
+            [dict(zip("stive", r, strict=True)) for r in stored],
+        )
+    migrate(engine)
+    with engine.begin() as conn:
+        kept = sorted(
+            tuple(r)
+            for r in conn.execute(text("SELECT source, entity_type, id_type, id_value, entity_id FROM crosswalk"))
+        )
+        key = inspect(conn).get_pk_constraint("crosswalk")["constrained_columns"]
+        indexes = {i["name"]: i["column_names"] for i in inspect(conn).get_indexes("crosswalk")}
+        conn.execute(text("INSERT INTO crosswalk VALUES ('rx', 'patient', 'external_patient_file', 'EXP-1', 'p2')"))
+        conflicts = [tuple(r) for r in conn.execute(text("SELECT * FROM crosswalk_conflict"))]
+        conn.execute(text(f"UPDATE patient SET deleted_at = {stamp} WHERE id = 'p2'"))
+        after_delete = conn.execute(text("SELECT count(*) FROM crosswalk_conflict")).scalar()
+    engine.dispose()
+    assert kept == sorted(stored)
+    assert key == ["source", "entity_type", "id_type", "id_value", "entity_id"]  # leads with the lookup columns
+    assert indexes["ix_crosswalk_entity"] == ["entity_type", "entity_id"]
+    assert conflicts == [("rx", "patient", "external_patient_file", "EXP-1", 2, "p1,p2")]
+    assert after_delete == 0  # a soft-deleted patient no longer holds the identifier
