@@ -55,6 +55,9 @@ def parse_list_or_keyed(*keys: str):  # type: ignore[no-untyped-def]
 
 
 def _shape(body: Any) -> str:
+    """A body's shape, never its text: its keys could be anything the source chose to send."""
     if isinstance(body, dict):
-        return f"an object with keys {sorted(body)[:8]}"
-    return type(body).__name__
+        return f"an object with {len(body)} key{'' if len(body) == 1 else 's'}"
+    return {str: "text", int: "a number", float: "a number", bool: "a boolean", type(None): "null"}.get(
+        type(body), type(body).__name__
+    )

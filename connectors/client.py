@@ -2,8 +2,9 @@
 
 Retried with exponential backoff and jitter (tenacity), bounded in attempts and in total time: 429 (waiting
 what ``Retry-After`` asks), 5xx, timeouts and dropped connections. 401/403 raise ``AuthError`` at once;
-any other 4xx raises ``FetchError`` with the status and the body's own message. Once the run's ``stop``
-event is set, a backoff wait ends at once and no further attempt is sent (``Stopped``).
+any other 4xx raises ``FetchError`` with the status and what ``connectors.error_bodies`` lets through of the
+body. Once the run's ``stop`` event is set, a backoff wait ends at once and no further attempt is sent
+(``Stopped``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import structlog
 import tenacity
 
 from canonical.errors import AuthError, BodyError, FetchError, Stopped
+from connectors.error_bodies import explain
 from connectors.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
@@ -60,30 +62,13 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
 
 
 def error_message(response: httpx.Response) -> str:
-    """The body's own explanation (``message``, ``errors``, ``detail``), never the whole body."""
+    """What the error body may tell (``connectors.error_bodies``): a known vendor message, documented field
+    names; never the body's own text."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
-    if not isinstance(body, dict) or not body:
-        return ""  # a bare list or string may echo submitted data (emails): not repeated
-    for key in ("message", "errors", "detail", "error"):
-        if key in body:
-            said = body[key]
-            return (_field_errors(said) if isinstance(said, dict) and said else str(said))[:200]
-    return _field_errors(body)[:200]  # DRF field errors: {"field_name": ["This field is required."]}
-
-
-def _field_errors(errors: dict[Any, Any]) -> str:
-    """``{"first_name": ["can't be blank"], ...}`` as ``first_name: can't be blank; ...``.
-
-    >>> _field_errors({"date_of_birth": ["can't be blank", "must be a valid date"], "last_name": "can't be blank"})
-    "date_of_birth: can't be blank, must be a valid date; last_name: can't be blank"
-    """
-    return "; ".join(
-        f"{field}: {', '.join(map(str, problem)) if isinstance(problem, list) else problem}"
-        for field, problem in errors.items()
-    )
+    return explain(body)
 
 
 class SourceClient:

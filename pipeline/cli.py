@@ -23,7 +23,8 @@ from pipeline import config as config_file
 from pipeline import logs
 from pipeline.config import Config
 from pipeline.db import migrate, open_engine
-from pipeline.runner import INCREMENTAL, SWEEP, ProgressFn, RunOptions, RunResult, run_sources
+from pipeline.messages import database_reason
+from pipeline.runner import INCREMENTAL, SWEEP, RunOptions, RunResult, run_sources
 from pipeline.signals import graceful_stop
 
 app = typer.Typer(
@@ -51,13 +52,22 @@ def main(
         typer.Option(
             "--config",
             "-c",
-            help="Configuration file [default: $PATIENTSYNC_CONFIG, else ./config.yaml]",
+            # Rich reads "[...]" as markup and would swallow it: round brackets.
+            help="Configuration file (default: $PATIENTSYNC_CONFIG, else ./config.yaml).",
             show_default=False,
         ),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    log_level: Annotated[str, typer.Option(metavar="LEVEL", help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    log_format: Annotated[
+        str,
+        typer.Option(metavar="FORMAT", help="json, console, or auto: json unless stderr is a terminal."),
+    ] = "auto",
 ) -> None:
-    logs.configure(log_level)
+    if log_level.upper() not in logs.LEVELS:
+        fail(f"--log-level: unknown level (use one of {', '.join(logs.LEVELS)})", 2)
+    if log_format not in logs.FORMATS:
+        fail(f"--log-format: unknown format (use one of {', '.join(logs.FORMATS)})", 2)
+    logs.configure(log_level, json=None if log_format == "auto" else log_format == "json")
     ctx.obj = Globals(config, log_level)
 
 
@@ -71,7 +81,7 @@ def load_config(ctx: typer.Context) -> Config:
         config = config_file.load(ctx.obj.config_path)
     except ConfigError as exc:
         fail(f"configuration: {exc}", 2)
-    logs.register_secrets(source.token.get_secret_value() for source in config.sources.values())
+    logs.register_secrets(config_file.secrets(config))
     return config
 
 
@@ -81,7 +91,7 @@ def open_database(config: Config, url: str | None = None) -> Engine:
     try:
         migrate(engine)
     except OperationalError as exc:
-        fail(f"database {engine.url.render_as_string(hide_password=True)}: cannot open it: {exc.orig}", 2)
+        fail(f"database {engine.url.render_as_string(hide_password=True)}: cannot open it: {database_reason(exc)}", 2)
     return engine
 
 
@@ -92,10 +102,14 @@ def check_sources(config: Config, names: list[str] | None) -> None:
 
 
 @contextmanager
-def progress_bars() -> Iterator[ProgressFn | None]:
-    """Rich progress bars, one per stream, when stderr is a terminal; nothing otherwise."""
+def progress_bars(options: RunOptions) -> Iterator[None]:
+    """Rich progress bars, one per stream, when stderr is a terminal; nothing otherwise.
+
+    While they show, ``sys.stderr`` is rich's proxy, which logs write through (pipeline.logs): their lines are
+    printed above the bars instead of into them. A stream's bar stops its clock when the stream ends.
+    """
     if not err.is_terminal:
-        yield None
+        yield
         return
     bars = Progress(
         TextColumn("{task.description}"),
@@ -104,6 +118,7 @@ def progress_bars() -> Iterator[ProgressFn | None]:
         TimeElapsedColumn(),
         console=err,
         transient=False,
+        redirect_stderr=True,
     )
     tasks: dict[tuple[str, str], Any] = {}
 
@@ -113,8 +128,16 @@ def progress_bars() -> Iterator[ProgressFn | None]:
             tasks[key] = bars.add_task(f"{source}/{stream}", total=total)
         bars.update(tasks[key], completed=done, total=total)
 
+    def finished(result: RunResult) -> None:
+        task = tasks.get((result.source, result.stream))
+        if task is not None:
+            if result.status == "succeeded":
+                bars.update(task, total=result.counts.fetched, completed=result.counts.fetched)
+            bars.stop_task(task)
+
+    options.progress, options.done = update, finished
     with bars:
-        yield update
+        yield
 
 
 def print_results(results: list[RunResult]) -> None:
@@ -168,7 +191,7 @@ def _run(ctx: typer.Context, mode: str, sources: list[str] | None) -> None:
     check_sources(config, sources)
     engine = open_database(config)
     options = RunOptions()
-    with graceful_stop(options.stop), progress_bars() as options.progress:
+    with graceful_stop(options.stop), progress_bars(options):
         results = run_sources(config, engine, mode, sources, options)
     print_results(results)
     if options.stop.is_set():
@@ -285,8 +308,9 @@ def demo(
     url = database or DEMO_DATABASE
     engine = open_database(config, url)
     err.print(f"demo database: {escape(engine.url.render_as_string(hide_password=True))}", highlight=False)
-    with progress_bars() as progress:
-        results, summary = run_demo(config, engine, patients, RunOptions(progress=progress))
+    options = RunOptions()
+    with progress_bars(options):
+        results, summary = run_demo(config, engine, patients, options)
     print_results(results)
     summary(out)
     raise typer.Exit(0 if all(r.ok for r in results) else 1)

@@ -127,6 +127,14 @@ class Config(_Strict):
         return sources
 
 
+def secrets(config: Config) -> list[str]:
+    """Every secret the configuration holds: masked wherever it could appear in a log or a message."""
+    found = [source.token.get_secret_value() for source in config.sources.values()]
+    found += [s.ssn_hash_key.get_secret_value() for s in config.sources.values() if s.ssn_hash_key is not None]
+    password = make_url(config.database.url).password
+    return [*found, *([str(password)] if password else [])]
+
+
 def resolve_path(explicit: str | Path | None) -> Path:
     return Path(explicit or os.environ.get(ENV_PATH) or DEFAULT_PATH)
 
@@ -144,39 +152,67 @@ def load(path: str | Path | None = None, environ: dict[str, str] | None = None) 
         # Only where and what: PyYAML's own message quotes the offending line, which may hold a token.
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ConfigError(f"{file}: not valid YAML{where}: {getattr(exc, 'problem', None) or 'syntax error'}") from None
+        # PyYAML's problem may quote a token, an alias or a tag from the file: longer quotes are cut out.
+        problem = re.sub(r"'[^']{3,}'|\"[^\"]{3,}\"", "…", getattr(exc, "problem", None) or "syntax error")
+        raise ConfigError(f"{file}: not valid YAML{where}: {problem}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: expected a mapping with 'database' and 'sources'")
     return parse(raw, os.environ if environ is None else environ)
 
 
 def parse(raw: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -> Config:
-    data = _interpolate(raw, environ, ())
+    interpolation = _Interpolation(environ)
+    data = interpolation.value(raw, ())
     try:
-        config = Config.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError("; ".join(_describe(error) for error in exc.errors())) from None
-    _check_streams(config)
+        try:
+            config = Config.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError("; ".join(_describe(error) for error in exc.errors())) from None
+        _check_streams(config)
+    except ConfigError as exc:
+        raise ConfigError(interpolation.unquoted(str(exc))) from None
     return config
 
 
-def _interpolate(value: Any, environ: Any, where: tuple[str, ...]) -> Any:
-    if isinstance(value, dict):
-        return {key: _interpolate(item, environ, (*where, str(key))) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_interpolate(item, environ, (*where, str(i))) for i, item in enumerate(value)]
-    if not isinstance(value, str):
-        return value
+class _Interpolation:
+    """``${VAR}`` and ``${VAR:-default}`` replaced, remembering what came from them: an error message must never
+    echo such a value (a token put where a stream name belongs would be printed back)."""
 
-    def substitute(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in environ:
-            return str(environ[name])
-        if default is not None:
-            return default
-        raise ConfigError(f"{'.'.join(where)}: environment variable {name} is not set")
+    def __init__(self, environ: Any) -> None:
+        self.environ = environ
+        self.came_from: dict[str, str] = {}  # interpolated text -> the variable it came from
 
-    return _VAR.sub(substitute, value)
+    def value(self, value: Any, where: tuple[str, ...]) -> Any:
+        if isinstance(value, dict):
+            return {key: self.value(item, (*where, str(key))) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.value(item, (*where, str(i))) for i, item in enumerate(value)]
+        if not isinstance(value, str):
+            return value
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in self.environ:
+                found = str(self.environ[name])
+            elif default is not None:
+                found = default
+            else:
+                raise ConfigError(f"{'.'.join(where)}: environment variable {name} is not set")
+            self.came_from[found] = name
+            return found
+
+        result = _VAR.sub(substitute, value)
+        if result != value:
+            self.came_from[result] = _VAR.search(value).group(1)  # type: ignore[union-attr]
+        return result
+
+    def unquoted(self, message: str) -> str:
+        """``message`` with every interpolated value (of three characters or more) replaced by its variable."""
+        for text in sorted(self.came_from, key=len, reverse=True):
+            if len(text) >= 3 and text in message:
+                told = f"<the value of ${{{self.came_from[text]}}}>"
+                message = re.sub(rf"(?<!\w){re.escape(text)}(?!\w)", lambda _: told, message)
+        return message
 
 
 def _describe(error: Any) -> str:

@@ -19,7 +19,8 @@ from typing import Any
 
 import structlog
 
-from canonical.privacy import REDACTED, is_secret_key, key_words, mask_ssns, mask_text
+from canonical.privacy import REDACTED, is_secret_key, key_words, mask_ssns_and_emails, mask_text
+from pipeline.messages import SECRETS
 
 # Words that make a key personal in any source's records: "patient_first_name", "dateOfBirth", "zip_code".
 _PERSONAL_WORDS = frozenset(
@@ -32,20 +33,9 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 FORMATS = ("auto", "json", "console")
 
 
-class _Secrets:
-    def __init__(self) -> None:
-        self.values: set[str] = set()
-
-    def add(self, values: Iterable[str]) -> None:
-        self.values.update(v for v in values if v and len(v) >= 4)
-
-
-_secrets = _Secrets()
-
-
 def register_secrets(values: Iterable[str]) -> None:
-    """Secrets (source tokens, keys) to mask wherever they would appear in a log line."""
-    _secrets.add(values)
+    """Secrets (source tokens, keys) to mask wherever they would appear in a log line or a message."""
+    SECRETS.add(values)
 
 
 def is_sensitive_key(key: str) -> bool:
@@ -55,11 +45,11 @@ def is_sensitive_key(key: str) -> bool:
 def _clean(value: Any, untrusted: bool) -> Any:
     if isinstance(value, str):
         if untrusted:
-            return mask_text(value, _secrets.values)
-        for secret in _secrets.values:
+            return mask_text(value, SECRETS.values)
+        for secret in SECRETS.values:
             if secret in value:
                 value = value.replace(secret, REDACTED)
-        return mask_ssns(value)
+        return mask_ssns_and_emails(value)
     if isinstance(value, dict):
         return {k: REDACTED if is_sensitive_key(str(k)) else _clean(v, untrusted) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -26,12 +26,13 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from canonical.errors import LeaseHeldError, PatientSyncError, SourceError, Stopped
+from canonical.errors import LeaseHeldError, PatientSyncError, Stopped
 from connectors.client import RetryPolicy, SourceClient
 from connectors.stream import FanOut
 from pipeline import lookups, state
 from pipeline.batches import Batch, fan_out_batches, listing_batches
 from pipeline.config import Config, SourceConfig
+from pipeline.messages import database_reason, frames, public, run_error
 from pipeline.prefetch import Prefetched
 from pipeline.sources import KINDS, StreamSpec, mapping_context, open_client, stream_names, stream_spec
 from pipeline.store import (
@@ -53,6 +54,8 @@ FAN_OUT_CHUNK = 100
 
 # Called after each committed page: (source, stream, records so far, total if the source says it).
 ProgressFn = Callable[[str, str, int, int | None], None]
+# Called once a stream's run has ended, however it ended.
+DoneFn = Callable[["RunResult"], None]
 
 
 @dataclass
@@ -76,6 +79,7 @@ class RunResult:
 class RunOptions:
     stop: threading.Event = field(default_factory=threading.Event)
     progress: ProgressFn | None = None
+    done: DoneFn | None = None
     retry: RetryPolicy | None = None  # None: from each source's config
     lease_ttl: dt.timedelta = state.LEASE_TTL
     today: dt.date | None = None  # None: the real date
@@ -114,10 +118,10 @@ def run_stream(
         state.acquire_lease(engine, name, stream, holder, options.lease_ttl)
     except LeaseHeldError as exc:
         log.warning("stream skipped: lease held", source=name, stream=stream)
-        result.status, result.error = "skipped", str(exc)
+        result.status, result.error = "skipped", public(str(exc))
         return result
     except SQLAlchemyError as exc:  # the database is unreachable or locked: this stream fails, the others try
-        result.status, result.error = "failed", f"{name}/{stream}: database: {_reason(exc)}"
+        result.status, result.error = "failed", run_error(name, stream, exc)
         log.error("stream failed", source=name, stream=stream, error=result.error)
         return result
     try:
@@ -126,25 +130,26 @@ def run_stream(
         _walk(engine, name, source, stream, mode, client, options, holder, result)
     except Stopped:  # asked to stop while the next batch was on its way: the cursor is at the last commit
         result.status = "interrupted"
-    except (SourceError, state.LeaseLostError) as exc:
-        result.status, result.error = "failed", str(exc)
-    except PatientSyncError as exc:
-        result.status, result.error = "failed", f"{name}/{stream}: {exc}"
+    except (PatientSyncError, SQLAlchemyError) as exc:  # a source, the lease or the database: said in one line
+        result.status, result.error = "failed", run_error(name, stream, exc)
     except Exception as exc:  # noqa: BLE001 - one stream's bug must not stop the other streams
-        log.exception("stream crashed", source=name, stream=stream)
-        result.status, result.error = "failed", f"{name}/{stream}: {type(exc).__name__}: {exc}"
+        result.status, result.error = "failed", run_error(name, stream, exc)
+        # The frames to debug by, and none of the exception's own text: it may quote a record.
+        log.error("stream crashed", source=name, stream=stream, error=result.error, frames=frames(exc))
     finally:
         if result.status == "running":  # cut short by KeyboardInterrupt or SystemExit
             result.status, result.error = "interrupted", "stopped before the page in hand was committed"
         try:
             _finish(engine, result)
         except SQLAlchemyError as exc:
-            log.error("the run's end could not be recorded", source=name, stream=stream, error=_reason(exc))
+            log.error("the run's end could not be recorded", source=name, stream=stream, error=database_reason(exc))
         finally:
             try:
                 state.release_lease(engine, name, stream, holder)
             except SQLAlchemyError as exc:  # it lapses by itself after the lease TTL
-                log.error("the lease could not be released", source=name, stream=stream, error=_reason(exc))
+                log.error("the lease could not be released", source=name, stream=stream, error=database_reason(exc))
+    if options.done:
+        options.done(result)
     log_fn = log.info if result.ok else log.error
     log_fn(
         "stream finished",
@@ -245,7 +250,7 @@ def _walk(
         state.renew_lease(conn, name, stream, holder, now, options.lease_ttl)
     result.status = "succeeded"
     if refused:  # a success with a warning: kept on the run row, so status shows it
-        result.error = (
+        result.error = public(
             f"{name}/{stream}: {refused} parent(s) refused with HTTP 403 although the token is good: "
             "their records were not read, and no deletion was decided"
         )
@@ -358,12 +363,6 @@ def _settle_complete_walk(
         soft_delete(conn, name, spec, gone, now)
     clear_quarantine(conn, name, spec.stream.name, still_bad)
     return len(gone)
-
-
-def _reason(exc: SQLAlchemyError) -> str:
-    """The driver's own first line (e.g. "database is locked"), without the statement."""
-    orig = getattr(exc, "orig", None)
-    return (str(orig) if orig is not None else type(exc).__name__).splitlines()[0][:200]
 
 
 def _finish(engine: Engine, result: RunResult) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from pipeline.config import Config
+from pipeline.messages import public
 from pipeline.sources import stream_names, stream_spec
 from pipeline.state import load_cursor, utcnow
 from pipeline.tables import Quarantine, SourceRecord, SyncRun, crosswalk_conflict, table_of
@@ -74,7 +75,8 @@ def stream_status(config: Config, engine: Engine) -> list[dict[str, Any]]:
                             "unchanged": last["unchanged"],
                             "quarantined": last["quarantined"],
                             "deleted": last["deleted"],
-                            "error": last["error"],
+                            # masked again: a row written by an older version may hold what it now would not
+                            "error": None if last["error"] is None else public(last["error"]),
                         },
                         "last_success_at": _iso(last_ok),
                         "lag_seconds": None if last_ok is None else round((now - last_ok).total_seconds()),

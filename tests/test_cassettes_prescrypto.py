@@ -55,7 +55,7 @@ ERRORS = {
     "000-09-patch-api-v2-patient-patient-id-401": "Invalid Token",
     "001-01-get-api-v2-medics-401": "Invalid Token",
     "001-03-get-api-v2-medics-medic-id-404": "Not found",
-    "001-05-post-api-v2-medics-400": "You do not have sufficient permissions to assign this hospital: 1",
+    "001-05-post-api-v2-medics-400": "You do not have sufficient permissions to assign this hospital",  # no id
     "001-06-post-api-v2-medics-400": "",  # a bare list that echoes the submitted email: never repeated
     "001-08-patch-api-v2-medics-medic-id-404": "Not found",
 }

@@ -179,3 +179,27 @@ def test_an_unset_ssn_hash_key_keeps_no_hash_and_says_so_once(sandbox, sqlite_ur
 
     payloads = str(rows(engine, "SELECT payload FROM source_record"))
     assert "ssn_last4" in payloads and "ssn_hmac" not in payloads
+
+
+@pytest.mark.parametrize(
+    ("raw", "environ", "echoed"),
+    [
+        (with_source(streams=["${TOK}"]), {"TOK": "tok-7f3a9c-secret"}, "tok-7f3a9c-secret"),
+        (with_source(schedule="${CRON}"), {"TOK": "t", "CRON": "every-tok-99 day"}, "every-tok-99"),
+        (with_source(kind="${KIND}"), {"TOK": "t", "KIND": "secret-kind-77"}, "secret-kind-77"),
+        (with_source(streams=["${STREAM:-fallback-secret-1}"]), {"TOK": "t"}, "fallback-secret-1"),
+    ],
+)
+def test_errors_never_echo_a_value_that_came_from_a_variable(raw, environ, echoed):
+    with pytest.raises(ConfigError) as caught:
+        parse(raw, environ)
+    message = str(caught.value)
+    assert echoed not in message and message.startswith("sources.rx."), message
+
+
+def test_yaml_errors_do_not_quote_the_file(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("sources:\n  rx:\n    token: *tok-5c1d-secret-alias\n")
+    with pytest.raises(ConfigError) as caught:
+        load(path, {})
+    assert "tok-5c1d-secret-alias" not in str(caught.value) and "line 3" in str(caught.value)
