@@ -102,14 +102,14 @@ def check_sources(config: Config, names: list[str] | None) -> None:
 
 
 @contextmanager
-def progress_bars(options: RunOptions) -> Iterator[None]:
+def progress_bars(options: RunOptions) -> Iterator[Progress | None]:
     """Rich progress bars, one per stream, when stderr is a terminal; nothing otherwise.
 
     While they show, ``sys.stderr`` is rich's proxy, which logs write through (pipeline.logs): their lines are
     printed above the bars instead of into them. A stream's bar stops its clock when the stream ends.
     """
     if not err.is_terminal:
-        yield
+        yield None
         return
     bars = Progress(
         TextColumn("{task.description}"),
@@ -137,7 +137,7 @@ def progress_bars(options: RunOptions) -> Iterator[None]:
 
     options.progress, options.done = update, finished
     with bars:
-        yield
+        yield bars
 
 
 def print_results(results: list[RunResult]) -> None:

@@ -211,7 +211,7 @@ class _Interpolation:
         for text in sorted(self.came_from, key=len, reverse=True):
             if len(text) >= 3 and text in message:
                 told = f"<the value of ${{{self.came_from[text]}}}>"
-                message = re.sub(rf"(?<!\w){re.escape(text)}(?!\w)", lambda _: told, message)
+                message = re.sub(rf"(?<!\w){re.escape(text)}(?!\w)", told, message)  # names hold no backslash
         return message
 
 
