@@ -3,13 +3,16 @@
 A run holds its stream with a lease row (``sync_lease``): its holder names the host, the pid and the process's
 start time. Another process takes the lease over when it lapses (a holder on another host stopped renewing it)
 or at once when the holder is known dead: a process of this host that is gone, or whose pid now belongs to a
-process started at another time. Each page commit still renews the row and fails if another process took it
-(``renew_lease``), so a run that lost its lease never commits again.
+process started at another time. On PostgreSQL a run also keeps a session-level advisory lock on a connection
+of its own, which the server drops with the connection when the process dies; so there a lease row without
+its lock behind it is stale, whatever host wrote it. Each page commit still renews the row and fails if another
+process took it (``renew_lease``), so a run that lost its lease never commits again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import socket
 import threading
@@ -19,8 +22,8 @@ from typing import Any
 
 import psutil
 import structlog
-from sqlalchemy import Connection, Engine, delete, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, delete, func, or_, select, text, update
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from canonical.errors import LeaseHeldError, PatientSyncError
 from pipeline.db import upsert_insert
@@ -30,6 +33,7 @@ log = structlog.get_logger(__name__)
 
 LEASE_TTL = dt.timedelta(minutes=5)  # renewed at every page and by LeaseKeeper; a dead holder's lapses after this
 START_TOLERANCE = 1.0  # seconds: a start time this close is the same process (clock adjustments move it a little)
+LOCK_WAIT = dt.timedelta(seconds=10)  # for the advisory lock of a holder known dead, once its session is ended
 
 
 class LeaseLostError(PatientSyncError):
@@ -112,10 +116,14 @@ def save_cursor(conn: Connection, source: str, stream: str, cursor: dict[str, An
     )
 
 
-def acquire_lease(engine: Engine, source: str, stream: str, holder: str, ttl: dt.timedelta = LEASE_TTL) -> None:
+def acquire_lease(
+    engine: Engine, source: str, stream: str, holder: str, ttl: dt.timedelta = LEASE_TTL, *, locked: bool = False
+) -> None:
     """Take the stream's lease, or raise ``LeaseHeldError`` while another live holder has it.
 
-    A lapsed lease is taken, and so is one whose holder is known dead (``holder_gone``).
+    A lapsed lease is taken, and so is one whose holder is known dead (``holder_gone``). ``locked`` says that
+    we hold the stream's advisory lock (``claim_stream`` on PostgreSQL), which every live holder keeps for its
+    whole run: then any other holder is stale.
     """
     t = table_of(SyncLease)
     now = utcnow()
@@ -131,7 +139,7 @@ def acquire_lease(engine: Engine, source: str, stream: str, holder: str, ttl: dt
         current = str(_lease_holder(conn, source, stream))
         if current == holder:
             return
-        reason = holder_gone(current)
+        reason = "no session holds the stream's advisory lock" if locked else holder_gone(current)
         if reason is None:
             raise LeaseHeldError(source, stream, current)
         taken = conn.execute(  # only from the holder judged dead: of two processes taking it over, one wins
@@ -166,6 +174,137 @@ def release_lease(engine: Engine, source: str, stream: str, holder: str) -> None
     t = table_of(SyncLease)
     with engine.begin() as conn:
         conn.execute(delete(t).where(t.c.source == source, t.c.stream == stream, t.c.holder == holder))
+
+
+def lock_key(source: str, stream: str) -> int:
+    """The stream's PostgreSQL advisory lock key: 64 bits (signed, as ``bigint``) from the source and stream.
+
+    >>> lock_key("rx", "patients") == lock_key("rx", "patients") != lock_key("rx", "medics")
+    True
+    """
+    digest = hashlib.blake2b(f"patientsync lease\0{source}\0{stream}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+@dataclass
+class Claim:
+    """A stream held for one run: its lease row, and on PostgreSQL the advisory lock's connection."""
+
+    engine: Engine
+    source: str
+    stream: str
+    holder: str
+    lock: Connection | None = None
+
+    def release(self) -> None:
+        """Give the stream up: the lease row, then the advisory lock with its connection, however the run ended."""
+        try:
+            release_lease(self.engine, self.source, self.stream, self.holder)
+        finally:
+            if self.lock is not None:
+                _unlock(self.lock, self.source, self.stream)
+
+
+def claim_stream(engine: Engine, source: str, stream: str, ttl: dt.timedelta = LEASE_TTL) -> Claim:
+    """Hold the stream for a run, or raise ``LeaseHeldError`` while a live process runs it."""
+    holder = new_holder()
+    lock = _lock_stream(engine, source, stream, holder) if engine.dialect.name == "postgresql" else None
+    try:
+        acquire_lease(engine, source, stream, holder, ttl, locked=lock is not None)
+    except BaseException:
+        if lock is not None:
+            _unlock(lock, source, stream)
+        raise
+    return Claim(engine, source, stream, holder, lock)
+
+
+def _lock_stream(engine: Engine, source: str, stream: str, holder: str) -> Connection:
+    """The stream's session-level advisory lock, on a connection kept open for the run.
+
+    The session is named after its holder (``application_name``), so another process can tell whose session
+    has the lock, and asks the server for TCP keepalives, so the server ends it soon after its host vanishes.
+    While the lock is held elsewhere the stream is skipped, unless that session's holder is known dead.
+    """
+    key = lock_key(source, stream)
+    conn = engine.connect()
+    locked = False
+    try:
+        # Session-wide, so they last the run; rolled back with the transaction if the lock is not had.
+        for name, value in {"application_name": holder[:_NAME_MAX], **_KEEPALIVES}.items():
+            conn.execute(select(func.set_config(name, value, False)))
+        locked = bool(conn.execute(select(func.pg_try_advisory_lock(key))).scalar())
+        if not locked:
+            _take_from_dead_holder(conn, source, stream, key)
+            locked = True
+        conn.commit()  # the lock outlives the transaction: the connection waits idle, not inside one
+    except BaseException:
+        if locked:
+            conn.invalidate()  # closed for good, so the lock goes with it
+        conn.close()
+        raise
+    return conn
+
+
+_NAME_MAX = 63  # PostgreSQL keeps this many bytes of an application_name
+_KEEPALIVES = {"tcp_keepalives_idle": "30", "tcp_keepalives_interval": "10", "tcp_keepalives_count": "3"}
+
+
+def _take_from_dead_holder(conn: Connection, source: str, stream: str, key: int) -> None:
+    """Wait for the advisory lock of a session whose holder is known dead, after asking the server to end that
+    session (it may still be closing, or linger after a crash); raise ``LeaseHeldError`` if its holder may be
+    alive, or if the lock is still held after ``LOCK_WAIT`` (a live process took it meanwhile)."""
+    session = _lock_session(conn, key)
+    if session is not None:
+        pid, name = session
+        if holder_gone(name) is None:
+            raise LeaseHeldError(source, stream, name or _lease_holder(conn, source, stream) or "unknown")
+        try:
+            with conn.begin_nested():
+                conn.execute(select(func.pg_terminate_backend(pid)))
+            log.warning("session of a dead lease holder ended", source=source, stream=stream, previous=name)
+        except SQLAlchemyError as exc:  # not allowed: its session ends by itself (keepalives)
+            log.warning(
+                "session of a dead lease holder left to end", source=source, stream=stream, error=type(exc).__name__
+            )
+    conn.execute(text(f"SET LOCAL lock_timeout = {int(LOCK_WAIT.total_seconds() * 1000)}"))
+    try:
+        conn.execute(select(func.pg_advisory_lock(key)))
+    except OperationalError as exc:
+        conn.rollback()
+        session = _lock_session(conn, key)
+        raise LeaseHeldError(source, stream, session[1] if session else "unknown") from exc
+
+
+def _lock_session(conn: Connection, key: int) -> tuple[int, str] | None:
+    """The backend pid and the name ("" if none) of the session that has the advisory lock ``key``, if any.
+
+    A ``bigint`` key shows in ``pg_locks`` as its high and low 32 bits (``classid``, ``objid``)."""
+    unsigned = key & 0xFFFF_FFFF_FFFF_FFFF
+    row = conn.execute(
+        text(
+            "SELECT a.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.classid = CAST(:high AS oid) AND l.objid = CAST(:low AS oid) "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ),
+        {"high": unsigned >> 32, "low": unsigned & 0xFFFF_FFFF},
+    ).first()
+    return None if row is None else (int(row[0]), str(row[1] or ""))
+
+
+def _unlock(conn: Connection, source: str, stream: str) -> None:
+    try:
+        conn.execute(select(func.pg_advisory_unlock(lock_key(source, stream))))
+        for name in ("application_name", *_KEEPALIVES):
+            conn.execute(text(f"RESET {name}"))
+        conn.commit()
+    except SQLAlchemyError as exc:  # the lock dies with the connection, which must then not go back to the pool
+        log.warning(
+            "advisory lock not released: closing its connection", source=source, stream=stream, error=type(exc).__name__
+        )
+        conn.invalidate()
+    finally:
+        conn.close()
 
 
 def start_run(engine: Engine, source: str, stream: str, mode: str) -> int:
