@@ -113,12 +113,11 @@ def run_stream(
     engine: Engine, name: str, source: SourceConfig, stream: str, mode: str, client: Any, options: RunOptions
 ) -> RunResult:
     result = RunResult(name, stream, mode)
-    holder = state.new_holder()
     try:
-        state.acquire_lease(engine, name, stream, holder, options.lease_ttl)
+        claim = state.claim_stream(engine, name, stream, options.lease_ttl)
     except LeaseHeldError as exc:
         log.warning("stream skipped: lease held", source=name, stream=stream)
-        result.status, result.error = "skipped", public(str(exc))
+        result.status, result.error = "skipped", str(exc)  # names our own holder id: nothing a source said
         return result
     except SQLAlchemyError as exc:  # the database is unreachable or locked: this stream fails, the others try
         result.status, result.error = "failed", run_error(name, stream, exc)
@@ -127,7 +126,7 @@ def run_stream(
     try:
         result.run_id = state.start_run(engine, name, stream, mode)
         log.info("stream started", source=name, stream=stream, mode=mode, run_id=result.run_id)
-        _walk(engine, name, source, stream, mode, client, options, holder, result)
+        _walk(engine, name, source, stream, mode, client, options, claim.holder, result)
     except Stopped:  # asked to stop while the next batch was on its way: the cursor is at the last commit
         result.status = "interrupted"
     except (PatientSyncError, SQLAlchemyError) as exc:  # a source, the lease or the database: said in one line
@@ -145,8 +144,8 @@ def run_stream(
             log.error("the run's end could not be recorded", source=name, stream=stream, error=database_reason(exc))
         finally:
             try:
-                state.release_lease(engine, name, stream, holder)
-            except SQLAlchemyError as exc:  # it lapses by itself after the lease TTL
+                claim.release()
+            except SQLAlchemyError as exc:  # taken over once this process has exited (elsewhere: after the TTL)
                 log.error("the lease could not be released", source=name, stream=stream, error=database_reason(exc))
     if options.done:
         options.done(result)

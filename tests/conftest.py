@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from tests.support import server_objects
+
 PG_URL = os.environ.get("PATIENTSYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("PATIENTSYNC_REQUIRE_PG") == "1"
 
@@ -38,16 +40,8 @@ def pg_server() -> str:
 def pg_url(pg_server: str) -> Iterator[str]:
     """A database of its own for one test, dropped afterwards."""
     name = f"patientsync_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(pg_server).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with server_objects(pg_server, [f'CREATE DATABASE "{name}"'], [f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)']):
+        yield make_url(pg_server).set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, create_engine, func, select, text
 
 from connectors.client import RetryPolicy
 from pipeline.config import Config, parse
@@ -114,6 +116,23 @@ def crosswalk_ids(engine: Engine, entity_id: str) -> dict[str, str]:
     query = text("SELECT id_type, id_value FROM crosswalk WHERE entity_id = :id")
     with engine.connect() as conn:
         return {id_type: value for id_type, value in conn.execute(query, {"id": entity_id})}
+
+
+@contextmanager
+def server_objects(server_url: str, create: list[str], drop: list[str]) -> Iterator[None]:
+    """Runs the ``create`` statements on a PostgreSQL server, and the ``drop`` ones after the block however it
+    ends (a database or a role of a test's own)."""
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for statement in create:
+            conn.execute(text(statement))
+    try:
+        yield
+    finally:
+        with admin.connect() as conn:
+            for statement in drop:
+                conn.execute(text(statement))
+        admin.dispose()
 
 
 def expire_leases(engine: Engine) -> None:
