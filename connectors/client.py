@@ -144,15 +144,21 @@ class SourceClient:
     def link(self, url: str) -> str | None:
         """A ``next`` link as the URL to request: resolved against ``base_url`` when relative, and put on its
         scheme and port when only those differ (a proxy that terminates TLS writes ``http://`` links). None
-        for another host: the token would go with the request.
+        for another host, where the token would go with the request, and for a link with credentials of its
+        own (``user:password@``), which would be sent instead of the source's.
 
         >>> c = SourceClient("s", "https://api.example/profiles", {})
         >>> c.link("http://api.example/patients/?page=2"), c.link("/patients/?page=3"), c.link("https://evil.example/")
         ('https://api.example/patients/?page=2', 'https://api.example/patients/?page=3', None)
+        >>> c.link("https://user:pw@api.example/patients/?page=2") is None
+        True
         """
         base = self._http.base_url
-        target = base.join(url)
-        if target.host.lower() != base.host.lower():
+        try:
+            target = base.join(url)
+        except httpx.InvalidURL:
+            return None
+        if target.host.lower() != base.host.lower() or target.userinfo:
             return None
         return str(target.copy_with(scheme=base.scheme, port=base.port))
 

@@ -3,7 +3,8 @@
 A paginator is stateless: given the params a page was fetched with and the parsed page, it says which params
 fetch the next page (``next``) and where a later run should pick up after this page (``checkpoint``). A
 checkpoint is a small dict with the DESIGN cursor keys (``offset``, ``page``, ``continuation_token``,
-``next_url``); ``resume`` turns it back into params.
+``next_url``); ``resume`` turns it back into params. A next link or token is followed at most
+``MAX_POSITION_CHARS`` long.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ Params = dict[str, Any]
 Checkpoint = dict[str, Any]
 
 URL_PARAM = "__url__"  # params holding only this fetch that absolute URL (a followed ``next`` link) as it is
+MAX_POSITION_CHARS = 2048  # a longer next link or continuation token is refused
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from canonical.errors import AuthError, BodyError, FetchError, SourceError
 from connectors.client import SourceClient
 from connectors.fetch import Skipped, fetch_all, path_for
 from connectors.paging import URL_PARAM, Checkpoint, Params
-from connectors.stream import FanOut, Stream, read_pages, record_key
+from connectors.stream import FanOut, Stream, read_pages
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +62,9 @@ def listing_batches(
     base = dict(stream.params)
     if URL_PARAM in start and client.link(str(start[URL_PARAM])) is None:  # base_url moved to another host
         log.warning(
-            "stored next link is on another host; listing from the start", source=client.name, stream=stream.name
+            "stored next link is on another host or carries credentials; listing from the start",
+            source=client.name,
+            stream=stream.name,
         )
         start = base
     pages = read_pages(client, stream, start)
@@ -95,7 +97,7 @@ def _listing_batch(
     checkpoint = stream.paginator.checkpoint(params, page)
     if stream.details is None:
         return Batch(checkpoint, page.records, total=page.total)
-    keyed = [(record_key(entry), entry) for entry in page.records]
+    keyed = [(stream.listed_key(entry), entry) for entry in page.records]
     ids = list(dict.fromkeys(key for key, _ in keyed if key is not None))
     unusable = [entry for key, entry in keyed if key is None]  # quarantined as they are
     known = stored(ids) if stored is not None and ids else set()

@@ -1,8 +1,9 @@
-"""Every response is bounded: faults staged by the sandbox over real HTTP.
+"""Every response and every listing is bounded: faults staged by the sandbox over real HTTP.
 
 Each bound fails the stream with a clear error while the pages before it stay stored and the cursor stays at
-the last good page: a gzip bomb, an endless body, a slowloris, bodies that do not decode, a redirect. Memory
-is measured with tracemalloc's peak, never with wall-clock windows.
+the last good page: a gzip bomb, an endless body, a slowloris, bodies that do not decode, a redirect, a page
+larger than asked for, a server that serves one page for every position, next links and tokens too long or
+with user info. Memory is measured with tracemalloc's peak, never with wall-clock windows.
 """
 
 from __future__ import annotations
@@ -20,14 +21,25 @@ from connectors.client import RetryPolicy
 from pipeline.runner import SWEEP, RunResult
 from pipeline.state import load_cursor
 from tests.support import (
+    GAUGES_AUTH,
+    PARTICLE_AUTH,
+    PROFILES_AUTH,
     count,
     engine_for,
+    gauges_source,
     make_config,
+    particle_source,
     prescrypto_source,
+    profiles_source,
+    rows,
     run,
+    source_patients,
 )
 
 PATIENTS = "/prescrypto/api/v2/patient/"
+PROFILES = "/profiles/patients/patients"
+PARTICLE = "/particle/api/v1/patients"
+GAUGES = "/gauges/v1/patients"
 MiB = 1024 * 1024
 
 
@@ -95,6 +107,17 @@ def test_a_page_larger_than_max_response_bytes_is_not_parsed(sandbox, sqlite_url
         "rx/patients: response to /api/v2/patient/ is larger than max_response_bytes (262144 bytes): not read further"
     )
     assert peak < 2 * MiB  # ~1 MiB: the 256 KiB read, page 1 and the run's own bookkeeping
+    assert_first_page_kept(engine)
+
+
+def test_a_page_with_more_records_than_asked_for_fails_the_stream(sandbox, sqlite_url):
+    engine, config = prescrypto(sandbox, sqlite_url)
+    sandbox.faults({"path": PATIENTS, "after": 1, "body": source_patients(sandbox)[50:170]})
+    result = sweep(engine, config)
+    assert (result.status, result.error) == (
+        "failed",
+        "rx/patients: a page holds 120 records, more than the 50 asked for (limit)",
+    )
     assert_first_page_kept(engine)
 
 
@@ -174,3 +197,89 @@ def test_a_body_that_does_not_decode_or_a_redirect_fails_the_stream_clearly(sand
     assert (result.status, result.error) == ("failed", f"rx/patients: {error}")
     assert sandbox.stats()["total"] == 2  # neither retried nor followed
     assert_first_page_kept(engine)
+
+
+# --- listings that do not end -------------------------------------------------------------------------
+
+
+def _first_page(sandbox: Any, kind: str) -> dict[str, Any]:
+    """A kind's source config, a fault serving its real first page for every request, and where its cursor
+    must stay: just after that page."""
+    if kind == "prescrypto":
+        body: Any = source_patients(sandbox)[:50]
+        return {"source": prescrypto_source(sandbox), "path": PATIENTS, "body": body, "cursor": {"offset": 50}}
+    if kind == "gauges":
+        page = sandbox.client.get(GAUGES, params={"page": 1, "page_size": 50}, headers=GAUGES_AUTH).json()
+        return {"source": gauges_source(sandbox), "path": GAUGES, "body": page, "cursor": {"page": 2}}
+    if kind == "profiles":
+        sandbox.switches("profiles", envelope=True, page_size=50)
+        page = sandbox.client.get(PROFILES + "/", headers=PROFILES_AUTH).json()
+        page["next"] = sandbox.url(PROFILES + "/?page=n{fired}")  # a new link every time
+        first_next = sandbox.url(PROFILES + "/?page=n1")
+        source = profiles_source(sandbox)
+        return {"source": source, "path": PROFILES + "/", "body": page, "cursor": {"next_url": first_next}}
+    sandbox.switches("particle", page_size=50)
+    page = sandbox.client.get(PARTICLE, headers=PARTICLE_AUTH).json()
+    page["continuation_token"] = "t{fired}"  # a new token every time
+    return {"source": particle_source(sandbox), "path": PARTICLE, "body": page, "cursor": {"continuation_token": "t1"}}
+
+
+@pytest.mark.parametrize("kind", ["prescrypto", "gauges", "profiles", "particle"])
+def test_a_server_serving_one_page_for_every_position_fails_after_the_second_page(sandbox, sqlite_url, kind):
+    staged = _first_page(sandbox, kind)
+    config = make_config(sqlite_url, {"src": {**staged["source"], "streams": ["patients"]}})
+    engine = engine_for(config)
+    sandbox.faults({"path": staged["path"], "exact": True, "times": None, "body": staged["body"]})
+    result = sweep(engine, config)
+    assert result.status == "failed"
+    assert "pagination loop" in (result.error or "") and "repeats the previous page's 50 records" in result.error
+    assert sandbox.fault_counts()[0]["fired"] == 2
+    assert count(engine, "source_record") == 50
+    assert sweep_cursor(engine, "src") == staged["cursor"]
+
+
+@pytest.mark.parametrize("kind", ["profiles", "particle"])
+def test_a_next_link_or_token_too_long_is_not_followed_nor_stored(sandbox, sqlite_url, kind):
+    if kind == "profiles":
+        sandbox.switches("profiles", envelope=True, page_size=50)
+        source, path = profiles_source(sandbox), PROFILES + "/"
+        page = sandbox.client.get(path, params={"page": 2}, headers=PROFILES_AUTH).json()
+        page["next"] = position = sandbox.url(PROFILES + "/?page=3&pad=" + "x" * 3000)
+    else:
+        sandbox.switches("particle", page_size=50)
+        source, path = particle_source(sandbox), PARTICLE
+        first = sandbox.client.get(path, headers=PARTICLE_AUTH).json()
+        params = {"continuation_token": first["continuation_token"]}
+        page = sandbox.client.get(path, params=params, headers=PARTICLE_AUTH).json()
+        page["continuation_token"] = position = "x" * 3000
+    config = make_config(sqlite_url, {"src": source})
+    engine = engine_for(config)
+    # Page 1 is the API's own; page 2 (its real records) hands out the long position.
+    sandbox.faults({"path": path, "exact": True, "after": 1, "body": page})
+    sandbox.client.delete("/_sandbox/stats")
+    result = sweep(engine, config)
+    assert (result.status, result.error) == (
+        "failed",
+        f"src/patients: the next page's link or token is {len(position)} characters long, more than 2048: not followed",
+    )
+    assert count(engine, "source_record") == 50  # page 1 stays; page 2 is not taken
+    (cursor,) = rows(engine, "SELECT cursor FROM sync_state")
+    assert "x" * 100 not in str(cursor["cursor"])
+    assert sandbox.stats()["paths"][path.rstrip("/")] == 2  # the long position was never requested
+
+
+def test_a_next_link_with_user_info_is_not_followed(sandbox, sqlite_url):
+    sandbox.switches("profiles", envelope=True, page_size=50)
+    page = sandbox.client.get(PROFILES + "/", headers=PROFILES_AUTH).json()
+    page["next"] = page["next"].replace("http://", "http://someone:pa55@")
+    config = make_config(sqlite_url, {"pf": profiles_source(sandbox)})
+    engine = engine_for(config)
+    sandbox.faults({"path": PROFILES, "body": page})
+    sandbox.client.delete("/_sandbox/stats")
+    result = sweep(engine, config)
+    assert (result.status, result.error) == (
+        "failed",
+        "pf/patients: a next link points to another host or carries credentials: not followed",
+    )
+    assert sandbox.stats()["total"] == 1
+    assert count(engine, "source_record") == 50

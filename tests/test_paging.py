@@ -120,8 +120,10 @@ def test_parse_list_or_keyed(body: Any):
 
 
 def test_reader_refuses_a_token_that_does_not_advance():
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"items": [{"id": 1}], "token": "same"})
+    served = iter(range(100))
+
+    def handler(request: httpx.Request) -> httpx.Response:  # new records each time, so not a repeated page
+        return httpx.Response(200, json={"items": [{"id": next(served)}], "token": "same"})
 
     stream = Stream(
         name="s",
@@ -137,3 +139,56 @@ def test_reader_refuses_a_token_that_does_not_advance():
     next(pages)  # first use of token "same"
     with pytest.raises(BodyError, match="src/s: pagination did not advance"):
         next(pages)
+
+
+def keyed_stream(**changes: Any) -> Stream:
+    declared: dict[str, Any] = {
+        "name": "s",
+        "path": "/x",
+        "params": {"limit": 2, "offset": 0},
+        "paginator": OffsetPaginator(),
+        "parse": parse_list_or_drf,
+        "key": "id",
+        "size_param": "limit",
+    }
+    return Stream(**{**declared, **changes})
+
+
+def serve(*bodies: Any) -> SourceClient:
+    answers = iter(bodies)
+    return SourceClient(
+        "src", "http://test", {}, transport=httpx.MockTransport(lambda r: httpx.Response(200, json=next(answers)))
+    )
+
+
+@pytest.mark.parametrize(
+    ("bodies", "error"),
+    [
+        # the same keys for the next offset
+        ([[{"id": 1}, {"id": 2}], [{"id": 1}, {"id": 2}]], "pagination loop"),
+        # keyless records compare by content: the same two again is a loop, two different ones are not
+        ([[{"x": 1}, {"x": 2}], [{"x": 1}, {"x": 2}]], "pagination loop"),
+        ([[{"x": 1}, {"x": 2}], [{"x": 3}, {"x": 4}], []], None),
+        ([[{"id": 1}, {"id": 2}], [{"id": 3}, {"id": 4}, {"id": 5}]], "a page holds 3 records, more than the 2 asked"),
+    ],
+)
+def test_reader_refuses_a_repeated_or_oversized_page(bodies: list[Any], error: str | None):
+    pages = read_pages(serve(*bodies), keyed_stream(), {"limit": 2, "offset": 0})
+    if error is None:
+        assert len(list(pages)) == len(bodies)
+        return
+    next(pages)
+    with pytest.raises(BodyError, match=error):
+        next(pages)
+
+
+def test_a_listing_of_ids_loops_on_the_ids():
+    stream = keyed_stream(paginator=TokenPaginator(), params={}, size_param=None, details="/x/{id}", parse=_ids)
+    pages = read_pages(serve({"ids": ["a", "b"], "t": "1"}, {"ids": ["a", "b"], "t": "2"}), stream, {})
+    next(pages)
+    with pytest.raises(BodyError, match="repeats the previous page's 2 records"):
+        next(pages)
+
+
+def _ids(body: Any) -> Page:
+    return Page(body["ids"], next_token=body["t"])
