@@ -20,6 +20,7 @@ import json
 import threading
 import time
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,11 +118,13 @@ class SourceClient:
         stop: threading.Event | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         deadline: float | None = None,
+        secrets: Iterable[str] = (),
     ) -> None:
         self.name = name
         self.retry = retry or RetryPolicy()
         self.max_response_bytes = max_response_bytes
         self.deadline = DEADLINE_PER_TIMEOUT * timeout if deadline is None else deadline
+        self.secrets = tuple(secret for secret in secrets if secret)  # what no stored position may contain
         self._stop = stop or threading.Event()
         self._limiter = RateLimiter(rate_limit, sleep=self._wait_unless_stopped) if rate_limit else None
         self._http = httpx.Client(

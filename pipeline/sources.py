@@ -131,4 +131,5 @@ def open_client(
         stop=stop,
         max_response_bytes=source.max_response_bytes,
         deadline=source.deadline,
+        secrets=[source.token.get_secret_value()],
     )

@@ -3,7 +3,7 @@
 Each bound fails the stream with a clear error while the pages before it stay stored and the cursor stays at
 the last good page: a gzip bomb, an endless body, a slowloris, bodies that do not decode, a redirect, a page
 larger than asked for, a server that serves one page for every position, next links and tokens too long or
-with user info. Memory is measured with tracemalloc's peak, never with wall-clock windows.
+carrying credentials. Memory is measured with tracemalloc's peak, never with wall-clock windows.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine
+from structlog.testing import capture_logs
 
 from connectors.client import RetryPolicy
 from pipeline.runner import SWEEP, RunResult
@@ -283,3 +284,45 @@ def test_a_next_link_with_user_info_is_not_followed(sandbox, sqlite_url):
     )
     assert sandbox.stats()["total"] == 1
     assert count(engine, "source_record") == 50
+
+
+# --- credentials in positions -------------------------------------------------------------------------
+
+ONCE = RetryPolicy(attempts=1)
+
+
+@pytest.mark.parametrize(
+    "credential",
+    [
+        pytest.param("&token=leaked-9f8e7d6c", id="token-parameter"),
+        pytest.param("&cursor=sandbox%252Dprofiles", id="configured-token-encoded-twice"),
+    ],
+)
+def test_a_next_link_carrying_credentials_is_followed_but_never_stored(sandbox, db_url, credential):
+    sandbox.switches("profiles", envelope=True, page_size=50)
+    page = sandbox.client.get(PROFILES + "/", headers=PROFILES_AUTH).json()
+    page["next"] += credential  # the API's own links keep it on every later page
+    config = make_config(db_url, {"pf": profiles_source(sandbox)})
+    engine = engine_for(config)
+    secret = "leaked-9f8e7d6c" if "token=" in credential else "sandbox-profiles"
+    stored: list[str] = []
+
+    def read_cursor(*_: Any) -> None:  # after each committed page
+        stored.extend(str(row["cursor"]) for row in rows(engine, "SELECT cursor FROM sync_state"))
+
+    # Page 1 (its next link with the credential) and page 2 pass; page 3 fails for good.
+    sandbox.faults([{"path": PROFILES, "body": page}, {"path": PROFILES, "status": 500, "after": 1, "times": None}])
+    with capture_logs() as logs:
+        failed = sweep(engine, config, retry=ONCE, progress=read_cursor)
+    assert failed.status == "failed" and count(engine, "source_record") == 100
+    assert len(stored) == 2 and not any(secret in text or "next_url" in text for text in stored)
+    assert [e["event"] for e in logs if "credentials" in e["event"]] == [
+        "a next link or token carries credentials: not stored (a resumed run lists from the start)"
+    ]
+
+    # The resumed sweep lists from the start, the credential in hand again, and sees the whole stream.
+    sandbox.clear_faults()
+    sandbox.faults({"path": PROFILES, "body": page})
+    resumed = sweep(engine, config, progress=read_cursor)
+    assert (resumed.status, resumed.counts.fetched, resumed.counts.inserted) == ("succeeded", 230, 130)
+    assert not any(secret in text for text in stored)

@@ -17,6 +17,7 @@ from connectors.paging import (
     Page,
     PageNumberPaginator,
     TokenPaginator,
+    credential_in,
 )
 from connectors.stream import Stream, read_pages
 
@@ -139,6 +140,29 @@ def test_reader_refuses_a_token_that_does_not_advance():
     next(pages)  # first use of token "same"
     with pytest.raises(BodyError, match="src/s: pagination did not advance"):
         next(pages)
+
+
+@pytest.mark.parametrize(
+    ("position", "own_param", "reason"),
+    [
+        ("http://h/patients/?page=2", None, None),
+        ("http://h/patients/?page=2&page_token=abc", None, None),  # a position, not a credential
+        ("opaque-token-abc123", None, None),
+        ("http://h/patients/?page=2&token=abc", None, "a query parameter named 'token'"),
+        ("http://h/patients/?page=2&Access-Token=abc", None, "a query parameter named 'Access-Token'"),
+        ("http://h/p/?X-Amz-Signature=abc&X-Amz-Credential=k", None, "a query parameter named 'X-Amz-Signature'"),
+        ("http://h/p/?%61pi_key=abc", None, "a query parameter named 'api_key'"),  # the name URL-encoded
+        ("http://h/p/?next=http%3A%2F%2Fh%2F%3Fsig%3Dabc", None, "a query parameter named 'sig'"),  # nested link
+        ("http://h/p/?token=t2", "token", None),  # the stream's own continuation parameter
+        ("http://user:pw@h/p/?page=2", None, "user info"),
+        ("http://h/p/?cursor=sk-live-0123", None, "the source's token"),
+        ("http://h/p/?cursor=sk%2Dlive%2D0123", None, "the source's token"),
+        ("http://h/p/?cursor=sk%252Dlive%252D0123", None, "the source's token"),  # encoded twice
+        ("c2stbGl2ZS0wMTIz", None, None),  # base64 of it is not the token: cannot be told
+    ],
+)
+def test_credential_in(position: str, own_param: str | None, reason: str | None):
+    assert credential_in(position, ["sk-live-0123"], own_param) == reason
 
 
 def keyed_stream(**changes: Any) -> Stream:
