@@ -30,8 +30,9 @@ SSN_PATTERN = re.compile(rf"(?<!\d)(?:\d{{3}}({_SEP})\d{{2}}\1\d{{4}}|\d{{9}})(?
 # Only from the start of a run of address characters, possessively: linear on long hostile text.
 _ADDRESS_CHAR = r"[^\s@<>()\[\]{},;:\"']"
 _EMAIL = re.compile(rf"(?<!{_ADDRESS_CHAR}){_ADDRESS_CHAR}++@{_ADDRESS_CHAR}++")
-# Seven or more digits with the separators phone numbers are written with (+52 (55) 1234-5678, 555.867.5309).
-_PHONE = re.compile(r"(?<![\w.])\+?\(?\d(?:[\s\-.()\u2010-\u2015]{0,2}\d){6,}\)?(?![\w])")
+# A phone number as people write one: with its country code (+52 55 1234 5678) or in groups (555-867-5309,
+# (55) 1234-5678). A bare run of digits is not taken for one: byte counts and ids look the same.
+_PHONE = re.compile(r"(?<![\w+])(?:\+\d[\d\s\-.()]{6,18}\d|\(?\d{2,4}\)?[\s\-.]\d{3,4}[\s\-.]\d{4})(?!\w)")
 _DATE = re.compile(r"(?<!\d)(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})(?!\d)")
 
 

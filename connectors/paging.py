@@ -4,18 +4,101 @@ A paginator is stateless: given the params a page was fetched with and the parse
 fetch the next page (``next``) and where a later run should pick up after this page (``checkpoint``). A
 checkpoint is a small dict with the cursor keys the README documents (``offset``, ``page``, ``continuation_token``,
 ``next_url``); ``resume`` turns it back into params.
+
+A next link or token is followed at most ``MAX_POSITION_CHARS`` long, and ``credential_in`` tells one that
+carries credentials, which is followed but never stored (see ``pipeline.batches``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 Params = dict[str, Any]
 Checkpoint = dict[str, Any]
 
 URL_PARAM = "__url__"  # params holding only this fetch that absolute URL (a followed ``next`` link) as it is
+MAX_POSITION_CHARS = 2048  # a longer next link or continuation token is refused
+
+# Query parameters that carry a credential rather than a position (compared in lower case, "-" as "_").
+CREDENTIAL_PARAMS = frozenset(
+    {
+        "token",
+        "access_token",
+        "auth_token",
+        "id_token",
+        "refresh_token",
+        "api_key",
+        "apikey",
+        "key",
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "client_secret",
+        "signature",
+        "sig",
+        "auth",
+        "authorization",
+        "credential",
+        "credentials",
+        "x_amz_credential",
+        "x_amz_security_token",
+        "x_amz_signature",
+        "x_goog_credential",
+        "x_goog_signature",
+    }
+)
+_SEPARATOR = re.compile(r"[-.\s]")
+
+
+def credential_in(position: str, secrets: Collection[str] = (), own_param: str | None = None) -> str | None:
+    """What makes a next link or continuation token unfit to store, or None: user info (``user:pw@``), a query
+    parameter named like a credential (other than ``own_param``, the stream's own token parameter), also in a
+    link nested in a parameter, or one of ``secrets`` (the source's token) anywhere in it, URL-decoded or not.
+    Only names are said, never values.
+
+    >>> credential_in("http://h/patients/?page=2"), credential_in("http://h/p/?page=2&Access-Token=x")
+    (None, "a query parameter named 'Access-Token'")
+    >>> credential_in("http://u:pw@h/p/"), credential_in("opaque%2Ds3cret%2Dtoken", secrets=["s3cret-token"])
+    ('user info', "the source's token")
+    >>> credential_in("http://h/p/?token=t2", own_param="token") is None
+    True
+    """
+    decoded = _decoded(position)
+    if any(secret in text for secret in secrets for text in decoded):
+        return "the source's token"
+    return _named_credential(decoded, own_param, depth=3)
+
+
+def _decoded(text: str) -> list[str]:
+    """``text`` and its URL-decoded forms (encoded once, twice or three times)."""
+    forms = [text]
+    for _ in range(3):
+        step = unquote_plus(forms[-1])
+        if step == forms[-1]:
+            break
+        forms.append(step)
+    return forms
+
+
+def _named_credential(texts: list[str], own_param: str | None, depth: int) -> str | None:
+    for text in texts:
+        try:
+            parts = urlsplit(text)
+        except ValueError:
+            continue
+        if "@" in parts.netloc:
+            return "user info"
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            if _SEPARATOR.sub("_", name.strip().lower()) in CREDENTIAL_PARAMS and name != own_param:
+                return f"a query parameter named {name[:40]!r}"
+            if depth > 1 and (inner := _named_credential([value], own_param, depth - 1)):
+                return inner  # a link nested in a parameter
+    return None
 
 
 @dataclass(frozen=True)

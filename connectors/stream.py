@@ -4,6 +4,11 @@ Three shapes:
 - a listing whose pages hold the records (Prescrypto, profiles, gauges patients);
 - a listing of ids whose records are fetched one by one (``Stream.details``: Particle);
 - records that live under each record of another stream (``FanOut``: gauges readings, per patient).
+
+The reader bounds a listing whatever its paginator: a page with more records than its size parameter asked
+for, a page repeating the previous page's records (a server that ignores the offset, page, link or token it
+is sent), a position asked for twice, and a next link or token longer than ``MAX_POSITION_CHARS`` are all a
+``BodyError`` raised before the page is yielded, so the stream's cursor stays where the last good page left it.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 from canonical.errors import BodyError
 from canonical.model import MAX_ID_LENGTH
 from connectors.client import SourceClient
-from connectors.paging import URL_PARAM, Page, Paginator, Params
+from connectors.paging import MAX_POSITION_CHARS, URL_PARAM, Page, Paginator, Params
 
 _UNSTORABLE_KEY = re.compile("[\x00\ud800-\udfff]")
 
@@ -43,6 +48,10 @@ class Stream:
 
     def record_key(self, record: Mapping[str, Any]) -> str | None:
         return record_key(record.get(self.key) if isinstance(record, Mapping) else None)
+
+    def listed_key(self, entry: Any) -> str | None:
+        """The key of one entry of a listing page: the id itself in a listing of ids, else the record's key."""
+        return record_key(entry) if self.details is not None else self.record_key(entry)
 
 
 @dataclass(frozen=True)
@@ -109,18 +118,22 @@ def _key(value: Any) -> tuple[str | None, str | None]:
 
 
 def read_pages(client: SourceClient, stream: Stream, params: Params) -> Iterator[tuple[Params, Page]]:
-    """Yield ``(params, page)`` from ``params`` to the end, refusing a paginator that does not advance."""
+    """Yield ``(params, page)`` from ``params`` to the end, refusing a listing that does not advance or is
+    larger than it was asked to be."""
     seen: set[str] = set()
+    previous: list[Any] | None = None  # the previous page's entries as compared: keys, or keyless entries
     current: Params | None = params
     while current is not None:
         fingerprint = json.dumps(current, sort_keys=True, default=str)
         if fingerprint in seen:
-            raise BodyError(client.name, stream.name, f"pagination did not advance (params {fingerprint})")
+            raise BodyError(client.name, stream.name, f"pagination did not advance (params {_shown(current)})")
         seen.add(fingerprint)
         if URL_PARAM in current:
             url = client.link(str(current[URL_PARAM]))
-            if url is None:  # it would carry the token to another host
-                raise BodyError(client.name, stream.name, "a next link points to another host: not followed")
+            if url is None:  # it would carry the token to another host, or credentials of its own
+                raise BodyError(
+                    client.name, stream.name, "a next link points to another host or carries credentials: not followed"
+                )
             body = client.get_json(url, None, stream.name)
         else:
             body = client.get_json(stream.path, current, stream.name)
@@ -128,7 +141,53 @@ def read_pages(client: SourceClient, stream: Stream, params: Params) -> Iterator
             page = stream.parse(body)
         except ValueError as exc:
             raise BodyError(client.name, stream.name, str(exc)) from None
+        asked = current.get(stream.size_param) if stream.size_param else None
+        if asked is not None and len(page.records) > int(asked):
+            raise BodyError(
+                client.name,
+                stream.name,
+                f"a page holds {len(page.records)} records, more than the {asked} asked for ({stream.size_param})",
+            )
         if page.has_more and not page.records:  # "more to come" with nothing in hand: a broken page, not the end
-            raise BodyError(client.name, stream.name, f"an empty page says there are more (params {fingerprint})")
+            raise BodyError(client.name, stream.name, f"an empty page says there are more (params {_shown(current)})")
+        entries = [key if (key := stream.listed_key(entry)) is not None else entry for entry in page.records]
+        if entries and _same(entries, previous):
+            raise BodyError(
+                client.name,
+                stream.name,
+                f"pagination loop: the page at params {_shown(current)} repeats the previous page's "
+                f"{len(entries)} records",
+            )
+        previous = entries
+        following = stream.paginator.next(current, page)
+        for value in (following or {}).values():
+            if isinstance(value, str) and len(value) > MAX_POSITION_CHARS:
+                raise BodyError(
+                    client.name,
+                    stream.name,
+                    f"the next page's link or token is {len(value)} characters long, more than "
+                    f"{MAX_POSITION_CHARS}: not followed",
+                )
         yield current, page
-        current = stream.paginator.next(current, page)
+        current = following
+
+
+def _same(entries: list[Any], previous: list[Any] | None) -> bool:
+    try:
+        return entries == previous
+    except RecursionError:  # keyless records nested deeper than a comparison can go: taken for different
+        return False
+
+
+def _shown(params: Params) -> str:
+    """Params as an error message may show them: numbers as they are, text (a token, a link that may carry
+    credentials) by its length only.
+
+    >>> _shown({"limit": 100, "offset": 200}), _shown({"continuation_token": "s3cret"})
+    ('{"limit": 100, "offset": 200}', '{"continuation_token": "<6 characters>"}')
+    """
+    return json.dumps(
+        {k: f"<{len(v)} characters>" if isinstance(v, str) else v for k, v in params.items()},
+        sort_keys=True,
+        default=str,
+    )

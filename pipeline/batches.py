@@ -6,6 +6,10 @@
 - A fan-out over the parent stream's stored records (``FanOut``): one GET per parent, from the parent's
   watermark on incremental runs, everything on sweeps. The checkpoint is the last parent done, so a crashed
   pass resumes after it; the pass ends with an empty checkpoint, so the next pass starts from the first parent.
+
+A listing's next link or continuation token that carries credentials (user info, a query parameter such as
+``access_token``, or the source's own token) is followed, but never stored: the checkpoint of its page is the
+listing's start (``{}``), so a run resumed from it lists from the first page again. One warning per walk.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ import structlog
 from canonical.errors import AuthError, BodyError, FetchError, SourceError
 from connectors.client import SourceClient
 from connectors.fetch import Skipped, fetch_all, path_for
-from connectors.paging import URL_PARAM, Checkpoint, Params
-from connectors.stream import FanOut, Stream, read_pages, record_key
+from connectors.paging import URL_PARAM, Checkpoint, Params, TokenPaginator, credential_in
+from connectors.stream import FanOut, Stream, read_pages
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +66,9 @@ def listing_batches(
     base = dict(stream.params)
     if URL_PARAM in start and client.link(str(start[URL_PARAM])) is None:  # base_url moved to another host
         log.warning(
-            "stored next link is on another host; listing from the start", source=client.name, stream=stream.name
+            "stored next link is on another host or carries credentials; listing from the start",
+            source=client.name,
+            stream=stream.name,
         )
         start = base
     pages = read_pages(client, stream, start)
@@ -78,9 +84,40 @@ def listing_batches(
         first = next(pages, None)
     if first is None:
         return
-    yield _listing_batch(client, stream, *first, stored, concurrency, stop)
+    positions = _Positions(client, stream)
+    yield _listing_batch(client, stream, *first, stored, concurrency, stop, positions)
     for params, page in pages:
-        yield _listing_batch(client, stream, params, page, stored, concurrency, stop)
+        yield _listing_batch(client, stream, params, page, stored, concurrency, stop, positions)
+
+
+class _Positions:
+    """Turns each page's checkpoint into one fit to store, warning once per walk when one is not."""
+
+    def __init__(self, client: SourceClient, stream: Stream) -> None:
+        self.client = client
+        self.stream = stream
+        paginator = stream.paginator
+        self.own_param = paginator.token_param if isinstance(paginator, TokenPaginator) else None
+        self.warned = False
+
+    def storable(self, checkpoint: Checkpoint) -> Checkpoint:
+        for key, value in checkpoint.items():
+            if not isinstance(value, str):
+                continue
+            reason = credential_in(value, self.client.secrets, self.own_param)
+            if reason is None:
+                continue
+            if not self.warned:
+                log.warning(
+                    "a next link or token carries credentials: not stored (a resumed run lists from the start)",
+                    source=self.client.name,
+                    stream=self.stream.name,
+                    position=key,
+                    reason=reason,
+                )
+                self.warned = True
+            return {}
+        return checkpoint
 
 
 def _listing_batch(
@@ -91,11 +128,12 @@ def _listing_batch(
     stored: StoredFn | None,
     concurrency: int,
     stop: threading.Event | None,
+    positions: _Positions,
 ) -> Batch:
-    checkpoint = stream.paginator.checkpoint(params, page)
+    checkpoint = positions.storable(stream.paginator.checkpoint(params, page))
     if stream.details is None:
         return Batch(checkpoint, page.records, total=page.total)
-    keyed = [(record_key(entry), entry) for entry in page.records]
+    keyed = [(stream.listed_key(entry), entry) for entry in page.records]
     ids = list(dict.fromkeys(key for key, _ in keyed if key is not None))
     unusable = [entry for key, entry in keyed if key is None]  # quarantined as they are
     known = stored(ids) if stored is not None and ids else set()

@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from canonical.errors import ConfigError
+from connectors.client import DEFAULT_MAX_RESPONSE_BYTES
 from connectors.stream import FanOut
 from pipeline.sources import KINDS
 
@@ -80,6 +81,8 @@ class SourceConfig(_Strict):
     schedule: str | None = "*/15 * * * *"
     full_refresh: str | None = "0 3 * * *"
     timeout: float = Field(30.0, gt=0)
+    deadline: float | None = Field(None, gt=0)  # seconds a whole response may take; None: 3 x timeout
+    max_response_bytes: int = Field(DEFAULT_MAX_RESPONSE_BYTES, ge=1024, le=1024**3)  # decoded, per response
     retries: int = Field(6, ge=1, le=20)
     phone_region: str | None = None  # None: the kind's default
     concurrency: int = Field(8, ge=1, le=64)

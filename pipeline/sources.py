@@ -131,4 +131,7 @@ def open_client(
         max_connections=max(2, source.concurrency),
         rate_limit=source.rate_limit,
         stop=stop,
+        max_response_bytes=source.max_response_bytes,
+        deadline=source.deadline,
+        secrets=[source.token.get_secret_value()],
     )

@@ -73,6 +73,8 @@ def test_postgres_url_gets_the_shipped_driver():
         (with_source(auth_header="X Token"), {"TOK": "t"}, "sources.rx.auth_header: "),
         (with_source(schedule="every day"), {"TOK": "t"}, "sources.rx.schedule: 'every day' is not a cron"),
         (with_source(page_size=0), {"TOK": "t"}, "sources.rx.page_size: "),
+        (with_source(max_response_bytes=100), {"TOK": "t"}, "sources.rx.max_response_bytes: "),
+        (with_source(deadline=0), {"TOK": "t"}, "sources.rx.deadline: "),
         (with_source(streams=["patients", "bills"]), {"TOK": "t"}, "sources.rx.streams: unknown stream 'bills'"),
         ({**GOOD, "database": {"url": "mysql://x/y"}}, {"TOK": "t"}, "database.url: 'mysql' is not supported"),
         ({"database": {"url": "sqlite:///x.db"}}, {}, "sources: required"),

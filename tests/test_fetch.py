@@ -1,4 +1,5 @@
-"""Concurrent detail fetches: bounded, in order, 404 as gone, and a failure stops what has not started.
+"""Concurrent detail fetches: bounded, in order, 404 as gone, and a failure stops what has not started; and
+what one response may be: inflated within its limit, never a redirect.
 
 An httpx MockTransport stands in for the server here: in-flight counts and a failure mid-batch are what a
 real server cannot show or stage deterministically.
@@ -6,8 +7,11 @@ real server cannot show or stage deterministically.
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
+import tracemalloc
+import zlib
 from collections.abc import Iterator
 
 import httpx
@@ -15,7 +19,7 @@ import pytest
 
 from canonical.errors import BodyError, FetchError, Stopped
 from connectors import profiles
-from connectors.client import RetryPolicy, SourceClient
+from connectors.client import RetryPolicy, SourceClient, _Body, _Oversized
 from connectors.fetch import Skipped, fetch_all
 from connectors.stream import read_pages
 
@@ -238,3 +242,63 @@ def test_an_interrupt_stops_waiting_for_the_next_batch() -> None:
                 interrupt.set()
         release.set()  # lets the producer end before leaving
     assert got == [1]
+
+
+def test_one_network_chunk_of_a_bomb_is_inflated_only_up_to_the_limit() -> None:
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    chunk = packer.compress(b" " * (256 << 20)) + packer.flush()  # ~250 KB standing for 256 MiB
+    body = _Body("gzip", limit=1 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(_Oversized):
+            body.feed(chunk)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 << 20  # the 1 MiB limit and one inflate step, not the 256 MiB the chunk stands for
+
+
+class Raw(httpx.SyncByteStream):
+    """A body handed over as bytes on the wire, as a network transport does (not decoded beforehand)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.data
+
+
+@pytest.mark.parametrize(
+    ("encoding", "packed"),
+    [
+        ("gzip", gzip.compress(b'[{"id": 1}]')),
+        ("deflate", zlib.compress(b'[{"id": 1}]')),  # zlib-wrapped, as the standard says
+        ("deflate", zlib.compress(b'[{"id": 1}]', wbits=-zlib.MAX_WBITS)),  # raw, as some servers send
+        ("identity", b'[{"id": 1}]'),
+    ],
+)
+def test_compressed_bodies_are_inflated_and_asked_for(encoding: str, packed: bytes) -> None:
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.headers["Accept-Encoding"])
+        return httpx.Response(200, headers={"Content-Encoding": encoding}, stream=Raw(packed))
+
+    with SourceClient("s", "http://s.test", {}, transport=httpx.MockTransport(answer)) as c:
+        assert c.get_json("/x", None, "patients") == [{"id": 1}]
+    assert asked == ["gzip, deflate"]
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_an_error_and_never_followed(status: int) -> None:
+    sent: list[str] = []
+
+    def redirect(request: httpx.Request) -> httpx.Response:
+        sent.append(str(request.url))
+        return httpx.Response(status, headers={"Location": "http://s.test/elsewhere"}, json=[{"id": 1}])
+
+    c = SourceClient("s", "http://s.test", {}, transport=httpx.MockTransport(redirect))
+    with c, pytest.raises(FetchError) as caught:
+        c.get_json("/x", None, "patients")
+    assert (str(caught.value), caught.value.status) == (f"s/patients: HTTP {status}: a redirect, not followed", status)
+    assert sent == ["http://s.test/x"]

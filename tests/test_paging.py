@@ -17,6 +17,7 @@ from connectors.paging import (
     Page,
     PageNumberPaginator,
     TokenPaginator,
+    credential_in,
 )
 from connectors.stream import Stream, read_pages
 
@@ -120,8 +121,10 @@ def test_parse_list_or_keyed(body: Any):
 
 
 def test_reader_refuses_a_token_that_does_not_advance():
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"items": [{"id": 1}], "token": "same"})
+    served = iter(range(100))
+
+    def handler(request: httpx.Request) -> httpx.Response:  # new records each time, so not a repeated page
+        return httpx.Response(200, json={"items": [{"id": next(served)}], "token": "same"})
 
     stream = Stream(
         name="s",
@@ -137,3 +140,79 @@ def test_reader_refuses_a_token_that_does_not_advance():
     next(pages)  # first use of token "same"
     with pytest.raises(BodyError, match="src/s: pagination did not advance"):
         next(pages)
+
+
+@pytest.mark.parametrize(
+    ("position", "own_param", "reason"),
+    [
+        ("http://h/patients/?page=2", None, None),
+        ("http://h/patients/?page=2&page_token=abc", None, None),  # a position, not a credential
+        ("opaque-token-abc123", None, None),
+        ("http://h/patients/?page=2&token=abc", None, "a query parameter named 'token'"),
+        ("http://h/patients/?page=2&Access-Token=abc", None, "a query parameter named 'Access-Token'"),
+        ("http://h/p/?X-Amz-Signature=abc&X-Amz-Credential=k", None, "a query parameter named 'X-Amz-Signature'"),
+        ("http://h/p/?%61pi_key=abc", None, "a query parameter named 'api_key'"),  # the name URL-encoded
+        ("http://h/p/?next=http%3A%2F%2Fh%2F%3Fsig%3Dabc", None, "a query parameter named 'sig'"),  # nested link
+        ("http://h/p/?token=t2", "token", None),  # the stream's own continuation parameter
+        ("http://user:pw@h/p/?page=2", None, "user info"),
+        ("http://h/p/?cursor=sk-live-0123", None, "the source's token"),
+        ("http://h/p/?cursor=sk%2Dlive%2D0123", None, "the source's token"),
+        ("http://h/p/?cursor=sk%252Dlive%252D0123", None, "the source's token"),  # encoded twice
+        ("c2stbGl2ZS0wMTIz", None, None),  # base64 of it is not the token: cannot be told
+    ],
+)
+def test_credential_in(position: str, own_param: str | None, reason: str | None):
+    assert credential_in(position, ["sk-live-0123"], own_param) == reason
+
+
+def keyed_stream(**changes: Any) -> Stream:
+    declared: dict[str, Any] = {
+        "name": "s",
+        "path": "/x",
+        "params": {"limit": 2, "offset": 0},
+        "paginator": OffsetPaginator(),
+        "parse": parse_list_or_drf,
+        "key": "id",
+        "size_param": "limit",
+    }
+    return Stream(**{**declared, **changes})
+
+
+def serve(*bodies: Any) -> SourceClient:
+    answers = iter(bodies)
+    return SourceClient(
+        "src", "http://test", {}, transport=httpx.MockTransport(lambda r: httpx.Response(200, json=next(answers)))
+    )
+
+
+@pytest.mark.parametrize(
+    ("bodies", "error"),
+    [
+        # the same keys for the next offset
+        ([[{"id": 1}, {"id": 2}], [{"id": 1}, {"id": 2}]], "pagination loop"),
+        # keyless records compare by content: the same two again is a loop, two different ones are not
+        ([[{"x": 1}, {"x": 2}], [{"x": 1}, {"x": 2}]], "pagination loop"),
+        ([[{"x": 1}, {"x": 2}], [{"x": 3}, {"x": 4}], []], None),
+        ([[{"id": 1}, {"id": 2}], [{"id": 3}, {"id": 4}, {"id": 5}]], "a page holds 3 records, more than the 2 asked"),
+    ],
+)
+def test_reader_refuses_a_repeated_or_oversized_page(bodies: list[Any], error: str | None):
+    pages = read_pages(serve(*bodies), keyed_stream(), {"limit": 2, "offset": 0})
+    if error is None:
+        assert len(list(pages)) == len(bodies)
+        return
+    next(pages)
+    with pytest.raises(BodyError, match=error):
+        next(pages)
+
+
+def test_a_listing_of_ids_loops_on_the_ids():
+    stream = keyed_stream(paginator=TokenPaginator(), params={}, size_param=None, details="/x/{id}", parse=_ids)
+    pages = read_pages(serve({"ids": ["a", "b"], "t": "1"}, {"ids": ["a", "b"], "t": "2"}), stream, {})
+    next(pages)
+    with pytest.raises(BodyError, match="repeats the previous page's 2 records"):
+        next(pages)
+
+
+def _ids(body: Any) -> Page:
+    return Page(body["ids"], next_token=body["t"])

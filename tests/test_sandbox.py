@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -194,6 +196,69 @@ def test_bad_fault_rules_are_refused_and_faults_clear(sandbox: SandboxHandle) ->
     assert get(sandbox, MEDIC_LIST).status_code == 500
     sandbox.clear_faults()
     assert get(sandbox, MEDIC_LIST).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"headers": {"Bad Name": "x"}},
+        {"headers": {"X-Ok": "line\r\nInjected: 1"}},
+        {"headers": ["Location", "/x"]},
+        {"trickle": -1},
+        {"raw_base64": "not base64!"},
+        {"gzip_bomb": 1},
+        {"gzip_bomb": True},
+        {"endless": "yes"},
+        {"exact": 1, "status": 500},
+        {"raw": "[]", "body": []},  # one body at most
+        {"gzip_bomb": 100, "drop": True},
+    ],
+)
+def test_bad_body_rules_are_refused(sandbox: SandboxHandle, rule: dict[str, Any]) -> None:
+    assert sandbox.post("/_sandbox/faults", [{"path": "/x", **rule}]).status_code == 400
+
+
+def test_raw_bodies_headers_and_numbered_bodies_are_served_exactly(sandbox: SandboxHandle) -> None:
+    sandbox.faults(
+        [
+            {"path": PATIENT_LIST, "raw_base64": base64.b64encode(b"\xff\x00[").decode(), "headers": {"X-A": "1"}},
+            {"path": PATIENT_LIST, "status": 302, "headers": {"Location": "/elsewhere"}},
+            {"path": MEDIC_LIST, "exact": True, "times": None, "body": {"next": "?page={fired}", "n": [1]}},
+        ]
+    )
+    first = get(sandbox, PATIENT_LIST)
+    assert (first.status_code, first.content, first.headers["X-A"]) == (200, b"\xff\x00[", "1")
+    redirect = sandbox.client.get(PATIENT_LIST, headers=AUTH, follow_redirects=False)
+    assert (redirect.status_code, redirect.headers["Location"]) == (302, "/elsewhere")
+    assert [get(sandbox, MEDIC_LIST).json()["next"] for _ in range(2)] == ["?page=1", "?page=2"]
+    assert get(sandbox, MEDIC_LIST + "1/").status_code == 200  # "exact": a path under it is not matched
+
+
+def test_a_gzip_bomb_is_the_size_it_says_and_small_on_the_wire(sandbox: SandboxHandle) -> None:
+    size = 5 * (1 << 20) + 7
+    sandbox.faults({"path": PATIENT_LIST, "gzip_bomb": size})
+    with sandbox.client.stream("GET", PATIENT_LIST, headers=AUTH) as response:
+        wire = b"".join(response.iter_raw())
+    assert response.headers["Content-Encoding"] == "gzip" and len(wire) < 10_000
+    assert gzip.decompress(wire) == b" " * (size - 2) + b"[]"
+
+
+def test_an_endless_body_keeps_coming_and_a_trickle_comes_a_byte_at_a_time(sandbox: SandboxHandle) -> None:
+    sandbox.faults([{"path": PATIENT_LIST, "endless": True}, {"path": MEDIC_LIST, "trickle": 0.01}])
+    with sandbox.client.stream("GET", PATIENT_LIST, headers=AUTH) as response:
+        received = 0
+        for chunk in response.iter_raw():
+            received += len(chunk)
+            if received > 8 << 20:
+                break
+    assert received > 8 << 20
+    with sandbox.client.stream("GET", MEDIC_LIST, headers=AUTH) as response:
+        chunks: list[bytes] = []
+        for chunk in response.iter_raw():
+            chunks.append(chunk)
+            if sum(map(len, chunks)) >= 20:
+                break
+    assert len(chunks) >= 5  # untrickled, the first chunk would hold the whole page (kilobytes)
 
 
 def test_staged_raw_records_are_served_as_they_are(sandbox: SandboxHandle) -> None:
