@@ -5,7 +5,8 @@
     ├── SourceError            talking to a source API failed; names the source and the stream
     │   ├── AuthError          401/403: the stream fails at once, no retry
     │   ├── FetchError         retries exhausted (429, 5xx, timeouts, dropped connections) or a 4xx
-    │   └── BodyError          a response body is not the documented shape
+    │   ├── BodyError          a response body is not the documented shape
+    │   └── ListingShifted     records were deleted or inserted before the walk's offset: re-read it
     ├── RecordError            one record failed validation or mapping: it is quarantined, the run goes on
     ├── LeaseHeldError         another process holds the stream's lease
     └── Stopped                the run was asked to stop (SIGINT/SIGTERM) before this work was done
@@ -48,6 +49,17 @@ class FetchError(SourceError):
 
 class BodyError(SourceError):
     """A response body is not in any of the documented shapes."""
+
+
+class ListingShifted(SourceError):
+    """An offset listing changed before the walk's position: the record at the overlap is not the one the walk
+    saw there last, so offsets now point at other records. The walk must re-read; it must not trust what it has."""
+
+    def __init__(self, source: str, stream: str, offset: int) -> None:
+        super().__init__(
+            source, stream, f"the listing shifted: the record before offset {offset + 1} is not the last one seen"
+        )
+        self.offset = offset
 
 
 class RecordError(PatientSyncError):

@@ -23,7 +23,7 @@ def parse_list_or_drf(body: Any) -> Page:
     >>> parse_list_or_drf([{"id": 1}]).records
     [{'id': 1}]
     >>> parse_list_or_drf({"count": 2, "next": "http://h/?offset=1", "previous": None, "results": [{"id": 1}]})
-    Page(records=[{'id': 1}], has_more=True, next_token='http://h/?offset=1', total=2, extra={})
+    Page(records=[{'id': 1}], has_more=True, next_token='http://h/?offset=1', total=2, extra={}, anchor=None, overlap=0)
     """
     if isinstance(body, list):
         return Page(records=body)

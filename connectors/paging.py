@@ -21,6 +21,9 @@ Params = dict[str, Any]
 Checkpoint = dict[str, Any]
 
 URL_PARAM = "__url__"  # params holding only this fetch that absolute URL (a followed ``next`` link) as it is
+# Params holding this (never sent) expect the page to start with the record of that key: the last one already
+# seen, asked for again so that a listing that shifted under the walk shows it (see OffsetPaginator).
+ANCHOR_PARAM = "__anchor__"
 MAX_POSITION_CHARS = 2048  # a longer next link or continuation token is refused
 
 # Query parameters that carry a credential rather than a position (compared in lower case, "-" as "_").
@@ -114,6 +117,14 @@ class Page:
     next_token: str | None = None
     total: int | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # Set by the reader (connectors.stream.read_pages): the key of the last record, and how many leading
+    # records were seen on the page before (the anchor asked for again), which are not new.
+    anchor: str | None = None
+    overlap: int = 0
+
+    @property
+    def new_records(self) -> list[dict[str, Any]]:
+        return self.records[self.overlap :]
 
 
 class Paginator(Protocol):
@@ -126,24 +137,49 @@ class Paginator(Protocol):
 class OffsetPaginator:
     """``limit``/``offset``: a short page, or an envelope saying there is no next, ends the stream.
 
-    The checkpoint is the offset just past the last record received, so an incremental run fetches only
-    records appended since (an offset API cannot reveal updates or deletions: the full sweep does that).
+    The checkpoint is the offset just past the last record received, with that record's key (``anchor``), so an
+    incremental run fetches only records appended since (an offset API cannot reveal updates or deletions: the
+    full sweep does that). Each next page, and a resumed run's first, starts one record early, at the anchor:
+    if the record there is another, records were deleted or inserted before the offset, and the reader says so
+    (``ListingShifted``) instead of skipping or repeating what moved.
+
+    >>> p = OffsetPaginator()
+    >>> p.next({"limit": 2, "offset": 0}, Page([{}, {}], anchor="b"))
+    {'limit': 2, 'offset': 1, '__anchor__': 'b'}
+    >>> p.checkpoint({"limit": 2, "offset": 1}, Page([{}, {}], anchor="c", overlap=1))
+    {'offset': 3, 'anchor': 'c'}
+    >>> p.resume({"limit": 2, "offset": 0}, {"offset": 3, "anchor": "c"})
+    {'limit': 2, 'offset': 2, '__anchor__': 'c'}
     """
 
     offset_param: str = "offset"
     limit_param: str = "limit"
+    overlap: bool = True
 
     def next(self, params: Params, page: Page) -> Params | None:
         limit = int(params[self.limit_param])
         if page.has_more is False or not page.records or (page.has_more is None and len(page.records) < limit):
             return None
-        return {**params, self.offset_param: int(params.get(self.offset_param, 0)) + len(page.records)}
+        end = self._offset(params) + len(page.records)
+        return self._at(params, end, page.anchor if limit > 1 else None)
 
     def checkpoint(self, params: Params, page: Page) -> Checkpoint:
-        return {"offset": int(params.get(self.offset_param, 0)) + len(page.records)}
+        end = self._offset(params) + len(page.records)
+        return {"offset": end, "anchor": page.anchor} if self.overlap and page.anchor is not None else {"offset": end}
 
     def resume(self, params: Params, checkpoint: Checkpoint) -> Params:
-        return {**params, self.offset_param: int(checkpoint.get("offset", 0))}
+        anchor = checkpoint.get("anchor")
+        return self._at(params, int(checkpoint.get("offset", 0)), anchor if isinstance(anchor, str) else None)
+
+    def _offset(self, params: Params) -> int:
+        return int(params.get(self.offset_param, 0))
+
+    def _at(self, params: Params, end: int, anchor: str | None) -> Params:
+        """Params for the page after ``end``: from the anchor, one record early, when there is one."""
+        base = {k: v for k, v in params.items() if k != ANCHOR_PARAM}
+        if self.overlap and anchor is not None and end > 0:
+            return {**base, self.offset_param: end - 1, ANCHOR_PARAM: anchor}
+        return {**base, self.offset_param: end}
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ def parse_listing(body: Any) -> Page:
     """``{continuation_token, patients: [ids]}``; the ids are the page's records.
 
     >>> parse_listing({"continuation_token": "t", "patients": ["a", "b"]})
-    Page(records=['a', 'b'], has_more=True, next_token='t', total=None, extra={})
+    Page(records=['a', 'b'], has_more=True, next_token='t', total=None, extra={}, anchor=None, overlap=0)
     >>> parse_listing({"patients": ["c"]}).has_more
     False
     """

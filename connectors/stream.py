@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from canonical.errors import BodyError
+from canonical.errors import BodyError, ListingShifted
 from canonical.model import MAX_ID_LENGTH
 from connectors.client import SourceClient
-from connectors.paging import MAX_POSITION_CHARS, URL_PARAM, Page, Paginator, Params
+from connectors.paging import ANCHOR_PARAM, MAX_POSITION_CHARS, URL_PARAM, Page, Paginator, Params
 
 _UNSTORABLE_KEY = re.compile("[\x00\ud800-\udfff]")
 
@@ -136,7 +136,8 @@ def read_pages(client: SourceClient, stream: Stream, params: Params) -> Iterator
                 )
             body = client.get_json(url, None, stream.name)
         else:
-            body = client.get_json(stream.path, current, stream.name)
+            query = {k: v for k, v in current.items() if k != ANCHOR_PARAM}
+            body = client.get_json(stream.path, query, stream.name)
         try:
             page = stream.parse(body)
         except ValueError as exc:
@@ -159,6 +160,7 @@ def read_pages(client: SourceClient, stream: Stream, params: Params) -> Iterator
                 f"{len(entries)} records",
             )
         previous = entries
+        page = _anchored(client, stream, current, page, entries)
         following = stream.paginator.next(current, page)
         for value in (following or {}).values():
             if isinstance(value, str) and len(value) > MAX_POSITION_CHARS:
@@ -170,6 +172,20 @@ def read_pages(client: SourceClient, stream: Stream, params: Params) -> Iterator
                 )
         yield current, page
         current = following
+
+
+def _anchored(client: SourceClient, stream: Stream, params: Params, page: Page, entries: list[Any]) -> Page:
+    """The page with its anchor (its last record's key) and, when it was asked to start at the last record
+    already seen, the check that it does: raise ``ListingShifted`` otherwise."""
+    expected = params.get(ANCHOR_PARAM)
+    overlap = 0
+    if expected is not None:
+        if not entries or entries[0] != expected:  # what was there moved: deleted or inserted before it
+            offset = params.get(getattr(stream.paginator, "offset_param", ""), 0)
+            raise ListingShifted(client.name, stream.name, int(offset))
+        overlap = 1
+    last = entries[-1] if entries else None
+    return replace(page, anchor=last if isinstance(last, str) else None, overlap=overlap)
 
 
 def _same(entries: list[Any], previous: list[Any] | None) -> bool:

@@ -22,10 +22,10 @@ from typing import Any
 
 import structlog
 
-from canonical.errors import AuthError, BodyError, FetchError, SourceError
+from canonical.errors import AuthError, BodyError, FetchError, ListingShifted, SourceError
 from connectors.client import SourceClient
 from connectors.fetch import Skipped, fetch_all, path_for
-from connectors.paging import URL_PARAM, Checkpoint, Params, TokenPaginator, credential_in
+from connectors.paging import URL_PARAM, Checkpoint, Page, Params, TokenPaginator, credential_in
 from connectors.stream import FanOut, Stream, read_pages
 
 log = structlog.get_logger(__name__)
@@ -33,6 +33,8 @@ log = structlog.get_logger(__name__)
 # keys -> those of them already stored (live); keys -> each key's watermark date
 StoredFn = Callable[[list[str]], set[str]]
 WatermarkFn = Callable[[list[str]], dict[str, dt.date]]
+
+MAX_REREADS = 3  # times a shifting listing is read again from its start within one run
 
 # The gauges document does not say in which time zone start_date is a day. Asking from the day before the
 # latest stored reading's UTC day covers any zone; what comes twice is unchanged and costs no write.
@@ -47,6 +49,7 @@ class Batch:
     total: int | None = None  # records in the whole listing, when the source says
     partial: bool = False  # some parent's records could not be read: the walk did not see the whole stream
     refused: int = 0  # parents the source refused (403) although the token is good: reported on the run
+    restart: bool = False  # the listing is read again from its start: what the walk saw so far does not count
 
 
 def listing_batches(
@@ -61,7 +64,9 @@ def listing_batches(
 
     ``stored`` (incremental runs) names ids whose details need no fetch; None fetches every one. A stored
     position the source no longer accepts (an expired token or next link: a 4xx on the first request) is
-    dropped, and the listing starts over from its first page.
+    dropped, and the listing starts over from its first page. So is one whose listing shifted under it
+    (records deleted or inserted before the offset): a ``restart`` batch tells the runner to forget what the
+    walk saw, and the listing is read again from its first page, at most ``MAX_REREADS`` times.
     """
     base = dict(stream.params)
     if URL_PARAM in start and client.link(str(start[URL_PARAM])) is None:  # base_url moved to another host
@@ -71,6 +76,35 @@ def listing_batches(
             stream=stream.name,
         )
         start = base
+    positions = _Positions(client, stream)
+    rereads = 0
+    pages = _opened(client, stream, start, base)
+    while True:
+        try:
+            for params, page in pages:
+                yield _listing_batch(client, stream, params, page, stored, concurrency, stop, positions)
+            return
+        except ListingShifted:
+            rereads += 1
+            if rereads > MAX_REREADS:
+                raise SourceError(
+                    client.name,
+                    stream.name,
+                    f"the listing kept shifting while it was read ({MAX_REREADS} re-reads from the start): "
+                    "nothing was deleted, and the next run reads it again",
+                ) from None
+            log.warning(
+                "the listing shifted under the walk; reading it again from the start",
+                source=client.name,
+                stream=stream.name,
+                reread=rereads,
+            )
+            yield Batch({}, [], restart=True)
+            pages = read_pages(client, stream, base)
+
+
+def _opened(client: SourceClient, stream: Stream, start: Params, base: Params) -> Iterator[tuple[Params, Page]]:
+    """The listing's pages from ``start``, or from ``base`` when the source refuses the stored position."""
     pages = read_pages(client, stream, start)
     try:
         first = next(pages, None)
@@ -82,12 +116,9 @@ def listing_batches(
         )
         pages = read_pages(client, stream, base)
         first = next(pages, None)
-    if first is None:
-        return
-    positions = _Positions(client, stream)
-    yield _listing_batch(client, stream, *first, stored, concurrency, stop, positions)
-    for params, page in pages:
-        yield _listing_batch(client, stream, params, page, stored, concurrency, stop, positions)
+    if first is not None:
+        yield first
+        yield from pages
 
 
 class _Positions:
@@ -132,8 +163,8 @@ def _listing_batch(
 ) -> Batch:
     checkpoint = positions.storable(stream.paginator.checkpoint(params, page))
     if stream.details is None:
-        return Batch(checkpoint, page.records, total=page.total)
-    keyed = [(stream.listed_key(entry), entry) for entry in page.records]
+        return Batch(checkpoint, page.new_records, total=page.total)
+    keyed = [(stream.listed_key(entry), entry) for entry in page.new_records]
     ids = list(dict.fromkeys(key for key, _ in keyed if key is not None))
     unusable = [entry for key, entry in keyed if key is None]  # quarantined as they are
     known = stored(ids) if stored is not None and ids else set()

@@ -200,6 +200,7 @@ def _walk(
     still_bad: set[str] = set()
     total: int | None = None
     refused = 0
+    walk_fetched = 0  # records of this reading of the listing (a shifted listing is read again)
     analyze_at = 1000  # rows inserted by this run; doubled after each refresh
     counted_at = state.utcnow()
 
@@ -219,6 +220,12 @@ def _walk(
                     state.update_run(conn, run_id, **_count_values(result, counts))
                     counted_at = now
             result.counts.add(counts)  # only once the page is committed
+            if batch.restart:  # the listing is read again from its start: only that reading decides deletions
+                seen.clear()
+                still_bad.clear()
+                walk_fetched, total = 0, None
+                complete = sweeping or not isinstance(spec.stream, FanOut)
+            walk_fetched += counts.fetched
             seen.update(counts.keys)
             still_bad.update(counts.bad_keys)
             if batch.listed is not None:  # listed but not fetched: whether it is still bad is not known
@@ -240,7 +247,7 @@ def _walk(
     with engine.begin() as conn:
         if complete:
             result.deleted = _settle_complete_walk(
-                conn, name, source, spec, seen, still_bad, result.counts.fetched, total, now
+                conn, name, source, spec, seen, still_bad, walk_fetched, total, now
             )
         elif sweeping:
             log.info("deletions left to the next complete sweep", source=name, stream=stream)

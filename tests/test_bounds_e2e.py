@@ -50,9 +50,10 @@ def sweep(engine: Engine, config: Any, **options: Any) -> RunResult:
 
 
 def sweep_cursor(engine: Engine, source: str, stream: str = "patients") -> dict[str, Any]:
+    """The sweep's position, without the anchor key an offset position carries (the last record's key)."""
     with engine.connect() as conn:
         cursor = load_cursor(conn, source, stream)
-    return {k: v for k, v in cursor.get("sweep", {}).items() if k not in ("started_at", "resumed")}
+    return {k: v for k, v in cursor.get("sweep", {}).items() if k not in ("started_at", "resumed", "anchor")}
 
 
 def peak_during(action: Callable[[], Any]) -> tuple[Any, int]:

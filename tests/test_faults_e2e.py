@@ -111,6 +111,7 @@ def test_cli_exit_status_and_message_on_401(sandbox, tmp_path, sqlite_url):
 
 def test_killed_between_pages_resumes_without_loss_or_duplicates(sandbox, db_url, tmp_path):
     page = 50
+    three_pages = page + 2 * (page - 1)  # pages after the first start at the last record already seen
     # Pages 1-3 come at once; the 4th hangs, so the process is surely between pages when it is killed.
     sandbox.faults([{"path": PATIENTS, "delay": 60, "after": 3, "times": 1}])
     cfg = tmp_path / "config.yaml"
@@ -124,7 +125,7 @@ def test_killed_between_pages_resumes_without_loss_or_duplicates(sandbox, db_url
     engine = engine_for(config)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if count(engine, "source_record") >= 3 * page:
+        if count(engine, "source_record") >= three_pages:
             break
         time.sleep(0.05)
     blocked = by_stream(run(config, engine, SWEEP))["rx/patients"]
@@ -132,10 +133,10 @@ def test_killed_between_pages_resumes_without_loss_or_duplicates(sandbox, db_url
     assert count(engine, "sync_run", "status = 'running'") == 1  # and its run is left alone
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    assert count(engine, "patient") == 3 * page  # three pages committed, nothing of the fourth
+    assert count(engine, "patient") == three_pages  # three pages committed, nothing of the fourth
     with engine.connect() as conn:
         sweep = state.load_cursor(conn, "rx", "patients")["sweep"]
-    assert sweep["offset"] == 3 * page
+    assert sweep["offset"] == three_pages
 
     sandbox.clear_faults()
     with capture_logs() as captured:  # at once: the killed process's lease is not left to lapse
@@ -143,7 +144,7 @@ def test_killed_between_pages_resumes_without_loss_or_duplicates(sandbox, db_url
     assert result.status == "succeeded"
     [takeover] = [event for event in captured if event["event"] == "lease taken over"]
     assert f":{proc.pid}:" in takeover["previous"]
-    assert result.counts.fetched == 230 - 3 * page  # continued from the checkpoint, not from the start
+    assert result.counts.fetched == 230 - three_pages  # continued from the checkpoint, not from the start
     assert count(engine, "patient") == 230
     assert count(engine, "source_record") == 230
     assert count(engine, "crosswalk", "id_type = 'uid'") == 230
@@ -203,7 +204,8 @@ def test_rate_limit_spaces_requests(sandbox, sqlite_url):
     elapsed = time.monotonic() - started
     assert (result.status, result.counts.inserted) == ("succeeded", 230)
     requests = sandbox.stats()["total"]
-    assert requests == 24  # 23 full pages and the empty one that ends the stream
+    # A page of 10, then pages that start at the last record already seen (9 new each), the last one short.
+    assert requests == 26
     assert elapsed >= (requests - 1) / 40  # evenly spaced: a lower bound, not a speed target
 
 

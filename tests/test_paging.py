@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from canonical.errors import BodyError
+from canonical.errors import BodyError, ListingShifted
 from connectors.bodies import parse_list_or_drf, parse_list_or_keyed
 from connectors.client import SourceClient
 from connectors.paging import (
@@ -216,3 +216,47 @@ def test_a_listing_of_ids_loops_on_the_ids():
 
 def _ids(body: Any) -> Page:
     return Page(body["ids"], next_token=body["t"])
+
+
+def _requests(*bodies: Any) -> tuple[SourceClient, list[dict[str, str]]]:
+    sent: list[dict[str, str]] = []
+    answers = iter(bodies)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(dict(request.url.params))
+        return httpx.Response(200, json=next(answers))
+
+    return SourceClient("src", "http://test", {}, transport=httpx.MockTransport(answer)), sent
+
+
+@pytest.mark.parametrize(
+    ("second", "shifted"),
+    [
+        ([{"id": 2}, {"id": 3}], False),  # starts at the last record seen: one new record
+        ([{"id": 3}, {"id": 4}], True),  # record 2 moved away: something before it was deleted
+        ([{"id": 0}, {"id": 2}], True),  # something was inserted before it
+        ([], True),  # even the anchor is gone
+    ],
+)
+def test_each_offset_page_starts_at_the_last_record_seen(second: list[Any], shifted: bool):
+    client, sent = _requests([{"id": 1}, {"id": 2}], second, [])
+    pages = read_pages(client, keyed_stream(), {"limit": 2, "offset": 0})
+    first_params, first = next(pages)
+    assert (first.anchor, first.overlap, first.new_records) == ("2", 0, [{"id": 1}, {"id": 2}])
+    if shifted:
+        with pytest.raises(ListingShifted):
+            next(pages)
+    else:
+        params, page = next(pages)
+        assert (page.overlap, page.new_records) == (1, second[1:])
+    assert sent[1] == {"limit": "2", "offset": "1"}  # the anchor itself is never sent
+
+
+def test_a_resumed_offset_walk_checks_its_stored_anchor():
+    client, sent = _requests([{"id": 7}, {"id": 8}], [])
+    start = OffsetPaginator().resume({"limit": 2, "offset": 0}, {"offset": 10, "anchor": "7"})
+    _, page = next(read_pages(client, keyed_stream(), start))
+    assert sent[0] == {"limit": "2", "offset": "9"} and page.new_records == [{"id": 8}]
+    client, _ = _requests([{"id": 6}, {"id": 7}])
+    with pytest.raises(ListingShifted):
+        next(read_pages(client, keyed_stream(), start))

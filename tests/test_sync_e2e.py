@@ -176,7 +176,8 @@ def _sweep_with_second_page(sandbox, db_url, body):
 
 
 def test_a_truncated_bare_list_does_not_delete_the_rest(sandbox, db_url):
-    config, engine, result = _sweep_with_second_page(sandbox, db_url, [])
+    last_of_page_1 = source_patients(sandbox)[49]  # a second page that holds only the record it starts at
+    config, engine, result = _sweep_with_second_page(sandbox, db_url, [last_of_page_1])
     assert (result.status, result.counts.fetched, result.deleted) == ("succeeded", 50, 0)  # 180 withheld
     assert count(engine, "patient", "deleted_at IS NULL") == 230
 
@@ -189,7 +190,7 @@ def test_a_truncated_bare_list_does_not_delete_the_rest(sandbox, db_url):
 
 def test_an_envelope_short_of_its_count_does_not_delete(sandbox, sqlite_url):
     sandbox.post("/_sandbox/prescrypto/switches", {"patients_envelope": True})
-    body = {"count": 230, "next": None, "previous": None, "results": []}
+    body = {"count": 230, "next": None, "previous": None, "results": [source_patients(sandbox)[49]]}
     _, engine, result = _sweep_with_second_page(sandbox, sqlite_url, body)
     assert (result.status, result.counts.fetched, result.deleted) == ("succeeded", 50, 0)
     assert count(engine, "patient", "deleted_at IS NULL") == 230
