@@ -81,7 +81,7 @@ def fetch_all(config: Config) -> int:
     stream = stream_spec(source, STREAM).stream
     assert isinstance(stream, Stream), "the benchmark pages a listing"
     with open_client(SOURCE, source) as client:
-        return sum(len(page.records) for _, page in read_pages(client, stream, dict(stream.params)))
+        return sum(len(page.new_records) for _, page in read_pages(client, stream, dict(stream.params)))
 
 
 def sweep(config: Config, engine: Engine, problems: list[str], label: str, expect_unchanged: bool) -> int:

@@ -26,7 +26,9 @@ _SECRET_PHRASES = (("api", "key"), ("social", "security"), ("access", "token"), 
 # An SSN: three, two and four digits with one separator used twice (hyphen, dash, space, dot, slash), or nine
 # digits in a row; not inside a longer run of digits. ``\d`` takes any script's digits (fullwidth ones too).
 _SEP = r"[\s\-\u2010-\u2015\u2212./]"
-SSN_PATTERN = re.compile(rf"(?<!\d)(?:\d{{3}}({_SEP})\d{{2}}\1\d{{4}}|\d{{9}})(?!\d)")
+# Written digit first (the lookbehind after it): the regex engine then scans for a digit instead of trying
+# every position, twice as fast on a record's text.
+SSN_PATTERN = re.compile(rf"\d(?<!\d\d)(?:\d{{2}}({_SEP})\d{{2}}\1\d{{4}}|\d{{8}})(?!\d)")
 # Only from the start of a run of address characters, possessively: linear on long hostile text.
 _ADDRESS_CHAR = r"[^\s@<>()\[\]{},;:\"']"
 _EMAIL = re.compile(rf"(?<!{_ADDRESS_CHAR}){_ADDRESS_CHAR}++@{_ADDRESS_CHAR}++")
@@ -61,10 +63,10 @@ def names_ssn(value: object) -> bool:
     """A label that says "this is an SSN": ``{"type": "SSN", "value": ...}``, a FHIR system ending in ``us-ssn``."""
     if not isinstance(value, str) or len(value) > 200:
         return False
-    if value.isascii():  # the common case, cheaply: no word "ssn" or "social" can be in it otherwise
-        lowered = value.lower()
-        if "ssn" not in lowered and "social" not in lowered:
-            return False
+    # Cheaply first (this runs on every name a record holds): no word "ssn" or "social" can be in it otherwise.
+    folded = (value if value.isascii() else unicodedata.normalize("NFKC", value)).casefold()
+    if "ssn" not in folded and "social" not in folded:
+        return False
     return is_ssn_key(value)
 
 

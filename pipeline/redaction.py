@@ -126,6 +126,7 @@ def _is_plain_key(key: Any) -> bool:
 
 
 def _is_plain(record: dict[str, Any]) -> bool:
+    texts: list[str] = []
     for key, value in record.items():
         if not _is_plain_key(key):
             return False
@@ -133,13 +134,15 @@ def _is_plain(record: dict[str, Any]) -> bool:
         if kind is str:
             if key in _LABELS and names_ssn(value):
                 return False
-            if ("\x00" in value or not value.isascii()) and not is_storable_text(value):
-                return False
-            if len(value) >= 9 and SSN_PATTERN.search(value):
-                return False
+            texts.append(value)
         elif kind is float:
             if not math.isfinite(value):
                 return False
         elif kind is not int and kind is not bool and value is not None:
             return False  # nested lists and objects take the full walk
-    return True
+    # One search over all the record's text instead of one per field; "#" is neither a digit nor an SSN
+    # separator, so no match can span two fields.
+    joined = "#".join(texts)
+    if ("\x00" in joined or not joined.isascii()) and not is_storable_text(joined):
+        return False
+    return not (len(joined) >= 9 and SSN_PATTERN.search(joined))

@@ -133,7 +133,7 @@ def write_page(
         if isinstance(mapped, Rejected):
             bad.append(mapped)
             continue
-        entity_id = rows.add(mapped, spec.entity, replace_links=spec.links)
+        entity_id = rows.add(mapped, spec.entity, replace_links=spec.links, stored_before=previous is not None)
         landed.append(
             {
                 "entity_id": entity_id,
@@ -199,15 +199,20 @@ class _Rows:
     def _id(self, entity_type: EntityType, key: str) -> str:
         return canonical_id(self.source, entity_type.value, key)
 
-    def add(self, mapped: Mapped, primary: EntityType, replace_links: bool) -> str | None:
-        """Take a mapped record's rows; return the canonical id of its entity of type ``primary``."""
+    def add(self, mapped: Mapped, primary: EntityType, replace_links: bool, stored_before: bool) -> str | None:
+        """Take a mapped record's rows; return the canonical id of its entity of type ``primary``.
+
+        Only a record ``stored_before`` can have identifiers or links its new version no longer carries: a new
+        one costs no DELETE (a first backfill then runs none at all).
+        """
         primary_id = None
         for entity in mapped.entities:
             entity_id = self._add_entity(entity)
             if primary_id is None and entity.type is primary:
                 primary_id = entity_id
-                self.described.setdefault(primary, set()).add(entity_id)
-        if replace_links:
+                if stored_before:
+                    self.described.setdefault(primary, set()).add(entity_id)
+        if replace_links and stored_before:
             self.relinked_patients.update(
                 self._id(EntityType.patient, e.key) for e in mapped.entities if e.type is EntityType.patient
             )
@@ -287,14 +292,14 @@ class _Rows:
 
 
 def refresh_statistics(engine: Engine) -> None:
-    """Let PostgreSQL's planner see how much ``source_record`` grew during a bulk load.
+    """Let PostgreSQL's planner see how much ``source_record`` and ``crosswalk`` grew during a bulk load.
 
     Without statistics it guesses that one row matches (source, stream) and scans every stored record of
     the stream to look up a page's hashes, which grows slower with every page of a first backfill.
     """
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
-            conn.execute(text("ANALYZE source_record"))
+            conn.execute(text("ANALYZE source_record, crosswalk"))
             conn.commit()
 
 
