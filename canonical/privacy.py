@@ -20,15 +20,16 @@ from collections.abc import Iterable
 REDACTED = "[redacted]"
 
 # Keys whose value is a secret in any source: credentials, and the SSN in all its spellings.
-_SECRET_WORDS = frozenset({"token", "password", "passwd", "secret", "authorization", "apikey", "ssn", "credential"})
+_SECRET_WORDS = frozenset({"token", "password", "passwd", "secret", "authorization", "apikey", "credential"})
 _SECRET_PHRASES = (("api", "key"), ("social", "security"), ("access", "token"), ("private", "key"))
 
-# An SSN: three, two and four digits with one separator used twice (hyphen, dash, space, dot, slash), or nine
-# digits in a row; not inside a longer run of digits. ``\d`` takes any script's digits (fullwidth ones too).
-_SEP = r"[\s\-\u2010-\u2015\u2212./]"
+# An SSN: three, two and four digits, each gap one separator (a space, a dot, a slash or any dash, fullwidth
+# and small forms included), or nine digits in a row; not inside a longer run of digits. ``\d`` takes any
+# script's digits (fullwidth ones too).
+_SEP = r"[\s\-\u2010-\u2015\u2212\ufe58\ufe63\uff0d\uff0e\uff0f./]"
 # Written digit first (the lookbehind after it): the regex engine then scans for a digit instead of trying
 # every position, twice as fast on a record's text.
-SSN_PATTERN = re.compile(rf"\d(?<!\d\d)(?:\d{{2}}({_SEP})\d{{2}}\1\d{{4}}|\d{{8}})(?!\d)")
+SSN_PATTERN = re.compile(rf"\d(?<!\d\d)(?:\d{{2}}{_SEP}\d{{2}}{_SEP}\d{{4}}|\d{{8}})(?!\d)")
 # Only from the start of a run of address characters, possessively: linear on long hostile text.
 _ADDRESS_CHAR = r"[^\s@<>()\[\]{},;:\"']"
 _EMAIL = re.compile(rf"(?<!{_ADDRESS_CHAR}){_ADDRESS_CHAR}++@{_ADDRESS_CHAR}++")
@@ -47,14 +48,21 @@ def key_words(key: str) -> tuple[str, ...]:
 
 
 def is_ssn_key(key: str) -> bool:
+    """``ssn``, ``patient_ssn``, ``SSNumber``, ``ssn2``, ``patientssn``, ``SOCIALSECURITYNUMBER``, ...
+
+    >>> [is_ssn_key(k) for k in ("SSNumber", "ssn2", "patientssn", "SOCIALSECURITYNUMBER", "class_name")]
+    [True, True, True, True, False]
+    """
     words = key_words(key)
-    return "ssn" in words or _has_phrase(words, ("social", "security"))
+    if any(word.startswith("ssn") or word.endswith("ssn") for word in words):
+        return True
+    return "socialsec" in "".join(words)
 
 
 def is_secret_key(key: str) -> bool:
     """A key whose value must never be stored or logged: a credential or an SSN, however the source spells it."""
     words = key_words(key)
-    if any(word in _SECRET_WORDS for word in words):
+    if is_ssn_key(key) or any(word in _SECRET_WORDS for word in words):
         return True
     return any(_has_phrase(words, phrase) for phrase in _SECRET_PHRASES) or "".join(words) in _SECRET_WORDS
 
@@ -67,7 +75,8 @@ def names_ssn(value: object) -> bool:
     folded = (value if value.isascii() else unicodedata.normalize("NFKC", value)).casefold()
     if "ssn" not in folded and "social" not in folded:
         return False
-    return is_ssn_key(value)
+    words = key_words(value)  # stricter than for keys: a name such as "Hassn" labels nothing
+    return "ssn" in words or "socialsec" in "".join(words)
 
 
 def _has_phrase(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
@@ -76,12 +85,29 @@ def _has_phrase(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
 
 
 def mask_ssns(text: str) -> str:
-    return SSN_PATTERN.sub(REDACTED, text)
+    """``text`` with every SSN masked; text that holds one only once width-folded (NFKC) is kept folded.
+
+    >>> mask_ssns("ssn ５１８－０３－６１２５, or 518-03 6125")
+    'ssn [redacted], or [redacted]'
+    """
+    masked = SSN_PATTERN.sub(REDACTED, text) if SSN_PATTERN.search(text) else text
+    if not masked.isascii():
+        folded = unicodedata.normalize("NFKC", masked)
+        if SSN_PATTERN.search(folded):
+            return SSN_PATTERN.sub(REDACTED, folded)
+    return masked
+
+
+def has_ssn(text: str) -> bool:
+    """Whether ``text`` holds an SSN in any form ``mask_ssns`` masks."""
+    if SSN_PATTERN.search(text):
+        return True
+    return not text.isascii() and SSN_PATTERN.search(unicodedata.normalize("NFKC", text)) is not None
 
 
 def mask_ssns_and_emails(text: str) -> str:
     """The masks that cannot hit a count, a timestamp or an id: for text the program wrote itself."""
-    return _EMAIL.sub(REDACTED, SSN_PATTERN.sub(REDACTED, text))
+    return _EMAIL.sub(REDACTED, mask_ssns(text))
 
 
 def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
@@ -96,7 +122,7 @@ def mask_text(text: str, secrets: Iterable[str] = ()) -> str:
     for secret in secrets:
         if secret and secret in text:
             text = text.replace(secret, REDACTED)
-    text = SSN_PATTERN.sub(REDACTED, text)
+    text = mask_ssns(text)
     text = _EMAIL.sub(REDACTED, text)
     text = _DATE.sub(REDACTED, text)
     return _PHONE.sub(REDACTED, text)

@@ -29,6 +29,8 @@ def parse_list_or_drf(body: Any) -> Page:
         return Page(records=body)
     if isinstance(body, dict) and "results" in body:
         next_url = body.get("next")
+        if next_url is not None and not isinstance(next_url, str):
+            raise ValueError(f"'next' should be a link or null, got {_shape(next_url)}")
         count = body.get("count")
         return Page(
             records=_records(body["results"], "'results'"),

@@ -174,14 +174,13 @@ class SourceClient:
             if self._stop.is_set():  # the stop, not the source, ended the retries
                 raise Stopped(f"{self.name}/{stream}: the run is ending: not retried ({exc.reason})") from None
             raise FetchError(self.name, stream, f"gave up after retries: {exc.reason}") from None
+        # Messages never name the URL: a next link or a listed id in a path is the source's text, not ours.
         try:
-            return json.loads(body)  # UTF-8, or UTF-16/32 as JSON allows
-        except UnicodeDecodeError:
-            raise BodyError(self.name, stream, f"response to {_path(url)} is not JSON (not valid UTF-8 text)") from None
+            return _decoded_json(body)
         except ValueError:
-            raise BodyError(self.name, stream, f"response to {_path(url)} is not JSON") from None
+            raise BodyError(self.name, stream, "a response is not JSON") from None
         except RecursionError:
-            raise BodyError(self.name, stream, f"response to {_path(url)} nests too deeply to decode") from None
+            raise BodyError(self.name, stream, "a response nests too deeply to decode") from None
 
     def _wait_unless_stopped(self, seconds: float) -> None:
         self._stop.wait(seconds)  # a stop ends the wait; the next attempt then raises Stopped
@@ -211,11 +210,11 @@ class SourceClient:
                     raise BodyError(
                         self.name,
                         stream,
-                        f"response to {_path(url)} is larger than max_response_bytes "
-                        f"({self.max_response_bytes} bytes): not read further",
+                        f"a response is larger than max_response_bytes ({self.max_response_bytes} bytes): "
+                        "not read further",
                     ) from None
                 except _Undecodable as exc:
-                    raise BodyError(self.name, stream, f"response to {_path(url)}: {exc}") from None
+                    raise BodyError(self.name, stream, f"a response: {exc}") from None
         except httpx.TimeoutException as exc:
             raise _Transient(f"timeout ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
@@ -289,7 +288,7 @@ class _Body:
         elif self.encoding == "deflate":
             self._inflate = zlib.decompressobj(zlib.MAX_WBITS)
         elif self.encoding not in ("", "identity"):
-            raise _Undecodable(f"Content-Encoding {self.encoding[:40]!r} is not accepted (only gzip and deflate)")
+            raise _Undecodable("its Content-Encoding is not accepted (only gzip and deflate)")
 
     def feed(self, chunk: bytes) -> None:
         if self._inflate is None:
@@ -325,16 +324,22 @@ class _Body:
         self.data += out
 
 
-def _path(url: str) -> str:
-    """What an error message may name of a URL: its path, never a query that may carry a token.
+def _decoded_json(body: bytes | bytearray) -> Any:
+    """The JSON of a body, keeping what one odd record holds from failing its whole page: bytes that are not
+    UTF-8 become U+FFFD, and an integer longer than Python will convert stays its text (the record's mapping
+    then judges it).
 
-    >>> _path("http://h/patients/?page=2&token=s3cret"), _path("/api/v2/patient/")
-    ('/patients/', '/api/v2/patient/')
+    >>> _decoded_json(b'["' + bytes([255]) + b'"]'), type(_decoded_json(b"[" + b"7" * 5000 + b"]")[0])
+    (['\ufffd'], <class 'str'>)
     """
     try:
-        return httpx.URL(url).path
-    except httpx.InvalidURL:
-        return "(an invalid URL)"
+        return json.loads(body, parse_int=_int_or_text)
+    except UnicodeDecodeError:
+        return json.loads(bytes(body).decode("utf-8", errors="replace"), parse_int=_int_or_text)
+
+
+def _int_or_text(digits: str) -> int | str:
+    return int(digits) if len(digits) <= 4000 else digits
 
 
 def _wait(policy: RetryPolicy) -> tenacity.wait.wait_base:

@@ -24,6 +24,7 @@ PATIENTS = Stream(
     paginator=PageNumberPaginator(),
     parse=parse_list_or_keyed("patients", "data", "results"),
     key="id",
+    integer_key=True,
     size_param="page_size",
     max_page_size=MAX_PAGE_SIZE,
 )
@@ -34,6 +35,7 @@ GAUGES = FanOut(
     path="/v1/patients/{id}/gauges",
     parse=parse_list_or_keyed("gauges", "data", "results"),
     key="id",
+    integer_key=True,
     since_param="start_date",
     token_check=("/v1/patients", {"page": 1, "page_size": 1}),
 )

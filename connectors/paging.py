@@ -137,7 +137,8 @@ class Paginator(Protocol):
 class OffsetPaginator:
     """``limit``/``offset``: a short page, or an envelope saying there is no next, ends the stream.
 
-    The checkpoint is the offset just past the last record received, with that record's key (``anchor``), so an
+    The checkpoint is the offset just past the last record received, with that record's key (``anchor``; a hash
+    of the record for one without a key), so an
     incremental run fetches only records appended since (an offset API cannot reveal updates or deletions: the
     full sweep does that). Each next page, and a resumed run's first, starts one record early, at the anchor:
     if the record there is another, records were deleted or inserted before the offset, and the reader says so
@@ -158,10 +159,16 @@ class OffsetPaginator:
 
     def next(self, params: Params, page: Page) -> Params | None:
         limit = int(params[self.limit_param])
-        if page.has_more is False or not page.records or (page.has_more is None and len(page.records) < limit):
+        if page.has_more is False or not page.records:
+            return None
+        anchored = self.overlap and page.anchor is not None and limit > 1
+        # Anchored, a short page is not taken for the last (a server may cap the page size below what was asked):
+        # the end is a page that brings nothing new. That costs one request per walk.
+        last = len(page.records) <= page.overlap if anchored else len(page.records) < limit
+        if page.has_more is None and last:
             return None
         end = self._offset(params) + len(page.records)
-        return self._at(params, end, page.anchor if limit > 1 else None)
+        return self._at(params, end, page.anchor if anchored else None)
 
     def checkpoint(self, params: Params, page: Page) -> Checkpoint:
         end = self._offset(params) + len(page.records)

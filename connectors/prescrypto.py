@@ -33,6 +33,7 @@ MEDICS = Stream(
     paginator=OffsetPaginator(),
     parse=parse_list_or_drf,
     key="id",
+    integer_key=True,
     size_param="limit",
     max_page_size=100,
 )

@@ -13,6 +13,7 @@ is sent), a position asked for twice, and a next link or token longer than ``MAX
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -38,6 +39,7 @@ class Stream:
     size_param: str | None = None  # the query parameter that carries the page size
     max_page_size: int | None = None  # the API's documented cap
     details: str | None = None  # the listing holds only ids; each record is GET details.format(id=...)
+    integer_key: bool = False  # the key is an integer id: 7, "7" and "007" are one record
 
     def with_page_size(self, size: int) -> Stream:
         if self.size_param is None:
@@ -47,7 +49,7 @@ class Stream:
         return replace(self, params={**self.params, self.size_param: size})
 
     def record_key(self, record: Mapping[str, Any]) -> str | None:
-        return record_key(record.get(self.key) if isinstance(record, Mapping) else None)
+        return record_key(record.get(self.key) if isinstance(record, Mapping) else None, self.integer_key)
 
     def listed_key(self, entry: Any) -> str | None:
         """The key of one entry of a listing page: the id itself in a listing of ids, else the record's key."""
@@ -68,22 +70,23 @@ class FanOut:
     # A cheap request that any valid token may make: after a 403 on one parent it tells a parent the token may
     # not see (skipped) from a token refused altogether (the stream fails).
     token_check: tuple[str, Mapping[str, Any]]
+    integer_key: bool = False  # the key is an integer id: 7, "7" and "007" are one record
 
     def record_key(self, record: Mapping[str, Any]) -> str | None:
-        return record_key(record.get(self.key) if isinstance(record, Mapping) else None)
+        return record_key(record.get(self.key) if isinstance(record, Mapping) else None, self.integer_key)
 
 
-def record_key(value: Any) -> str | None:
+def record_key(value: Any, integer: bool = False) -> str | None:
     """A key value as text, or None when it is none a database could store (the record is then quarantined
     under a hash of its payload, with ``key_problem``'s reason).
 
-    >>> record_key(1049), record_key(" pat123 "), record_key(""), record_key(True)
-    ('1049', 'pat123', None, None)
+    >>> record_key(1049), record_key(" pat123 "), record_key(""), record_key(True), record_key("007", integer=True)
+    ('1049', 'pat123', None, None, '7')
     """
-    return _key(value)[0]
+    return _key(value, integer)[0]
 
 
-def key_problem(value: Any) -> str:
+def key_problem(value: Any, integer: bool = False) -> str:
     """Why ``record_key`` found no storable key in ``value``: a reason that is true, and quotes nothing.
 
     >>> key_problem(None), key_problem(True), key_problem("a\\x00b")
@@ -91,10 +94,10 @@ def key_problem(value: Any) -> str:
     >>> key_problem("x" * 300)
     'is longer than 255 characters'
     """
-    return _key(value)[1] or "is a usable identifier"
+    return _key(value, integer)[1] or "is a usable identifier"
 
 
-def _key(value: Any) -> tuple[str | None, str | None]:
+def _key(value: Any, integer: bool = False) -> tuple[str | None, str | None]:
     if value is None:
         return None, "is missing"
     if isinstance(value, bool):
@@ -114,6 +117,10 @@ def _key(value: Any) -> tuple[str | None, str | None]:
         return None, f"is longer than {MAX_ID_LENGTH} characters"
     if _UNSTORABLE_KEY.search(key):
         return None, "contains a NUL or an unpaired surrogate"
+    if integer:  # one spelling, the one the mappings give the crosswalk (mappings.normalize.integer_id)
+        if not (key.isascii() and key.isdigit()):
+            return None, "expected an integer id"
+        key = key.lstrip("0") or "0"
     return key, None
 
 
@@ -122,6 +129,7 @@ def read_pages(client: SourceClient, stream: Stream, params: Params) -> Iterator
     larger than it was asked to be."""
     seen: set[str] = set()
     previous: list[Any] | None = None  # the previous page's entries as compared: keys, or keyless entries
+    walked: set[str] = set()  # every entry's identity read so far
     current: Params | None = params
     while current is not None:
         fingerprint = json.dumps(current, sort_keys=True, default=str)
@@ -161,6 +169,14 @@ def read_pages(client: SourceClient, stream: Stream, params: Params) -> Iterator
             )
         previous = entries
         page = _anchored(client, stream, current, page, entries)
+        fresh = {key for entry in entries[page.overlap :] if (key := _identity(entry)) is not None}
+        if fresh and fresh <= walked:  # a cycle of pages (A, B, A, ...), or an offset that wraps around
+            raise BodyError(
+                client.name,
+                stream.name,
+                f"pagination loop: the page at params {_shown(current)} holds only records already read",
+            )
+        walked.update(fresh)
         following = stream.paginator.next(current, page)
         for value in (following or {}).values():
             if isinstance(value, str) and len(value) > MAX_POSITION_CHARS:
@@ -180,12 +196,22 @@ def _anchored(client: SourceClient, stream: Stream, params: Params, page: Page, 
     expected = params.get(ANCHOR_PARAM)
     overlap = 0
     if expected is not None:
-        if not entries or entries[0] != expected:  # what was there moved: deleted or inserted before it
+        if not entries or _identity(entries[0]) != expected:  # what was there moved: deleted or inserted before
             offset = params.get(getattr(stream.paginator, "offset_param", ""), 0)
             raise ListingShifted(client.name, stream.name, int(offset))
         overlap = 1
-    last = entries[-1] if entries else None
-    return replace(page, anchor=last if isinstance(last, str) else None, overlap=overlap)
+    return replace(page, anchor=_identity(entries[-1]) if entries else None, overlap=overlap)
+
+
+def _identity(entry: Any) -> str | None:
+    """What tells one listing entry from another: its key, or for one without a key, a hash of its content."""
+    if isinstance(entry, str):
+        return entry
+    try:
+        encoded = json.dumps(entry, sort_keys=True, default=str).encode()
+    except (RecursionError, ValueError):
+        return None  # no anchor: the next page then starts after it, unchecked
+    return f"sha256:{hashlib.sha256(encoded).hexdigest()}"
 
 
 def _same(entries: list[Any], previous: list[Any] | None) -> bool:
@@ -202,8 +228,10 @@ def _shown(params: Params) -> str:
     >>> _shown({"limit": 100, "offset": 200}), _shown({"continuation_token": "s3cret"})
     ('{"limit": 100, "offset": 200}', '{"continuation_token": "<6 characters>"}')
     """
-    return json.dumps(
-        {k: f"<{len(v)} characters>" if isinstance(v, str) else v for k, v in params.items()},
-        sort_keys=True,
-        default=str,
-    )
+    return json.dumps({k: _shown_value(v) for k, v in params.items()}, sort_keys=True)
+
+
+def _shown_value(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return f"<{len(value)} characters>" if isinstance(value, str) else f"<{type(value).__name__}>"

@@ -64,7 +64,9 @@ def prepare(raw: Any, spec: StreamSpec, ctx: MappingContext) -> Prepared | Rejec
         return Rejected(f"sha256:{digest}", "record: not a JSON object", stored, digest)
     key = stream.record_key(raw)
     if key is None:
-        return Rejected(f"sha256:{digest}", f"{stream.key}: {key_problem(raw.get(stream.key))}", stored, digest)
+        return Rejected(
+            f"sha256:{digest}", f"{stream.key}: {key_problem(raw.get(stream.key), stream.integer_key)}", stored, digest
+        )
     if redacted.too_deep:
         return Rejected(key, f"record: nested more than {MAX_DEPTH} levels deep", stored, digest)
     return Prepared(key, raw, stored, digest)

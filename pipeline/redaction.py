@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from canonical.privacy import REDACTED, SSN_PATTERN, is_secret_key, key_words, names_ssn
+from canonical.privacy import REDACTED, has_ssn, is_secret_key, key_words, mask_ssns, names_ssn
 
 MAX_DEPTH = 32
 TRUNCATED = "[truncated: nested too deep]"
@@ -30,9 +30,9 @@ TRUNCATED = "[truncated: nested too deep]"
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # What this program itself derives from an SSN (mappings.particle.scrub); kept only in exactly that shape.
 _DERIVED = {"ssn_last4": re.compile(r"[0-9]{4}"), "ssn_hmac": re.compile(r"[0-9a-f]{64}")}
-# In an entry such as {"type": "SSN", "value": "..."}: the keys that label it, and the keys that hold it.
-_LABELS = frozenset({"type", "system", "kind", "code", "name", "label", "use", "id_type", "identifier_type"})
-_HOLDERS = frozenset({"value", "id", "identifier", "number", "text"})
+# The keys that label an entry such as {"type": "SSN", "value": "..."}, compared by their words ("Type",
+# "idType"); every other key of an entry labelled as an SSN holds a part of it ("value", "area", "serial").
+_LABELS = frozenset({"type", "system", "kind", "code", "name", "label", "use", "idtype", "identifiertype"})
 
 
 @dataclass(frozen=True)
@@ -79,15 +79,16 @@ class _Walk:
             return TRUNCATED
         if _is_plain(record):
             return record
-        labelled_ssn = any(k in _LABELS and names_ssn(v) for k, v in record.items())
+        labels = {k for k, v in record.items() if _is_label(k) and names_ssn(v)}
         kept: dict[str, Any] = {}
         for key, item in record.items():
-            secret = _is_secret(key, item) or (labelled_ssn and key_words(key)[-1:] in _HOLDER_WORDS)
+            secret = _is_secret(key, item) or (bool(labels) and key not in labels)
             kept[_text(str(key))] = REDACTED if secret and item not in (None, "") else self.value(item, depth + 1)
         return kept
 
 
-_HOLDER_WORDS = {(word,) for word in _HOLDERS}
+def _is_label(key: str) -> bool:
+    return "".join(key_words(key)) in _LABELS
 
 
 def _is_secret(key: str, value: Any) -> bool:
@@ -99,7 +100,7 @@ def _is_secret(key: str, value: Any) -> bool:
 
 def _text(value: str) -> str:
     value = storable_text(value)
-    return SSN_PATTERN.sub(REDACTED, value) if len(value) >= 9 and SSN_PATTERN.search(value) else value
+    return mask_ssns(value) if len(value) >= 9 else value
 
 
 # Keys already found to be neither secret nor unstorable: a stream's records repeat the same few keys, so
@@ -132,7 +133,7 @@ def _is_plain(record: dict[str, Any]) -> bool:
             return False
         kind = type(value)
         if kind is str:
-            if key in _LABELS and names_ssn(value):
+            if _is_label(key) and names_ssn(value):
                 return False
             texts.append(value)
         elif kind is float:
@@ -145,4 +146,4 @@ def _is_plain(record: dict[str, Any]) -> bool:
     joined = "#".join(texts)
     if ("\x00" in joined or not joined.isascii()) and not is_storable_text(joined):
         return False
-    return not (len(joined) >= 9 and SSN_PATTERN.search(joined))
+    return not (len(joined) >= 9 and has_ssn(joined))

@@ -246,9 +246,7 @@ def _walk(
     now = state.utcnow()
     with engine.begin() as conn:
         if complete:
-            result.deleted = _settle_complete_walk(
-                conn, name, source, spec, seen, still_bad, walk_fetched, total, now
-            )
+            result.deleted = _settle_complete_walk(conn, name, source, spec, seen, still_bad, walk_fetched, total, now)
         elif sweeping:
             log.info("deletions left to the next complete sweep", source=name, stream=stream)
         if sweeping:

@@ -57,7 +57,7 @@ def stream_status(config: Config, engine: Engine) -> list[dict[str, Any]]:
                     {
                         "source": name,
                         "stream": stream,
-                        "cursor": load_cursor(conn, name, stream),
+                        "cursor": shown_cursor(load_cursor(conn, name, stream)),
                         "records": stored,
                         "quarantined": quarantined,
                         "conflicts": conflicts.get((name, stream_spec(source, stream).entity.value), 0),
@@ -90,6 +90,24 @@ def _conflicts(conn: Connection) -> dict[tuple[str, str], int]:
     v = crosswalk_conflict
     query = select(v.c.source, v.c.entity_type, func.count()).group_by(v.c.source, v.c.entity_type)
     return {(source, entity_type): n for source, entity_type, n in conn.execute(query)}
+
+
+# Positions a source chose (a continuation token, a next link): its text, shown only by its length.
+_SOURCE_TEXT = ("continuation_token", "next_url")
+
+
+def shown_cursor(cursor: dict[str, Any]) -> dict[str, Any]:
+    """A cursor as status shows it: offsets, pages, anchors and times as stored, a token or link by its length.
+
+    >>> shown_cursor({"continuation_token": "after=Ana,dob=1987", "sweep": {"offset": 4, "anchor": "u9"}})
+    {'continuation_token': '<18 characters>', 'sweep': {'offset': 4, 'anchor': 'u9'}}
+    """
+    return {
+        key: shown_cursor(value)
+        if isinstance(value, dict)
+        else (f"<{len(value)} characters>" if key in _SOURCE_TEXT and isinstance(value, str) else value)
+        for key, value in cursor.items()
+    }
 
 
 def _iso(value: dt.datetime | None) -> str | None:

@@ -256,7 +256,9 @@ class _Rows:
             if self.relinked_patients:
                 conn.execute(
                     delete(table).where(
-                        table.c.source == self.source, table.c.patient_id.in_(sorted(self.relinked_patients))
+                        # one parameter, however many patients: a profiles listing is one page of them all
+                        table.c.source == self.source,
+                        among(conn, table.c.patient_id, sorted(self.relinked_patients)),
                     )
                 )
             links = list(self.links[other_type].values())
@@ -338,4 +340,12 @@ def soft_delete(conn: Connection, source: str, spec: StreamSpec, gone: dict[str,
             .values(deleted_at=now)
         )
         ids = [gone[key] for key in chunk if gone[key]]
-        conn.execute(update(entity).where(entity.c.id.in_(ids)).values(deleted_at=now, updated_at=now))
+        # A canonical row another live record still lands on (the same id spelt "007" before and "7" now) stays.
+        still_landed = select(t.c.entity_id).where(
+            t.c.source == source, t.c.deleted_at.is_(None), t.c.entity_id.is_not(None)
+        )
+        conn.execute(
+            update(entity)
+            .where(entity.c.id.in_(ids), entity.c.id.not_in(still_landed.where(t.c.entity_id.in_(ids))))
+            .values(deleted_at=now, updated_at=now)
+        )

@@ -10,7 +10,8 @@ Mounted under `/prescrypto`, so a source's `base_url` is `http://HOST:PORT/presc
     GET   /api/v2/medics/{id}/              one medic
 
 Every endpoint wants `Authorization: Token <token>` and answers 401 `{"message": "Invalid Token"}` otherwise.
-The control routes, mounted under `/_sandbox/prescrypto`, flip switches and stage raw records (bad ones
+The control routes, mounted under `/_sandbox/prescrypto`, flip switches (`patients_envelope`, `patients_max_limit`:
+a cap on the patients page size that the server applies silently, `token`) and stage raw records (bad ones
 included) that no validating endpoint would accept.
 """
 
@@ -28,7 +29,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sandbox.people import Clinician, Person
-from sandbox.routing import Endpoint, both_slashes, control_object, int_param, json_bytes, staging_routes
+from sandbox.routing import (
+    Endpoint,
+    both_slashes,
+    control_error,
+    control_object,
+    int_param,
+    is_page_size,
+    json_bytes,
+    staging_routes,
+)
 from sandbox.store import Record, Table, encode
 
 DEFAULT_TOKEN = "sandbox-prescrypto"
@@ -76,6 +86,7 @@ class PrescryptoState:
     medics: Table = field(default_factory=Table)
     token: str = DEFAULT_TOKEN
     patients_envelope: bool = False
+    patients_max_limit: int | None = None  # a server that silently caps the page size below the limit asked
     rng: random.Random = field(default_factory=random.Random)  # uids of created patients
 
     def load(self, people: Sequence[Person], clinicians: Sequence[Clinician], seed: int) -> None:
@@ -84,6 +95,7 @@ class PrescryptoState:
         self.medics = Table(medic_records(clinicians, seed))
         self.token = DEFAULT_TOKEN
         self.patients_envelope = False
+        self.patients_max_limit = None
         self.rng = random.Random(f"prescrypto-created:{seed}")
 
 
@@ -191,6 +203,8 @@ def api_routes(state: PrescryptoState) -> list[BaseRoute]:
         if request.method == "POST":
             return await _create_patient(request, state)
         limit = int_param(request, "limit", minimum=1)
+        if state.patients_max_limit is not None:
+            limit = min(limit or state.patients_max_limit, state.patients_max_limit)
         offset = int_param(request, "offset", minimum=0) or 0
         if state.patients_envelope:
             return _envelope(request, state.patients, offset, limit)
@@ -313,7 +327,18 @@ def control_routes(state: PrescryptoState) -> list[BaseRoute]:
                 state.patients_envelope = bool(body["patients_envelope"])
             if "token" in body:
                 state.token = str(body["token"])
-        return JSONResponse({"patients_envelope": state.patients_envelope, "token": state.token})
+            if "patients_max_limit" in body:
+                cap = body["patients_max_limit"]
+                if cap is not None and not is_page_size(cap):
+                    return control_error("'patients_max_limit' must be an integer of at least 1, or null")
+                state.patients_max_limit = cap
+        return JSONResponse(
+            {
+                "patients_envelope": state.patients_envelope,
+                "patients_max_limit": state.patients_max_limit,
+                "token": state.token,
+            }
+        )
 
     # The tables are looked up on each request because a reset replaces them.
     return [

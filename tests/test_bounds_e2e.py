@@ -92,7 +92,7 @@ def test_a_body_past_max_response_bytes_is_cut_off_with_bounded_memory(sandbox, 
     result, peak = peak_during(lambda: sweep(engine, config))
     assert (result.status, result.error) == (
         "failed",
-        "rx/patients: response to /api/v2/patient/ is larger than max_response_bytes (1048576 bytes): not read further",
+        "rx/patients: a response is larger than max_response_bytes (1048576 bytes): not read further",
     )
     assert peak < 4 * MiB  # the 1 MiB read, page 1 and the run's own bookkeeping (~2 MiB in all); not 256 MiB
     assert sandbox.fault_counts()[0]["fired"] == 1  # a body error is not retried
@@ -106,7 +106,7 @@ def test_a_page_larger_than_max_response_bytes_is_not_parsed(sandbox, sqlite_url
     sandbox.faults({"path": PATIENTS, "after": 1, "raw": huge})
     result, peak = peak_during(lambda: sweep(engine, config))
     assert result.error == (
-        "rx/patients: response to /api/v2/patient/ is larger than max_response_bytes (262144 bytes): not read further"
+        "rx/patients: a response is larger than max_response_bytes (262144 bytes): not read further"
     )
     assert peak < 2 * MiB  # ~1 MiB: the 256 KiB read, page 1 and the run's own bookkeeping
     assert_first_page_kept(engine)
@@ -162,27 +162,23 @@ GZIP = {"Content-Encoding": "gzip"}
     [
         pytest.param(
             {"raw_base64": _b64(b"\x1f\x8b\x08\x00 not gzip at all"), "headers": GZIP},
-            "response to /api/v2/patient/: the body is not valid gzip",
+            "a response: the body is not valid gzip",
             id="bad-gzip",
         ),
         pytest.param(
             {"raw_base64": _b64(gzip.compress(b'[{"uid": "u1"}]')[:-6]), "headers": GZIP},
-            "response to /api/v2/patient/: the gzip stream is truncated",
+            "a response: the gzip stream is truncated",
             id="truncated-gzip",
         ),
         pytest.param(
             {"headers": {"Content-Encoding": "br"}},  # on the API's own page
-            "response to /api/v2/patient/: Content-Encoding 'br' is not accepted (only gzip and deflate)",
+            "a response: its Content-Encoding is not accepted (only gzip and deflate)",
             id="other-encoding",
         ),
-        pytest.param(
-            {"raw_base64": _b64(b'[{"uid": "\xff\xfe"}]')},
-            "response to /api/v2/patient/ is not JSON (not valid UTF-8 text)",
-            id="invalid-utf8",
-        ),
+        pytest.param({"raw": '[{"uid": "u1"}, oops]'}, "a response is not JSON", id="not-json"),
         pytest.param(
             {"raw": "[" * 100_000 + "]" * 100_000},
-            "response to /api/v2/patient/ nests too deeply to decode",
+            "a response nests too deeply to decode",
             id="nested-too-deep",
         ),
         pytest.param(

@@ -107,6 +107,10 @@ def test_no_full_ssn_is_stored_under_any_key_or_in_any_text(sandbox, db_url):
         {"patient_id": "pt-k7", "given_name": "G", "notes": f"ssn on file: {SSN_FORMS[1]}; also {SSN_FORMS[5]}"},
         {"patient_id": "pt-k8", "given_name": "H", "ssn": SSN_FORMS[3]},  # the documented key, another form
         {"patient_id": "pt-k9", "given_name": "I", "ssn_last4": ssn, "ssn_hmac": SSN_FORMS[2]},  # impostors
+        {"patient_id": "pt-k10", "identifiers": [{"Type": "SSN", "Value": 518036125}], "SSNumber": 518036125},
+        {"patient_id": "pt-k11", "extra": {"SOCIALSECURITYNUMBER": 518036125, "ssn2": 518036125}},
+        {"patient_id": "pt-k12", "notes": "SSN ５１８－０３－６１２５ (was 518-03 6125)", "memo": "ss# 518/03.6125"},
+        {"patient_id": "pt-k13", "alt_ids": [{"type": "SSN", "area": "518", "group": "03", "serial": "6125"}]},
     ]
     for record in particle:
         assert sandbox.client.post("/_sandbox/particle/patients", json=record).status_code == 201
@@ -123,8 +127,11 @@ def test_no_full_ssn_is_stored_under_any_key_or_in_any_text(sandbox, db_url):
         ensure_ascii=False,
         default=str,
     )
-    for form in [*SSN_FORMS, "518036125", "5180-36125"]:
+    for form in [*SSN_FORMS, "518036125", "5180-36125", "５１８－０３－６１２５", "518-03 6125", "518/03.6125"]:
         assert form not in stored
+    k13 = rows(engine, "SELECT payload FROM source_record WHERE source_key = 'pt-k13'")[0]["payload"]
+    k13 = k13 if isinstance(k13, dict) else json.loads(k13)
+    assert k13["alt_ids"] == [{"type": "SSN", "area": "[redacted]", "group": "[redacted]", "serial": "[redacted]"}]
     k8 = rows(engine, "SELECT payload FROM source_record WHERE source_key = 'pt-k8'")[0]["payload"]
     k8 = k8 if isinstance(k8, dict) else json.loads(k8)
     assert k8["ssn_last4"] == "6125" and len(k8["ssn_hmac"]) == 64  # the documented key keeps what matching needs
@@ -218,3 +225,68 @@ def test_fuzzed_hostile_records_never_fail_their_page(db_url, kind, stream):
         assert "518-03-6125" not in stored and "518036125" not in stored
 
     check()
+
+
+def test_bytes_that_are_not_utf8_or_a_huge_integer_cost_only_their_record(db_url):
+    """A server cannot be made to send these through the sandbox's JSON staging: a transport serves them."""
+    import httpx
+
+    from connectors import prescrypto as prescrypto_streams
+    from connectors.client import SourceClient
+    from connectors.stream import read_pages
+
+    body = b'[{"id": 1, "uid": "u-bad-bytes", "name": "Ana ' + bytes([0xFF, 0xFE]) + b'"}, '
+    body += b'{"uid": "u-huge", "id": ' + b"7" * 5000 + b', "name": "Ana"}, {"id": 3, "uid": "u-good", "name": "Ana"}]'
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body))
+    with SourceClient("x", "http://test", {}, transport=transport) as client:
+        stream = prescrypto_streams.PATIENTS
+        _, page = next(read_pages(client, stream, {"limit": 100, "offset": 0}))
+    engine = engine_for(make_config(db_url, {"x": {"kind": "prescrypto", "base_url": "http://h/", "token": "t"}}))
+    with engine.begin() as conn:
+        counts = write_page(
+            conn,
+            "x",
+            KINDS["prescrypto"].streams["patients"],
+            page.records,
+            CTX,
+            dt.datetime(2026, 11, 21, tzinfo=dt.UTC),
+            run_id=None,
+        )
+    assert (counts.inserted, counts.quarantined) == (2, 1)  # the odd bytes land as U+FFFD; the huge id does not
+    assert rows(engine, "SELECT reason FROM quarantine") == [{"reason": "id: is longer than 255 characters"}]
+
+
+def test_two_spellings_of_one_integer_id_are_one_record(sandbox, db_url):
+    from sqlalchemy import text
+
+    config = make_config(db_url, {"rx": prescrypto_source(sandbox, streams=["medics"])})
+    engine = engine_for(config)
+    _succeeded(run(config, engine, SWEEP))
+    # An older version stored a medic under "007"; the source now sends 7 (the same medic).
+    medic = rows(engine, "SELECT source_key, entity_id FROM source_record WHERE stream = 'medics'")[0]
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE source_record SET source_key = :spelt WHERE source_key = :key AND stream = 'medics'"),
+            {"spelt": "00" + medic["source_key"], "key": medic["source_key"]},
+        )
+    result = _succeeded(run(config, engine, SWEEP))["rx/medics"]
+    assert result.deleted == 1  # the old spelling's row goes
+    assert rows(engine, "SELECT deleted_at FROM medic WHERE id = :id", id=medic["entity_id"]) == [{"deleted_at": None}]
+    assert record_key_of("007") == "7"
+
+
+def record_key_of(value: Any) -> str | None:
+    from connectors.prescrypto import MEDICS
+
+    return MEDICS.record_key({"id": value})
+
+
+def test_relinking_more_patients_than_a_statement_has_parameters(pg_url):
+    """A profiles listing is one page: 70,000 patients relinked at once must still be one valid statement."""
+    from pipeline.store import _Rows
+
+    engine = engine_for(make_config(pg_url, {"x": {"kind": "prescrypto", "base_url": "http://h/", "token": "t"}}))
+    rows_of_page = _Rows("pf", dt.datetime(2026, 11, 21, tzinfo=dt.UTC))
+    rows_of_page.relinked_patients = {f"{i:036d}" for i in range(70_000)}
+    with engine.begin() as conn:
+        rows_of_page.write(conn)  # before: "number of parameters must be between 0 and 65535"
