@@ -103,16 +103,19 @@ def _text(value: str) -> str:
     return mask_ssns(value) if len(value) >= 9 else value
 
 
-# Keys already found to be neither secret nor unstorable: a stream's records repeat the same few keys, so
-# most checks are one set lookup. Bounded, since a source could send a new key with every record.
-_PLAIN_KEYS: set[str] = set()
+# Keys already found to be neither secret nor unstorable, each with whether it labels an entry: a stream's
+# records repeat the same few keys, so most checks are one lookup. Bounded, since a source could send a new
+# key with every record.
+_PLAIN_KEYS: dict[str, bool] = {}
 _PLAIN_KEYS_MAX = 10_000
 _PLAIN_KEY_LENGTH_MAX = 64
 
 
-def _is_plain_key(key: Any) -> bool:
-    if key in _PLAIN_KEYS:
-        return True
+def _plain_key(key: Any) -> bool | None:
+    """None for a key that is not plain; else whether it is a label (``type``, ``system``, ...)."""
+    found = _PLAIN_KEYS.get(key)
+    if found is not None:
+        return found
     if (
         not isinstance(key, str)
         or len(key) > _PLAIN_KEY_LENGTH_MAX
@@ -120,20 +123,22 @@ def _is_plain_key(key: Any) -> bool:
         or is_secret_key(key)
         or _text(key) != key
     ):
-        return False
+        return None
+    label = _is_label(key)
     if len(_PLAIN_KEYS) < _PLAIN_KEYS_MAX:
-        _PLAIN_KEYS.add(key)
-    return True
+        _PLAIN_KEYS[key] = label
+    return label
 
 
 def _is_plain(record: dict[str, Any]) -> bool:
     texts: list[str] = []
     for key, value in record.items():
-        if not _is_plain_key(key):
+        label = _plain_key(key)
+        if label is None:
             return False
         kind = type(value)
         if kind is str:
-            if _is_label(key) and names_ssn(value):
+            if label and names_ssn(value):
                 return False
             texts.append(value)
         elif kind is float:
