@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline import logs
+from pipeline.app import logs
 from pipeline.config import parse
-from pipeline.db import migrate, open_engine
-from pipeline.runner import SWEEP, RunOptions, run_sources
+from pipeline.storage.db import migrate, open_engine
+from pipeline.sync.runner import SWEEP, RunOptions, run_sources
 from sandbox.server import SandboxHandle, running_sandbox
 
 TARGET_AT_8 = 4.0  # speedup over concurrency 1

@@ -29,11 +29,11 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from connectors.stream import Stream, read_pages
-from pipeline import logs
+from pipeline.app import logs
 from pipeline.config import Config, parse
-from pipeline.db import migrate, open_engine
-from pipeline.runner import SWEEP, RunOptions, run_sources
 from pipeline.sources import open_client, stream_spec
+from pipeline.storage.db import migrate, open_engine
+from pipeline.sync.runner import SWEEP, RunOptions, run_sources
 from sandbox.prescrypto import DEFAULT_TOKEN
 from sandbox.server import SandboxHandle, running_sandbox
 

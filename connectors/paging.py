@@ -6,7 +6,7 @@ checkpoint is a small dict with the cursor keys the README documents (``offset``
 ``next_url``); ``resume`` turns it back into params.
 
 A next link or token is followed at most ``MAX_POSITION_CHARS`` long, and ``credential_in`` tells one that
-carries credentials, which is followed but never stored (see ``pipeline.batches``).
+carries credentials, which is followed but never stored (see ``pipeline.sync.batches``).
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from sqlalchemy import Engine, create_engine, func, select, text
 
 from connectors.client import RetryPolicy
 from pipeline.config import Config, parse
-from pipeline.db import migrate, open_engine
-from pipeline.runner import RunOptions, RunResult, run_sources
+from pipeline.storage.db import migrate, open_engine
+from pipeline.sync.runner import RunOptions, RunResult, run_sources
 from sandbox.prescrypto import DEFAULT_TOKEN
 
 FAST_RETRY = RetryPolicy(attempts=5, initial_wait=0.01, max_wait=2.0, max_elapsed=20.0)

@@ -19,8 +19,8 @@ from sqlalchemy import Engine
 from structlog.testing import capture_logs
 
 from connectors.client import RetryPolicy
-from pipeline.runner import SWEEP, RunResult
-from pipeline.state import load_cursor
+from pipeline.storage.state import load_cursor
+from pipeline.sync.runner import SWEEP, RunResult
 from tests.support import (
     GAUGES_AUTH,
     PARTICLE_AUTH,

@@ -20,7 +20,7 @@ from connectors.stream import read_pages
 from mappings import gauges as gauges_mapping
 from mappings import particle as particle_mapping
 from mappings import profiles as profiles_mapping
-from pipeline.batches import fan_out_batches
+from pipeline.sync.batches import fan_out_batches
 from tests.cassettes.build import BASES, Cassette, all_cassettes
 from tests.test_mapping_sources import (
     GAUGES_JOHN,

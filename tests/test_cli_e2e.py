@@ -28,7 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def cli(*args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env
+        [sys.executable, "-m", "pipeline", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
     )
 
 
@@ -39,7 +44,7 @@ def interrupt_midway(sandbox, tmp_path, db_url, sources, command, signum) -> tup
     cfg.write_text(config_yaml(db_url, sources))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "--config", str(cfg), command],
+        [sys.executable, "-m", "pipeline", "--config", str(cfg), command],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -115,7 +120,7 @@ def test_demo_uses_a_database_of_its_own_and_leaves_a_real_sources_data_alone(sa
     assert count(engine, "source_record", "source = 'prescrypto' AND deleted_at IS NULL") == 230
     assert count(engine, "source_record", "source = 'demo-prescrypto'") == 60
     with engine.connect() as conn:
-        from pipeline.state import load_cursor
+        from pipeline.storage.state import load_cursor
 
         assert load_cursor(conn, "prescrypto", "patients")["offset"] == 230
 
@@ -199,7 +204,7 @@ def test_sigterm_cuts_a_retry_wait_short(sandbox, tmp_path, sqlite_url):
     cfg.write_text(config_yaml(sqlite_url, sources))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "--config", str(cfg), "daemon"],
+        [sys.executable, "-m", "pipeline", "--config", str(cfg), "daemon"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

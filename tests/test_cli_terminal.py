@@ -8,9 +8,9 @@ import io
 import structlog
 from rich.console import Console
 
-from pipeline import cli as cli_module
-from pipeline import logs
-from pipeline.runner import RunOptions, RunResult
+from pipeline.app import cli as cli_module
+from pipeline.app import logs
+from pipeline.sync.runner import RunOptions, RunResult
 from tests.test_cli_e2e import cli
 
 

@@ -137,7 +137,7 @@ def test_cli_reports_one_line_and_exit_2(tmp_path: Path):
     file = tmp_path / "bad.yaml"
     file.write_text("sources:\n  rx:\n    kind: prescrypto\n    base_url: http://h/\n    token: t\n    tokn: x\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "--config", str(file), "sync"],
+        [sys.executable, "-m", "pipeline", "--config", str(file), "sync"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -166,7 +166,7 @@ def test_a_malformed_database_url_is_not_echoed():
 def test_an_unset_ssn_hash_key_keeps_no_hash_and_says_so_once(sandbox, sqlite_url):
     from structlog.testing import capture_logs
 
-    from pipeline.runner import INCREMENTAL
+    from pipeline.sync.runner import INCREMENTAL
     from tests.support import engine_for, make_config, particle_source, run
 
     config = make_config(sqlite_url, {"pa": particle_source(sandbox, ssn_hash_key="${PARTICLE_SSN_KEY:-}")})

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import event
 
-from pipeline.runner import INCREMENTAL, SWEEP
-from pipeline.status import stream_status
-from pipeline.store import canonical_id
+from canonical.ids import canonical_id
+from pipeline.app.status import stream_status
+from pipeline.sync.runner import INCREMENTAL, SWEEP
 from tests.support import (
     by_stream,
     count,

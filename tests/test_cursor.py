@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.runner import advance, end_sweep
+from pipeline.sync.runner import advance, end_sweep
 
 
 @pytest.mark.parametrize(

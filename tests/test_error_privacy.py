@@ -11,8 +11,8 @@ import pytest
 import structlog
 
 from connectors.error_bodies import explain
-from pipeline import logs
-from pipeline.messages import database_reason, run_error
+from pipeline.app import logs
+from pipeline.sync.messages import database_reason, run_error
 from tests.support import config_yaml, every_source
 from tests.test_cli_e2e import cli
 
@@ -128,7 +128,7 @@ def test_a_lost_database_connection_mid_page_is_one_line(sandbox, pg_url):
     """PostgreSQL ends the sync's connection in the middle of writing page 2: one line, no statement."""
     from sqlalchemy import create_engine, event, text
 
-    from pipeline.runner import SWEEP
+    from pipeline.sync.runner import SWEEP
     from tests.support import by_stream, count, engine_for, make_config, prescrypto_source, run
 
     config = make_config(pg_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})

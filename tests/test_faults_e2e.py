@@ -16,8 +16,8 @@ from structlog.testing import capture_logs
 
 from canonical.errors import LeaseHeldError
 from connectors.client import RetryPolicy
-from pipeline import state
-from pipeline.runner import SWEEP
+from pipeline.storage import state
+from pipeline.sync.runner import SWEEP
 from tests.support import by_stream, config_yaml, count, engine_for, expire_leases, make_config, prescrypto_source, run
 
 PATIENTS = "/prescrypto/api/v2/patient/"
@@ -89,7 +89,7 @@ def test_cli_exit_status_and_message_on_401(sandbox, tmp_path, sqlite_url):
     cfg = tmp_path / "config.yaml"
     cfg.write_text(config_yaml(sqlite_url, {"wrong": prescrypto_source(sandbox, token="nope", streams=["medics"])}))
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "--config", str(cfg), "sync"],
+        [sys.executable, "-m", "pipeline", "--config", str(cfg), "sync"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -100,7 +100,7 @@ def test_cli_exit_status_and_message_on_401(sandbox, tmp_path, sqlite_url):
     assert "Traceback" not in proc.stderr
 
     status = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "--config", str(cfg), "status"],
+        [sys.executable, "-m", "pipeline", "--config", str(cfg), "status"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -118,7 +118,7 @@ def test_killed_between_pages_resumes_without_loss_or_duplicates(sandbox, db_url
     cfg = tmp_path / "config.yaml"
     cfg.write_text(config_yaml(db_url, {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=page)}))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "--config", str(cfg), "backfill"],
+        [sys.executable, "-m", "pipeline", "--config", str(cfg), "backfill"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -239,7 +239,7 @@ def test_killed_at_random_instants_loses_and_duplicates_nothing(sandbox, db_url,
     rng = random.Random(20261121)
     for _ in range(4):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "--config", str(cfg), "backfill"],
+            [sys.executable, "-m", "pipeline", "--config", str(cfg), "backfill"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

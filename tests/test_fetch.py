@@ -172,7 +172,7 @@ def test_once_stop_is_set_no_request_starts() -> None:
 
 
 def test_a_stored_next_link_on_another_host_restarts_the_listing() -> None:
-    from pipeline.batches import listing_batches
+    from pipeline.sync.batches import listing_batches
 
     hosts: list[str] = []
 
@@ -225,7 +225,7 @@ def test_a_stop_ends_a_rate_limit_wait_and_the_request_is_not_sent() -> None:
 
 
 def test_an_interrupt_stops_waiting_for_the_next_batch() -> None:
-    from pipeline.prefetch import Prefetched
+    from pipeline.sync.prefetch import Prefetched
 
     release, interrupt = threading.Event(), threading.Event()
 

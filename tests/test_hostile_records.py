@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mappings.context import MappingContext
-from pipeline.runner import INCREMENTAL, SWEEP
 from pipeline.sources import KINDS
-from pipeline.store import write_page
+from pipeline.sync.runner import INCREMENTAL, SWEEP
+from pipeline.sync.store import write_page
 from tests.support import (
     by_stream,
     count,
@@ -283,7 +283,7 @@ def record_key_of(value: Any) -> str | None:
 
 def test_relinking_more_patients_than_a_statement_has_parameters(pg_url):
     """A profiles listing is one page: 70,000 patients relinked at once must still be one valid statement."""
-    from pipeline.store import _Rows
+    from pipeline.sync.store import _Rows
 
     engine = engine_for(make_config(pg_url, {"x": {"kind": "prescrypto", "base_url": "http://h/", "token": "t"}}))
     rows_of_page = _Rows("pf", dt.datetime(2026, 11, 21, tzinfo=dt.UTC))

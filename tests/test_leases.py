@@ -24,9 +24,9 @@ from sqlalchemy.exc import DBAPIError
 from structlog.testing import capture_logs
 
 from canonical.errors import LeaseHeldError
-from pipeline import state
-from pipeline.db import migrate, open_engine
-from pipeline.runner import SWEEP
+from pipeline.storage import state
+from pipeline.storage.db import migrate, open_engine
+from pipeline.sync.runner import SWEEP
 from tests.support import (
     by_stream,
     count,
@@ -49,8 +49,8 @@ KEY = state.lock_key("rx", "patients")
 # exits without releasing anything (as after a full disk).
 CLAIM_AND_EXIT = """
 import os, sys
-from pipeline import state
-from pipeline.db import open_engine
+from pipeline.storage import state
+from pipeline.storage.db import open_engine
 engine = open_engine(sys.argv[1])
 claim = state.claim_stream(engine, "rx", "patients")
 state.start_run(engine, "rx", "patients", "sweep")

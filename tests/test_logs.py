@@ -7,7 +7,7 @@ import json
 import structlog
 from structlog.testing import capture_logs
 
-from pipeline import logs
+from pipeline.app import logs
 from tests.support import engine_for
 
 
@@ -56,7 +56,7 @@ def test_configured_pipeline_renders_json_without_personal_data(capsys):
 
 def test_a_real_sync_logs_no_personal_data_even_before_redaction(sandbox, sqlite_url):
     """Events are captured raw (no redaction): the code itself must never put record contents in a log."""
-    from pipeline.runner import SWEEP
+    from pipeline.sync.runner import SWEEP
     from tests.support import make_config, prescrypto_source, run, source_patients
 
     sandbox.post(
@@ -86,7 +86,7 @@ def test_a_real_sync_logs_no_personal_data_even_before_redaction(sandbox, sqlite
 
 def test_a_sync_of_every_kind_logs_no_ssn_name_or_token(sandbox, sqlite_url):
     """The other kinds too, raw: Particle's SSNs, the profiles' doctors, failed details and quarantined records."""
-    from pipeline.runner import INCREMENTAL
+    from pipeline.sync.runner import INCREMENTAL
     from tests.support import every_source, make_config, particle_truth, profiles_truth, run
 
     sandbox.post("/_sandbox/particle/patients", {"patient_id": "pt-bad-9", "given_name": "Quentin", "ssn": "98-7"})

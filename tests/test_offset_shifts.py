@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.runner import INCREMENTAL, SWEEP
+from pipeline.sync.runner import INCREMENTAL, SWEEP
 from tests.support import by_stream, count, engine_for, make_config, prescrypto_source, rows, run, source_patients
 
 

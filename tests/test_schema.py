@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
-from pipeline.db import MIGRATIONS, migrate, open_engine
+from pipeline.storage.db import MIGRATIONS, migrate, open_engine
 
 
 def _alembic(connection) -> AlembicConfig:  # type: ignore[no-untyped-def]
@@ -26,7 +26,7 @@ def test_migrated_schema_equals_the_models(db_url: str) -> None:
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata)
     engine.dispose()
-    assert diff == [], "a model changed without a migration: add a revision under pipeline/migrations/versions"
+    assert diff == [], "a model changed without a migration: add a revision under pipeline/storage/migrations/versions"
 
 
 def test_upgrade_from_the_first_release_keeps_rows(db_url: str) -> None:

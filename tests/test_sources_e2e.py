@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from canonical.ids import canonical_id
 from mappings.particle import ssn_hmac
-from pipeline.runner import INCREMENTAL, SWEEP
-from pipeline.state import load_cursor
-from pipeline.status import stream_status
-from pipeline.store import canonical_id
+from pipeline.app.status import stream_status
+from pipeline.storage.state import load_cursor
+from pipeline.sync.runner import INCREMENTAL, SWEEP
 from tests.support import (
     PARTICLE_AUTH,
     PROFILES_AUTH,
@@ -512,7 +512,7 @@ def test_the_lease_is_kept_while_one_slow_batch_is_fetched(sandbox, sqlite_url):
     import time
 
     from canonical.errors import LeaseHeldError
-    from pipeline import state
+    from pipeline.storage import state
 
     sandbox.reset(patients=60, medics=1, seed=7)
     config = make_config(sqlite_url, {"ga": gauges_source(sandbox, page_size=30, concurrency=1)})

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from canonical.ids import canonical_id
 from connectors import prescrypto as prescrypto_streams
 from mappings.context import MappingContext
-from pipeline.redaction import redact
 from pipeline.sources import KINDS
-from pipeline.store import canonical_id, write_page
+from pipeline.sync.redaction import redact
+from pipeline.sync.store import write_page
 from tests.support import count, engine_for, make_config
 
 SPEC = KINDS["prescrypto"].streams["patients"]
@@ -99,8 +100,8 @@ def test_sqlite_lookups_do_not_wait_for_the_writers_lock(tmp_path) -> None:
     it would end in "database is locked" after the 30 s busy timeout)."""
     from sqlalchemy import text
 
-    from pipeline import lookups
-    from pipeline.db import migrate, open_engine
+    from pipeline.storage import lookups
+    from pipeline.storage.db import migrate, open_engine
 
     engine = open_engine(f"sqlite:///{tmp_path}/lock.db")
     migrate(engine)

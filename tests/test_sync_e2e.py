@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.runner import INCREMENTAL, SWEEP
-from pipeline.store import canonical_id
-from pipeline.tables import Patient, table_of
+from canonical.ids import canonical_id
+from pipeline.storage.tables import Patient, table_of
+from pipeline.sync.runner import INCREMENTAL, SWEEP
 from tests.support import (
     by_stream,
     count,

@@ -1,7 +1,7 @@
 """Reads that decide what to fetch: which listed ids are stored, which parents exist, each one's watermark.
 
 Each opens its own short, read-only connection: they run in the prefetch thread while the writer's transaction
-is open (on SQLite a plain BEGIN, which WAL lets read beside the writer; see ``pipeline.db.reading``).
+is open (on SQLite a plain BEGIN, which WAL lets read beside the writer; see ``pipeline.storage.db.reading``).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from collections.abc import Iterator
 
 from sqlalchemy import Engine, func, select
 
+from canonical.ids import canonical_id
 from canonical.model import EntityType
-from pipeline.db import reading
-from pipeline.store import among, canonical_id
-from pipeline.tables import Observation, SourceRecord, table_of
+from pipeline.storage.db import among, reading
+from pipeline.storage.tables import Observation, SourceRecord, table_of
 
 
 def stored_among(engine: Engine, source: str, stream: str, keys: list[str]) -> set[str]:

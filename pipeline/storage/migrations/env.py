@@ -1,11 +1,11 @@
-"""Alembic environment: always run from ``pipeline.db.migrate`` with a connection in hand."""
+"""Alembic environment: always run from ``pipeline.storage.db.migrate`` with a connection in hand."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlmodel import SQLModel
 
-import pipeline.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+import pipeline.storage.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 connection = context.config.attributes["connection"]
 context.configure(

@@ -1,6 +1,6 @@
 """Getting one record ready for the database: pure steps that can fail only that record, never its page.
 
-``prepare`` makes a raw record storable (the kind's scrub, then ``pipeline.redaction``), hashes it and finds its
+``prepare`` makes a raw record storable (the kind's scrub, then ``pipeline.sync.redaction``), hashes it and finds its
 key; ``map_record`` runs the kind's mapping. Whatever either meets (a missing or unusable key, a record nested
 too deep, a value no mapping can use, a bug), the answer is a ``Rejected`` record with a reason that names the
 field and quotes no value: the runner quarantines it and writes the rest of the page.
@@ -21,8 +21,8 @@ from canonical.errors import RecordError
 from canonical.model import Mapped
 from connectors.stream import key_problem, record_key
 from mappings.context import MappingContext
-from pipeline.redaction import MAX_DEPTH, redact
 from pipeline.sources import StreamSpec
+from pipeline.sync.redaction import MAX_DEPTH, redact
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ Modes:
 A walk that ran from the stream's first page to its last in one process saw the whole stream: it soft-deletes
 the records it did not see and clears quarantine rows of records now good or gone (unless the listing looks
 truncated). A resumed walk cannot know what the crashed process saw, so it leaves that to the next complete one.
-Batches come from ``pipeline.batches``, fetched one ahead in a thread while the previous one is written.
+Batches come from ``pipeline.sync.batches``, fetched one ahead in a thread while the previous one is written.
 """
 
 from __future__ import annotations
@@ -29,13 +29,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from canonical.errors import LeaseHeldError, PatientSyncError, Stopped
 from connectors.client import RetryPolicy, SourceClient
 from connectors.stream import FanOut
-from pipeline import lookups, state
-from pipeline.batches import Batch, fan_out_batches, listing_batches
 from pipeline.config import Config, SourceConfig
-from pipeline.messages import database_reason, frames, public, run_error
-from pipeline.prefetch import Prefetched
 from pipeline.sources import KINDS, StreamSpec, mapping_context, open_client, stream_names, stream_spec
-from pipeline.store import (
+from pipeline.storage import lookups, state
+from pipeline.sync.batches import Batch, fan_out_batches, listing_batches
+from pipeline.sync.messages import database_reason, frames, public, run_error
+from pipeline.sync.prefetch import Prefetched
+from pipeline.sync.store import (
     PageCounts,
     clear_quarantine,
     missing_records,

@@ -26,8 +26,8 @@ from sqlalchemy import Connection, Engine, delete, func, or_, select, text, upda
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from canonical.errors import LeaseHeldError, PatientSyncError
-from pipeline.db import upsert_insert
-from pipeline.tables import SyncLease, SyncRun, SyncState, table_of
+from pipeline.storage.db import upsert_insert
+from pipeline.storage.tables import SyncLease, SyncRun, SyncState, table_of
 
 log = structlog.get_logger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from canonical.privacy import REDACTED, is_secret_key, key_words, mask_ssns_and_emails, mask_text
-from pipeline.messages import SECRETS
+from pipeline.sync.messages import SECRETS
 
 # Words that make a key personal in any source's records: "patient_first_name", "dateOfBirth", "zip_code".
 _PERSONAL_WORDS = frozenset(

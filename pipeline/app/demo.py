@@ -15,8 +15,7 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import SQLModel
 
 from pipeline.config import SANDBOX_SSN_KEY, Config
-from pipeline.runner import SWEEP, RunOptions, RunResult, run_sources
-from pipeline.tables import (
+from pipeline.storage.tables import (
     CANONICAL,
     Crosswalk,
     Medic,
@@ -28,6 +27,7 @@ from pipeline.tables import (
     SourceRecord,
     table_of,
 )
+from pipeline.sync.runner import SWEEP, RunOptions, RunResult, run_sources
 from sandbox import gauges as gauges_sandbox
 from sandbox import particle as particle_sandbox
 from sandbox import prescrypto as prescrypto_sandbox

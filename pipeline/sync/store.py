@@ -8,21 +8,18 @@ that changed only in fields we do not keep writes no canonical row.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-from sqlalchemy import Connection, Engine, String, Table, and_, delete, func, literal, or_, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, Engine, Table, and_, delete, or_, select, text, update
 
+from canonical.ids import canonical_id
 from canonical.model import Entity, EntityType, Mapped, MedicRecord, ObservationRecord
 from mappings.context import MappingContext
-from pipeline.db import upsert_insert
-from pipeline.prepare import Prepared, Rejected, map_record, prepare
 from pipeline.sources import StreamSpec
-from pipeline.tables import (
+from pipeline.storage.db import among, upsert_insert
+from pipeline.storage.tables import (
     CANONICAL,
     Crosswalk,
     PatientMedic,
@@ -31,14 +28,9 @@ from pipeline.tables import (
     SourceRecord,
     table_of,
 )
+from pipeline.sync.prepare import Prepared, Rejected, map_record, prepare
 
-_ID_NAMESPACE = uuid.UUID("5b7c1f0e-2f4e-4d2a-9c57-5e1f3a9b2d11")
 _CHUNK = 1000  # keys per IN (...) list: far below SQLite's and PostgreSQL's parameter limits
-
-
-def canonical_id(source: str, entity_type: str, key: str) -> str:
-    """Stable id of an entity: the same source record always lands on the same canonical row."""
-    return str(uuid.uuid5(_ID_NAMESPACE, f"{source}\x1f{entity_type}\x1f{key}"))
 
 
 @dataclass
@@ -73,17 +65,6 @@ def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keep
         where=or_(*(table.c[c].is_distinct_from(stmt.excluded[c]) for c in compared)),
     )
     conn.execute(stmt, list(rows))
-
-
-def among(conn: Connection, column: Any, keys: list[str]) -> Any:
-    """``column IN keys`` with the keys as ONE parameter (an array; in SQLite a JSON list).
-
-    An IN list of N parameters is a new statement for every N, re-rendered and re-prepared at every page;
-    one parameter keeps one cached statement. It halves the per-page lookup on both databases.
-    """
-    if conn.dialect.name == "postgresql":
-        return column == func.any(literal(keys, ARRAY(String)))
-    return column.in_(select(func.json_each(literal(orjson.dumps(keys).decode())).table_valued("value").c.value))
 
 
 def _stored_hashes(conn: Connection, source: str, stream: str, keys: list[str]) -> dict[str, tuple[str, bool]]:

@@ -20,12 +20,12 @@ from sqlalchemy.exc import OperationalError
 
 from canonical.errors import ConfigError
 from pipeline import config as config_file
-from pipeline import logs
+from pipeline.app import logs
+from pipeline.app.signals import graceful_stop
 from pipeline.config import Config
-from pipeline.db import migrate, open_engine
-from pipeline.messages import database_reason
-from pipeline.runner import INCREMENTAL, SWEEP, RunOptions, RunResult, run_sources
-from pipeline.signals import graceful_stop
+from pipeline.storage.db import migrate, open_engine
+from pipeline.sync.messages import database_reason
+from pipeline.sync.runner import INCREMENTAL, SWEEP, RunOptions, RunResult, run_sources
 
 app = typer.Typer(
     help="Keep a canonical patient database in step with several patient APIs.",
@@ -105,7 +105,7 @@ def check_sources(config: Config, names: list[str] | None) -> None:
 def progress_bars(options: RunOptions) -> Iterator[Progress | None]:
     """Rich progress bars, one per stream, when stderr is a terminal; nothing otherwise.
 
-    While they show, ``sys.stderr`` is rich's proxy, which logs write through (pipeline.logs): their lines are
+    While they show, ``sys.stderr`` is rich's proxy, which logs write through (pipeline.app.logs): their lines are
     printed above the bars instead of into them. A stream's bar stops its clock when the stream ends.
     """
     if not err.is_terminal:
@@ -224,7 +224,7 @@ def backfill(ctx: typer.Context, source: SourceOption = None) -> None:
 @app.command()
 def daemon(ctx: typer.Context) -> None:
     """Run each source's sync (schedule) and full refresh (full_refresh) on cron until SIGINT/SIGTERM."""
-    from pipeline.daemon import run_daemon
+    from pipeline.app.daemon import run_daemon
 
     config = load_config(ctx)
     engine = open_database(config)
@@ -234,7 +234,7 @@ def daemon(ctx: typer.Context) -> None:
 @app.command()
 def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Per source and stream: cursor, last run, stored and quarantined records, lag, shared identifiers."""
-    from pipeline.status import stream_status
+    from pipeline.app.status import stream_status
 
     config = load_config(ctx)
     rows = stream_status(config, open_database(config))
@@ -302,7 +302,7 @@ def demo(
     patientsync-demo.db in the working directory unless --database names another, so demo rows never land in
     the configured database.
     """
-    from pipeline.demo import DEMO_DATABASE, run_demo
+    from pipeline.app.demo import DEMO_DATABASE, run_demo
 
     config = load_config(ctx)
     url = database or DEMO_DATABASE

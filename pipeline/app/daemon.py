@@ -14,9 +14,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 
+from pipeline.app.signals import graceful_stop
 from pipeline.config import Config
-from pipeline.runner import INCREMENTAL, SWEEP, RunOptions, run_sources
-from pipeline.signals import graceful_stop
+from pipeline.sync.runner import INCREMENTAL, SWEEP, RunOptions, run_sources
 
 log = structlog.get_logger(__name__)
 

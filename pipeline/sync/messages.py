@@ -23,11 +23,11 @@ from canonical.privacy import mask_text
 
 MAX_LENGTH = 500
 _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'|\([^()]*\)=\([^()]*\)")
-_PROJECT = Path(__file__).resolve().parents[1]
+_PROJECT = Path(__file__).resolve().parents[2]
 
 
 class _Secrets:
-    """The configured tokens and keys, registered once the configuration is read (``pipeline.cli``)."""
+    """The configured tokens and keys, registered once the configuration is read (``pipeline.app.cli``)."""
 
     def __init__(self) -> None:
         self.values: set[str] = set()
@@ -74,7 +74,7 @@ def database_reason(exc: SQLAlchemyError) -> str:
 
 
 def raised_at(exc: BaseException) -> str:
-    """Where ``exc`` was raised in this project's code ("pipeline/store.py:123"), else its innermost frame."""
+    """Where ``exc`` was raised in this project's code ("pipeline/sync/store.py:123"), else its innermost frame."""
     frames = traceback.extract_tb(exc.__traceback__)
     ours = [f for f in frames if _is_ours(f.filename)] or frames
     if not ours:

@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 
 from pipeline.config import Config
-from pipeline.messages import public
 from pipeline.sources import stream_names, stream_spec
-from pipeline.state import load_cursor, utcnow
-from pipeline.tables import Quarantine, SourceRecord, SyncRun, crosswalk_conflict, table_of
+from pipeline.storage.state import load_cursor, utcnow
+from pipeline.storage.tables import Quarantine, SourceRecord, SyncRun, crosswalk_conflict, table_of
+from pipeline.sync.messages import public
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:

@@ -1,0 +1,1 @@
+"""The application: the command line, the daemon, the demo, status, logging and signals."""

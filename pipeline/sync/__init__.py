@@ -1,0 +1,1 @@
+"""One run of a stream: records prepared and mapped (pure), batches fetched, pages written with their cursor."""
