@@ -30,8 +30,8 @@ from sqlalchemy.engine import make_url
 
 from connectors.stream import Stream, read_pages
 from pipeline.app import logs
+from pipeline.bind import open_client, stream_spec
 from pipeline.config import Config, parse
-from pipeline.sources import open_client, stream_spec
 from pipeline.storage.db import migrate, open_engine
 from pipeline.sync.runner import SWEEP, RunOptions, run_sources
 from sandbox.prescrypto import DEFAULT_TOKEN

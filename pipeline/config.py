@@ -8,44 +8,25 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
 import yaml
-from apscheduler.triggers.cron import CronTrigger
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    HttpUrl,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from canonical.errors import ConfigError
-from connectors.client import DEFAULT_MAX_RESPONSE_BYTES
 from connectors.stream import FanOut
-from pipeline.sources import KINDS
+from pipeline.kinds import KINDS, SourceBase
+from pipeline.kinds.base import Strict
 
 DEFAULT_PATH = "config.yaml"
 ENV_PATH = "PATIENTSYNC_CONFIG"
 
-# Keys anyone can read (the sandbox's): hashes made with them can be reversed by trying every SSN, so a real
-# source may not use them; only the demo, on synthetic people, does.
-SANDBOX_SSN_KEY = "sandbox-only-ssn-hash-key"
-PUBLISHED_KEYS = frozenset({SANDBOX_SSN_KEY})
-
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DatabaseConfig(_Strict):
+class DatabaseConfig(Strict):
     url: str = "sqlite:///patientsync.db"
 
     @field_validator("url")
@@ -63,59 +44,15 @@ class DatabaseConfig(_Strict):
         return parsed.render_as_string(hide_password=False)
 
 
-def _cron(expression: str | None) -> str | None:
-    if expression is not None:
-        try:
-            CronTrigger.from_crontab(expression)
-        except ValueError as exc:
-            raise ValueError(f"{expression!r} is not a cron expression ({exc})") from None
-    return expression
+# One model per kind, told apart by ``kind``: each kind's own keys are known to it only (pipeline.kinds).
+if TYPE_CHECKING:
+    SourceConfig = SourceBase
+else:
+    _ONE_OF = Union[tuple(kind.config for kind in KINDS.values())]  # noqa: UP007 - built at run time
+    SourceConfig = Annotated[_ONE_OF, Field(discriminator="kind")]
 
 
-class SourceConfig(_Strict):
-    kind: Literal["prescrypto", "profiles", "gauges", "particle"]
-    base_url: HttpUrl
-    token: SecretStr
-    streams: list[str] | None = None  # None: every stream of the kind
-    page_size: int = Field(100, ge=1, le=10_000)
-    schedule: str | None = "*/15 * * * *"
-    full_refresh: str | None = "0 3 * * *"
-    timeout: float = Field(30.0, gt=0)
-    deadline: float | None = Field(None, gt=0)  # seconds a whole response may take; None: 3 x timeout
-    max_response_bytes: int = Field(DEFAULT_MAX_RESPONSE_BYTES, ge=1024, le=1024**3)  # decoded, per response
-    retries: int = Field(6, ge=1, le=20)
-    phone_region: str | None = None  # None: the kind's default
-    concurrency: int = Field(8, ge=1, le=64)
-    rate_limit: float | None = Field(None, gt=0)
-    max_delete_fraction: float = Field(0.5, gt=0, le=1)  # a sweep deleting more is taken for a truncated listing
-    auth_header: str | None = Field(None, pattern=r"^[A-Za-z0-9-]+$")  # None: the kind's header
-    auth_scheme: str | None = Field(None, pattern=r"^[A-Za-z0-9-]*$")  # None: the kind's; "" sends the bare token
-    continuation_param: str = Field("continuation_token", min_length=1)  # particle: the token's query parameter
-    ssn_hash_key: SecretStr | None = None  # particle: HMAC key for stored SSN hashes; None keeps no hash
-
-    _check_schedule = field_validator("schedule", "full_refresh")(_cron)
-
-    @field_validator("ssn_hash_key")
-    @classmethod
-    def _secret_key(cls, key: SecretStr | None) -> SecretStr | None:
-        if key is None or not key.get_secret_value():  # "${PARTICLE_SSN_KEY:-}" unset: no hash is kept
-            return None
-        if key.get_secret_value() in PUBLISHED_KEYS:
-            raise ValueError("is a key published with patientsync's sandbox: set a secret of your own")
-        if len(key.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters (an HMAC key: keep it secret, e.g. ${PARTICLE_SSN_KEY})")
-        return key
-
-    @model_validator(mode="after")
-    def _kind_options(self) -> SourceConfig:
-        if self.kind != "particle":
-            for key in ("continuation_param", "ssn_hash_key"):
-                if key in self.model_fields_set:
-                    raise ValueError(f"{key} applies to kind particle only")
-        return self
-
-
-class Config(_Strict):
+class Config(Strict):
     database: DatabaseConfig = DatabaseConfig()
     sources: dict[str, SourceConfig]
 
@@ -132,8 +69,7 @@ class Config(_Strict):
 
 def secrets(config: Config) -> list[str]:
     """Every secret the configuration holds: masked wherever it could appear in a log or a message."""
-    found = [source.token.get_secret_value() for source in config.sources.values()]
-    found += [s.ssn_hash_key.get_secret_value() for s in config.sources.values() if s.ssn_hash_key is not None]
+    found = [secret for source in config.sources.values() for secret in source.secrets()]
     password = make_url(config.database.url).password
     return [*found, *([str(password)] if password else [])]
 
@@ -219,8 +155,17 @@ class _Interpolation:
 
 
 def _describe(error: Any) -> str:
-    key = ".".join(str(part) for part in error["loc"])
+    loc = [str(part) for part in error["loc"]]
+    if loc[:1] == ["sources"] and len(loc) > 2 and loc[2] in KINDS:
+        del loc[2]  # the kind's model, which pydantic names in the location: the key is the same for the user
+    key = ".".join(loc)
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        said = "required" if error["type"] == "union_tag_not_found" else "unknown kind"
+        return f"{key}.kind: {said} (one of {', '.join(KINDS)})"
     if error["type"] == "extra_forbidden":
+        owners = [name for name, kind in KINDS.items() if loc[-1] in kind.config.model_fields]
+        if owners and len(loc) == 3:
+            return f"{'.'.join(loc[:2])}: {loc[-1]} applies to kind {' or '.join(owners)} only"
         return f"{key}: unknown key"
     if error["type"] == "missing":
         return f"{key}: required"

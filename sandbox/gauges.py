@@ -47,7 +47,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox import clock
+from sandbox import clock, tokens
 from sandbox.people import Person
 from sandbox.routing import (
     Endpoint,
@@ -61,7 +61,7 @@ from sandbox.routing import (
 )
 from sandbox.store import Deferred, Record, Table, encode
 
-DEFAULT_TOKEN = "sandbox-gauges"
+DEFAULT_TOKEN = tokens.GAUGES
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 LIST_SHAPES = ("list", "patients", "data", "results")

@@ -43,7 +43,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox import usa
+from sandbox import tokens, usa
 from sandbox.people import Person
 from sandbox.routing import (
     Endpoint,
@@ -57,7 +57,7 @@ from sandbox.routing import (
 )
 from sandbox.store import Deferred, Record, Table, encode
 
-DEFAULT_TOKEN = "sandbox-particle"
+DEFAULT_TOKEN = tokens.PARTICLE
 DEFAULT_PAGE_SIZE = 200  # "Only populated if there are over 200 records returned"
 DEFAULT_TOKEN_PARAM = "continuation_token"
 LAST_TOKENS = ("null", "empty", "absent")

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from sandbox import tokens
 from sandbox.people import Clinician, Person
 from sandbox.routing import (
     Endpoint,
@@ -41,7 +42,7 @@ from sandbox.routing import (
 )
 from sandbox.store import Record, Table, encode
 
-DEFAULT_TOKEN = "sandbox-prescrypto"
+DEFAULT_TOKEN = tokens.PRESCRYPTO
 MEDICS_MAX_LIMIT = 100
 MEDICS_DEFAULT_LIMIT = 15  # the page size in the document's example `next` link
 

@@ -38,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from sandbox import clock, usa
+from sandbox import clock, tokens, usa
 from sandbox.people import Clinician, Person
 from sandbox.routing import (
     Endpoint,
@@ -52,7 +52,7 @@ from sandbox.routing import (
 )
 from sandbox.store import Deferred, Record, Table, encode
 
-DEFAULT_TOKEN = "sandbox-profiles"
+DEFAULT_TOKEN = tokens.PROFILES
 DEFAULT_PAGE_SIZE = 50
 
 PATIENT_FIELDS = (

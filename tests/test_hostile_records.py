@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mappings.context import MappingContext
-from pipeline.sources import KINDS
+from pipeline.kinds import KINDS
 from pipeline.sync.runner import INCREMENTAL, SWEEP
 from pipeline.sync.store import write_page
 from tests.support import (

@@ -7,7 +7,7 @@ import datetime as dt
 from canonical.ids import canonical_id
 from connectors import prescrypto as prescrypto_streams
 from mappings.context import MappingContext
-from pipeline.sources import KINDS
+from pipeline.kinds import KINDS
 from pipeline.sync.redaction import redact
 from pipeline.sync.store import write_page
 from tests.support import count, engine_for, make_config

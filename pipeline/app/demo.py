@@ -14,7 +14,9 @@ from rich.table import Table
 from sqlalchemy import Engine, func, select
 from sqlmodel import SQLModel
 
-from pipeline.config import SANDBOX_SSN_KEY, Config
+from pipeline.config import Config
+from pipeline.kinds import KINDS
+from pipeline.kinds.particle import SANDBOX_SSN_KEY
 from pipeline.storage.tables import (
     CANONICAL,
     Crosswalk,
@@ -28,20 +30,9 @@ from pipeline.storage.tables import (
     table_of,
 )
 from pipeline.sync.runner import SWEEP, RunOptions, RunResult, run_sources
-from sandbox import gauges as gauges_sandbox
-from sandbox import particle as particle_sandbox
-from sandbox import prescrypto as prescrypto_sandbox
-from sandbox import profiles as profiles_sandbox
 from sandbox.server import running_sandbox
 
 DEMO_DATABASE = "sqlite:///patientsync-demo.db"
-
-SANDBOX_TOKENS = {
-    "prescrypto": prescrypto_sandbox.DEFAULT_TOKEN,
-    "profiles": profiles_sandbox.DEFAULT_TOKEN,
-    "gauges": gauges_sandbox.DEFAULT_TOKEN,
-    "particle": particle_sandbox.DEFAULT_TOKEN,
-}
 
 
 def run_demo(
@@ -54,9 +45,9 @@ def run_demo(
             f"demo-{name}": source.model_copy(
                 update={
                     "base_url": sandbox.url(f"/{source.kind}"),
-                    "token": SecretStr(SANDBOX_TOKENS[source.kind]),
+                    "token": SecretStr(KINDS[source.kind].sandbox_token),
                     # The sandbox's people are synthetic: its published key is good enough for them.
-                    **({"ssn_hash_key": SecretStr(SANDBOX_SSN_KEY)} if source.kind == "particle" else {}),
+                    **({"ssn_hash_key": SecretStr(SANDBOX_SSN_KEY)} if KINDS[source.kind].hashes_ssns else {}),
                 }
             )
             for name, source in config.sources.items()

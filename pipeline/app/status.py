@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 
+from pipeline.bind import stream_names, stream_spec
 from pipeline.config import Config
-from pipeline.sources import stream_names, stream_spec
 from pipeline.storage.state import load_cursor, utcnow
 from pipeline.storage.tables import Quarantine, SourceRecord, SyncRun, crosswalk_conflict, table_of
 from pipeline.sync.messages import public

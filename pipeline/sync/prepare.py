@@ -21,7 +21,7 @@ from canonical.errors import RecordError
 from canonical.model import Mapped
 from connectors.stream import key_problem, record_key
 from mappings.context import MappingContext
-from pipeline.sources import StreamSpec
+from pipeline.kinds import StreamSpec
 from pipeline.sync.redaction import MAX_DEPTH, redact
 
 

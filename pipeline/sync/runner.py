@@ -29,8 +29,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from canonical.errors import LeaseHeldError, PatientSyncError, Stopped
 from connectors.client import RetryPolicy, SourceClient
 from connectors.stream import FanOut
+from pipeline.bind import mapping_context, open_client, stream_names, stream_spec
 from pipeline.config import Config, SourceConfig
-from pipeline.sources import KINDS, StreamSpec, mapping_context, open_client, stream_names, stream_spec
+from pipeline.kinds import KINDS, StreamSpec
 from pipeline.storage import lookups, state
 from pipeline.sync.batches import Batch, fan_out_batches, listing_batches
 from pipeline.sync.messages import database_reason, frames, public, run_error
@@ -98,7 +99,7 @@ def run_sources(
     for name, source in config.sources.items():
         if only and name not in only:
             continue
-        if KINDS[source.kind].hashes_ssns and source.ssn_hash_key is None and name not in _told_no_hash_key:
+        if KINDS[source.kind].hashes_ssns and source.ssn_key() is None and name not in _told_no_hash_key:
             _told_no_hash_key.add(name)
             log.warning("no ssn_hash_key: SSN hashes are not kept for matching, only ssn_last4", source=name)
         with open_client(name, source, options.retry, options.stop) as client:

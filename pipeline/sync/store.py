@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, Table, and_, delete, or_, select, tex
 from canonical.ids import canonical_id
 from canonical.model import Entity, EntityType, Mapped, MedicRecord, ObservationRecord
 from mappings.context import MappingContext
-from pipeline.sources import StreamSpec
+from pipeline.kinds import StreamSpec
 from pipeline.storage.db import among, upsert_insert
 from pipeline.storage.tables import (
     CANONICAL,

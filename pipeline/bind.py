@@ -1,0 +1,58 @@
+"""Binding a source's configuration to what runs it: its streams, its client and its mappings' context."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+from connectors.client import RetryPolicy, SourceClient
+from mappings.context import MappingContext
+from pipeline.kinds import KINDS, SourceBase, StreamSpec
+
+SourceConfig = SourceBase
+
+
+def stream_names(source: SourceConfig) -> list[str]:
+    """The source's streams in the kind's order, which puts parents (gauges patients) before their children."""
+    kind = KINDS[source.kind].streams
+    return [name for name in kind if name in source.streams] if source.streams else list(kind)
+
+
+def stream_spec(source: SourceConfig, name: str) -> StreamSpec:
+    """The kind's stream as this source's options shape it (its page size, its continuation parameter)."""
+    return KINDS[source.kind].streams[name].bound(source)
+
+
+def phone_region(source: SourceConfig) -> str:
+    return source.phone_region or KINDS[source.kind].phone_region
+
+
+def mapping_context(source: SourceConfig, today: dt.date) -> MappingContext:
+    return MappingContext(today=today, phone_region=phone_region(source), ssn_key=source.ssn_key())
+
+
+def auth_headers(source: SourceConfig) -> dict[str, str]:
+    kind = KINDS[source.kind]
+    header = source.auth_header or kind.auth_header
+    scheme = kind.auth_scheme if source.auth_scheme is None else source.auth_scheme
+    token = source.token.get_secret_value()
+    return {header: f"{scheme} {token}" if scheme else token}
+
+
+def open_client(
+    name: str, source: SourceConfig, retry: RetryPolicy | None = None, stop: threading.Event | None = None
+) -> SourceClient:
+    """The source's client; once ``stop`` is set it sends nothing more and cuts retry waits short."""
+    return SourceClient(
+        name,
+        str(source.base_url),
+        auth_headers(source),
+        timeout=source.timeout,
+        retry=retry or RetryPolicy(attempts=source.retries),
+        max_connections=max(2, source.concurrency),
+        rate_limit=source.rate_limit,
+        stop=stop,
+        max_response_bytes=source.max_response_bytes,
+        deadline=source.deadline,
+        secrets=[source.token.get_secret_value()],
+    )

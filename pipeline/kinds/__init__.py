@@ -1,0 +1,14 @@
+"""The source kinds: each module of this package declares one (``KIND``), and ``KINDS`` names them all.
+
+A new kind is a module here (its streams and mappings, auth, options and sandbox token), a connector in
+``connectors/<kind>.py``, a mapping in ``mappings/<kind>.py`` and its simulated API in ``sandbox/<kind>.py``.
+"""
+
+from __future__ import annotations
+
+from pipeline.kinds import gauges, particle, prescrypto, profiles
+from pipeline.kinds.base import Kind, SourceBase, StreamSpec
+
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (prescrypto.KIND, profiles.KIND, gauges.KIND, particle.KIND)}
+
+__all__ = ["KINDS", "Kind", "SourceBase", "StreamSpec"]
