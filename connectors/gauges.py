@@ -8,8 +8,8 @@ Readings are asked for with ``start_date`` (YYYY-MM-DD, inclusive), so a sync fe
 from __future__ import annotations
 
 from connectors.bodies import parse_list_or_keyed
-from connectors.paging import PageNumberPaginator
-from connectors.stream import FanOut, Stream
+from connectors.paging import OnePage, PageNumberPaginator
+from connectors.stream import Parent, Stream
 
 AUTH_HEADER, AUTH_SCHEME = "X-User-Token", ""
 
@@ -29,13 +29,13 @@ PATIENTS = Stream(
     max_page_size=MAX_PAGE_SIZE,
 )
 
-GAUGES = FanOut(
+GAUGES = Stream(
     name="gauges",
-    parent="patients",
     path="/v1/patients/{id}/gauges",
+    params={},
+    paginator=OnePage(),
     parse=parse_list_or_keyed("gauges", "data", "results"),
     key="id",
     integer_key=True,
-    since_param="start_date",
-    token_check=("/v1/patients", {"page": 1, "page_size": 1}),
+    parent=Parent("patients", since_param="start_date", token_check=("/v1/patients", {"page": 1, "page_size": 1})),
 )

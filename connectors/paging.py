@@ -215,6 +215,20 @@ class PageNumberPaginator:
 
 
 @dataclass(frozen=True)
+class OnePage:
+    """A response that is the whole answer (a parent's records): no next page, nothing to resume from."""
+
+    def next(self, params: Params, page: Page) -> Params | None:
+        return None
+
+    def checkpoint(self, params: Params, page: Page) -> Checkpoint:
+        return {}
+
+    def resume(self, params: Params, checkpoint: Checkpoint) -> Params:
+        return dict(params)
+
+
+@dataclass(frozen=True)
 class TokenPaginator:
     """A continuation token in the body, passed back as a query parameter; none (or empty) ends the stream.
 

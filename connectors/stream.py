@@ -1,9 +1,9 @@
 """Streams declared as data, and the reader that walks a listing's pages.
 
-Three shapes:
+Three shapes, one type:
 - a listing whose pages hold the records (Prescrypto, profiles, gauges patients);
 - a listing of ids whose records are fetched one by one (``Stream.details``: Particle);
-- records that live under each record of another stream (``FanOut``: gauges readings, per patient).
+- records that live under each record of another stream (``Stream.parent``: gauges readings, per patient).
 
 The reader bounds a listing whatever its paginator: a page with more records than its size parameter asked
 for, a page repeating the previous page's records (a server that ignores the offset, page, link or token it
@@ -40,6 +40,7 @@ class Stream:
     max_page_size: int | None = None  # the API's documented cap
     details: str | None = None  # the listing holds only ids; each record is GET details.format(id=...)
     integer_key: bool = False  # the key is an integer id: 7, "7" and "007" are one record
+    parent: Parent | None = None  # its records live under each stored record of that stream
 
     def with_page_size(self, size: int) -> Stream:
         if self.size_param is None:
@@ -57,23 +58,16 @@ class Stream:
 
 
 @dataclass(frozen=True)
-class FanOut:
-    """Records that live under each record of another stream of the same source: one GET per parent,
-    ``path.format(id=parent key)``, asking only for records dated on or after the parent's watermark."""
+class Parent:
+    """A stream whose records live under each record of another stream of the same source (gauges readings
+    under each patient): one GET per stored parent, its ``path`` formatted with the parent's key, asking only
+    for the records dated on or after the parent's watermark."""
 
-    name: str
-    parent: str  # the stream whose stored records are the parents
-    path: str
-    parse: Callable[[Any], Page]
-    key: str
+    stream: str  # the stream whose stored records are the parents
     since_param: str  # takes the watermark as YYYY-MM-DD, inclusive
     # A cheap request that any valid token may make: after a 403 on one parent it tells a parent the token may
     # not see (skipped) from a token refused altogether (the stream fails).
     token_check: tuple[str, Mapping[str, Any]]
-    integer_key: bool = False  # the key is an integer id: 7, "7" and "007" are one record
-
-    def record_key(self, record: Mapping[str, Any]) -> str | None:
-        return record_key(record.get(self.key) if isinstance(record, Mapping) else None, self.integer_key)
 
 
 def record_key(value: Any, integer: bool = False) -> str | None:

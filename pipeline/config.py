@@ -16,7 +16,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from canonical.errors import ConfigError
-from connectors.stream import FanOut
 from pipeline.kinds import KINDS, SourceBase
 from pipeline.kinds.base import Strict
 
@@ -180,10 +179,10 @@ def _check_streams(config: Config) -> None:
         for stream in chosen:
             if stream not in known:
                 raise ConfigError(f"sources.{name}.streams: unknown stream {stream!r} (known: {', '.join(known)})")
-            fan_out = known[stream].stream
-            if isinstance(fan_out, FanOut) and fan_out.parent not in chosen:
+            parent = known[stream].stream.parent
+            if parent is not None and parent.stream not in chosen:
                 # Without it the fan-out would follow only what an earlier configuration stored, silently.
                 raise ConfigError(
-                    f"sources.{name}.streams: {stream!r} makes one request per stored {fan_out.parent!r} record, "
-                    f"so {fan_out.parent!r} must be synced too: add it"
+                    f"sources.{name}.streams: {stream!r} makes one request per stored {parent.stream!r} record, "
+                    f"so {parent.stream!r} must be synced too: add it"
                 )

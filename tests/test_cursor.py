@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.sync.runner import advance, end_sweep
+from pipeline.storage.tables import Mode
+from pipeline.sync.cursor import Cursor
 
 
 @pytest.mark.parametrize(
@@ -37,7 +38,8 @@ from pipeline.sync.runner import advance, end_sweep
     ],
 )
 def test_advance(cursor, checkpoint, sweeping, expected):
-    assert advance(cursor, checkpoint, sweeping) == expected
+    mode = Mode.sweep if sweeping else Mode.incremental
+    assert Cursor.from_json(cursor).advanced(checkpoint, mode).to_json() == expected
 
 
 @pytest.mark.parametrize(
@@ -51,4 +53,9 @@ def test_advance(cursor, checkpoint, sweeping, expected):
     ],
 )
 def test_end_sweep(cursor, expected):
-    assert end_sweep(cursor) == expected
+    assert Cursor.from_json(cursor).swept().to_json() == expected
+
+
+def test_a_stored_cursor_reads_back_as_it_was_written():
+    stored = {"offset": 937, "anchor": "u9", "sweep": {"offset": 400, "started_at": "t", "resumed": False}}
+    assert Cursor.from_json(stored).to_json() == stored

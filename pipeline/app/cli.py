@@ -24,8 +24,9 @@ from pipeline.app import logs
 from pipeline.app.signals import graceful_stop
 from pipeline.config import Config
 from pipeline.storage.db import migrate, open_engine
+from pipeline.storage.tables import Mode, Status
 from pipeline.sync.messages import database_reason
-from pipeline.sync.runner import INCREMENTAL, SWEEP, RunOptions, RunResult, run_sources
+from pipeline.sync.runner import RunOptions, RunResult, run_sources
 
 app = typer.Typer(
     help="Keep a canonical patient database in step with several patient APIs.",
@@ -131,7 +132,7 @@ def progress_bars(options: RunOptions) -> Iterator[Progress | None]:
     def finished(result: RunResult) -> None:
         task = tasks.get((result.source, result.stream))
         if task is not None:
-            if result.status == "succeeded":
+            if result.status == Status.succeeded:
                 bars.update(task, total=result.counts.fetched, completed=result.counts.fetched)
             bars.stop_task(task)
 
@@ -157,7 +158,7 @@ def print_results(results: list[RunResult]) -> None:
         table.add_column(column, justify="right" if column not in ("source", "stream", "mode", "status") else "left")
     for r in results:
         c = r.counts
-        style = "yellow" if r.status == "skipped" else ("green" if r.ok else "red")
+        style = "yellow" if r.status == Status.skipped else ("green" if r.ok else "red")
         table.add_row(
             r.source,
             r.stream,
@@ -179,14 +180,14 @@ def print_run_message(source: str, stream: str, status: str, message: str | None
     """A run's error, or the warning a successful run left (parents refused), on stderr."""
     if not message:
         return
-    style = "yellow" if status == "succeeded" else "red"
+    style = "yellow" if status == Status.succeeded else "red"
     prefix = f"{source}/{stream}:"
     text = message.removeprefix(prefix).lstrip()  # source errors already name the stream
     # escape: the text may come from a source's error body, and rich must not read it as markup
     err.print(f"[{style}]{escape(prefix)}[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
-def _run(ctx: typer.Context, mode: str, sources: list[str] | None) -> None:
+def _run(ctx: typer.Context, mode: Mode, sources: list[str] | None) -> None:
     config = load_config(ctx)
     check_sources(config, sources)
     engine = open_database(config)
@@ -209,7 +210,7 @@ SourceOption = Annotated[
 @app.command()
 def sync(ctx: typer.Context, source: SourceOption = None) -> None:
     """One incremental pass: each stream continues from its cursor. Exit 1 if any stream failed."""
-    _run(ctx, INCREMENTAL, source)
+    _run(ctx, Mode.incremental, source)
 
 
 @app.command()
@@ -218,7 +219,7 @@ def backfill(ctx: typer.Context, source: SourceOption = None) -> None:
 
     A sweep that completes marks records the source no longer has as deleted (deleted_at).
     """
-    _run(ctx, SWEEP, source)
+    _run(ctx, Mode.sweep, source)
 
 
 @app.command()

@@ -16,7 +16,8 @@ from sqlalchemy import Engine
 
 from pipeline.app.signals import graceful_stop
 from pipeline.config import Config
-from pipeline.sync.runner import INCREMENTAL, SWEEP, RunOptions, run_sources
+from pipeline.storage.tables import Mode
+from pipeline.sync.runner import RunOptions, run_sources
 
 log = structlog.get_logger(__name__)
 
@@ -25,14 +26,14 @@ def run_daemon(config: Config, engine: Engine, options: RunOptions, run_now: boo
     stop = options.stop
     locks = {name: threading.Lock() for name in config.sources}
 
-    def job(name: str, mode: str) -> None:
+    def job(name: str, mode: Mode) -> None:
         with locks[name]:
             if not stop.is_set():
                 run_sources(config, engine, mode, [name], options)
 
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"max_instances": 1, "coalesce": True})
     for name, source in config.sources.items():
-        for mode, cron in ((INCREMENTAL, source.schedule), (SWEEP, source.full_refresh)):
+        for mode, cron in ((Mode.incremental, source.schedule), (Mode.sweep, source.full_refresh)):
             if cron:
                 scheduler.add_job(
                     job,
@@ -43,7 +44,7 @@ def run_daemon(config: Config, engine: Engine, options: RunOptions, run_now: boo
                     misfire_grace_time=300,
                 )
         if run_now and source.schedule:
-            scheduler.add_job(job, args=(name, INCREMENTAL), id=f"{name}:start", name=f"{name} first sync")
+            scheduler.add_job(job, args=(name, Mode.incremental), id=f"{name}:start", name=f"{name} first sync")
 
     with graceful_stop(stop):
         scheduler.start()

@@ -21,6 +21,7 @@ from pipeline.storage.tables import (
     CANONICAL,
     Crosswalk,
     Medic,
+    Mode,
     Observation,
     Patient,
     PatientMedic,
@@ -29,7 +30,7 @@ from pipeline.storage.tables import (
     SourceRecord,
     table_of,
 )
-from pipeline.sync.runner import SWEEP, RunOptions, RunResult, run_sources
+from pipeline.sync.runner import RunOptions, RunResult, run_sources
 from sandbox.server import running_sandbox
 
 DEMO_DATABASE = "sqlite:///patientsync-demo.db"
@@ -52,7 +53,7 @@ def run_demo(
             )
             for name, source in config.sources.items()
         }
-        results = run_sources(config.model_copy(update={"sources": sources}), engine, SWEEP, options=options)
+        results = run_sources(config.model_copy(update={"sources": sources}), engine, Mode.sweep, options=options)
     return results, lambda console: _summary(engine, console)
 
 

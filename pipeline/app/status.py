@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, func, select
 from pipeline.bind import stream_names, stream_spec
 from pipeline.config import Config
 from pipeline.storage.state import load_cursor, utcnow
-from pipeline.storage.tables import Quarantine, SourceRecord, SyncRun, crosswalk_conflict, table_of
+from pipeline.storage.tables import Quarantine, SourceRecord, Status, SyncRun, crosswalk_conflict, table_of
 from pipeline.sync.messages import public
 
 
@@ -41,7 +41,7 @@ def stream_status(config: Config, engine: Engine) -> list[dict[str, Any]]:
                 last_ok = _aware(
                     conn.execute(
                         select(func.max(runs.c.finished_at)).where(
-                            runs.c.source == name, runs.c.stream == stream, runs.c.status == "succeeded"
+                            runs.c.source == name, runs.c.stream == stream, runs.c.status == Status.succeeded
                         )
                     ).scalar()
                 )

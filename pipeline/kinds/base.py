@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_val
 
 from canonical.model import EntityType, Mapped
 from connectors.client import DEFAULT_MAX_RESPONSE_BYTES
-from connectors.stream import FanOut, Stream
+from connectors.stream import Stream
 from mappings.context import MappingContext
 
 MappingFn = Callable[[Mapping[str, Any], MappingContext], Mapped]
@@ -67,14 +67,14 @@ class SourceBase(Strict):
         """Every secret of this source, to mask wherever it could appear."""
         return [self.token.get_secret_value()]
 
-    def bind(self, stream: Stream | FanOut) -> Stream | FanOut:
+    def bind(self, stream: Stream) -> Stream:
         """The kind's stream as this source's options shape it (its page size, ...)."""
-        return stream.with_page_size(self.page_size) if isinstance(stream, Stream) else stream
+        return stream.with_page_size(self.page_size)
 
 
 @dataclass(frozen=True)
 class StreamSpec:
-    stream: Stream | FanOut
+    stream: Stream
     mapping: MappingFn
     entity: EntityType  # what one record of the stream is: soft-deleted when it disappears
     links: bool = False  # records carry care-team links: a record's links replace its stored ones

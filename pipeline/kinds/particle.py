@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from canonical.model import EntityType
 from connectors import particle as api
 from connectors.paging import TokenPaginator
-from connectors.stream import FanOut, Stream
+from connectors.stream import Stream
 from mappings import particle as mapping
 from pipeline.kinds.base import Kind, SourceBase, StreamSpec
 from sandbox import tokens
@@ -43,9 +43,9 @@ class ParticleSource(SourceBase):
     def secrets(self) -> list[str]:
         return [*super().secrets(), *([self.ssn_hash_key.get_secret_value()] if self.ssn_hash_key else [])]
 
-    def bind(self, stream: Stream | FanOut) -> Stream | FanOut:
+    def bind(self, stream: Stream) -> Stream:
         bound = super().bind(stream)
-        if isinstance(bound, Stream) and isinstance(bound.paginator, TokenPaginator):
+        if isinstance(bound.paginator, TokenPaginator):
             return replace(bound, paginator=TokenPaginator(self.continuation_param))
         return bound
 

@@ -27,7 +27,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from canonical.errors import LeaseHeldError, PatientSyncError
 from pipeline.storage.db import upsert_insert
-from pipeline.storage.tables import SyncLease, SyncRun, SyncState, table_of
+from pipeline.storage.tables import Status, SyncLease, SyncRun, SyncState, table_of
 
 log = structlog.get_logger(__name__)
 
@@ -318,11 +318,11 @@ def start_run(engine: Engine, source: str, stream: str, mode: str) -> int:
     with engine.begin() as conn:
         conn.execute(
             update(t)
-            .where(t.c.source == source, t.c.stream == stream, t.c.status == "running")
-            .values(status="abandoned", finished_at=now)
+            .where(t.c.source == source, t.c.stream == stream, t.c.status == Status.running)
+            .values(status=Status.abandoned, finished_at=now)
         )
         result = conn.execute(
-            t.insert().values(source=source, stream=stream, mode=mode, started_at=now, status="running")
+            t.insert().values(source=source, stream=stream, mode=mode, started_at=now, status=Status.running)
         )
         key = result.inserted_primary_key
         if key is None:

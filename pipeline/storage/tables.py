@@ -7,6 +7,7 @@ without first reading ids back. Timestamps are UTC.
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text
@@ -14,6 +15,24 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Mode(StrEnum):
+    """How a run walks its stream (``sync_run.mode``)."""
+
+    incremental = "incremental"  # from the stored tail: only what is new
+    sweep = "sweep"  # the whole stream from its start (backfill, full refresh)
+
+
+class Status(StrEnum):
+    """How a run ended (``sync_run.status``; ``skipped`` runs write no row)."""
+
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    interrupted = "interrupted"  # stopped on request: the next run continues from the last checkpoint
+    skipped = "skipped"  # another process holds the stream's lease
+    abandoned = "abandoned"  # its process died; marked when the stream next starts
 
 
 def _ts(nullable: bool = True, index: bool = False) -> Any:

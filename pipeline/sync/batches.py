@@ -3,7 +3,7 @@
 - A listing's pages, as they come (``Stream``).
 - A listing of ids, each page expanded into its detail records by concurrent GETs (``Stream.details``):
   incremental runs fetch only the ids not stored yet, sweeps fetch them all.
-- A fan-out over the parent stream's stored records (``FanOut``): one GET per parent, from the parent's
+- A fan-out over the parent stream's stored records (``Stream.parent``): one GET per parent, from the parent's
   watermark on incremental runs, everything on sweeps. The checkpoint is the last parent done, so a crashed
   pass resumes after it; the pass ends with an empty checkpoint, so the next pass starts from the first parent.
 
@@ -26,7 +26,7 @@ from canonical.errors import AuthError, BodyError, FetchError, ListingShifted, S
 from connectors.client import SourceClient
 from connectors.fetch import Skipped, fetch_all, path_for
 from connectors.paging import URL_PARAM, Checkpoint, Page, Params, TokenPaginator, credential_in
-from connectors.stream import FanOut, Stream, read_pages
+from connectors.stream import Stream, read_pages
 
 log = structlog.get_logger(__name__)
 
@@ -178,7 +178,7 @@ def _listing_batch(
 
 def fan_out_batches(
     client: SourceClient,
-    stream: FanOut,
+    stream: Stream,
     parents: Iterable[list[str]],
     watermarks: WatermarkFn | None,
     concurrency: int,
@@ -190,12 +190,14 @@ def fan_out_batches(
     good), is skipped with a warning; the batch is then partial, so no deletion is decided from it. A pass in
     which every parent answered 403 fails: the token lacks the scope, whatever the token check says.
     """
+    parent = stream.parent
+    assert parent is not None, "a fan-out is a stream with a parent"
     token_checked = False
     readable = forbidden = 0
     for keys in parents:
         since = watermarks(keys) if watermarks is not None else {}
         requests = [
-            (path_for(stream.path, key), {stream.since_param: _start_date(since[key])} if key in since else None)
+            (path_for(stream.path, key), {parent.since_param: _start_date(since[key])} if key in since else None)
             for key in keys
         ]
         records: list[Any] = []
@@ -233,9 +235,10 @@ def _start_date(watermark: dt.date) -> str:
     return (watermark - WATERMARK_MARGIN if watermark > dt.date.min + WATERMARK_MARGIN else dt.date.min).isoformat()
 
 
-def _check_token(client: SourceClient, stream: FanOut, parent: str) -> None:
+def _check_token(client: SourceClient, stream: Stream, parent: str) -> None:
     """After a 403 on one parent: raise if the token itself is refused, return if it is only that parent."""
-    path, params = stream.token_check
+    assert stream.parent is not None
+    path, params = stream.parent.token_check
     try:
         client.get_json(path, dict(params), stream.name)
     except AuthError:
