@@ -283,10 +283,11 @@ def record_key_of(value: Any) -> str | None:
 
 def test_relinking_more_patients_than_a_statement_has_parameters(pg_url):
     """A profiles listing is one page: 70,000 patients relinked at once must still be one valid statement."""
-    from pipeline.sync.store import _Rows
+    from pipeline.storage import load
+    from pipeline.sync.rows import _Rows
 
     engine = engine_for(make_config(pg_url, {"x": {"kind": "prescrypto", "base_url": "http://h/", "token": "t"}}))
     rows_of_page = _Rows("pf", dt.datetime(2026, 11, 21, tzinfo=dt.UTC))
     rows_of_page.relinked_patients = {f"{i:036d}" for i in range(70_000)}
     with engine.begin() as conn:
-        rows_of_page.write(conn)  # before: "number of parameters must be between 0 and 65535"
+        load.write(conn, rows_of_page.page("patients", [], []))  # before: "number of parameters must be ..."

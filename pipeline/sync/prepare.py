@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,26 @@ class Rejected:
     reason: str  # "<field>: <problem>"
     stored: Any  # what quarantine keeps
     digest: str
+
+
+@dataclass(frozen=True)
+class PreparedPage:
+    good: dict[str, Prepared]  # by key: the last duplicate of a key on a page wins
+    bad: list[Rejected]
+    fetched: int
+
+
+def prepare_page(records: Sequence[Any], spec: StreamSpec, ctx: MappingContext) -> PreparedPage:
+    """Every record of a page prepared: what needs no database, so it can run while another page is written."""
+    good: dict[str, Prepared] = {}
+    bad: list[Rejected] = []
+    for raw in records:
+        record = prepare(raw, spec, ctx)
+        if isinstance(record, Rejected):
+            bad.append(record)
+        else:
+            good[record.key] = record
+    return PreparedPage(good, bad, len(records))
 
 
 def payload_hash(payload: Any) -> str:

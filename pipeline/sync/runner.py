@@ -28,23 +28,20 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from canonical.errors import LeaseHeldError, PatientSyncError, Stopped
 from connectors.client import RetryPolicy, SourceClient
+from mappings.context import MappingContext
 from pipeline.bind import mapping_context, open_client, stream_names, stream_spec
 from pipeline.config import Config, SourceConfig
 from pipeline.kinds import KINDS, StreamSpec
-from pipeline.storage import lookups, state
+from pipeline.storage import load, lookups, state
+from pipeline.storage.db import reading
+from pipeline.storage.load import PageRows, clear_quarantine, missing_records, refresh_statistics, soft_delete
 from pipeline.storage.tables import Mode, Status
 from pipeline.sync.batches import Batch, fan_out_batches, listing_batches
 from pipeline.sync.cursor import Cursor
 from pipeline.sync.messages import database_reason, frames, public, run_error
 from pipeline.sync.prefetch import Prefetched
-from pipeline.sync.store import (
-    PageCounts,
-    clear_quarantine,
-    missing_records,
-    refresh_statistics,
-    soft_delete,
-    write_page,
-)
+from pipeline.sync.prepare import PreparedPage, prepare_page
+from pipeline.sync.rows import PageCounts, map_page
 
 log = structlog.get_logger(__name__)
 
@@ -240,15 +237,20 @@ class StreamRun:
         counted_at = state.utcnow()
 
         leaving = threading.Event()  # set as the walk ends, however it ends: queued detail requests are not sent
-        ahead = self._batches(position, ctx.today, leaving)
+        # Fetched and prepared (scrubbed, redacted, hashed, keyed) in the prefetch thread, a batch ahead.
+        ahead = (
+            (batch, prepare_page(batch.records, self.spec, ctx))
+            for batch in self._batches(position, ctx.today, leaving)
+        )
         keeper = state.LeaseKeeper(engine, name, stream, self.holder, options.lease_ttl)
         prefetched = Prefetched(ahead, depth=options.prefetch, stop=leaving, interrupt=options.stop)
         with keeper, prefetched as batches:
-            for batch in batches:
+            for batch, page in batches:
                 now = state.utcnow()
                 cursor = cursor.advanced(batch.checkpoint, self.mode)
+                rows, counts = self._mapped(page, ctx, now, run_id)  # outside the write transaction
                 with engine.begin() as conn:
-                    counts = write_page(conn, name, self.spec, batch.records, ctx, now, run_id)
+                    load.write(conn, rows)
                     state.save_cursor(conn, name, stream, cursor.to_json(), now)
                     state.renew_lease(conn, name, stream, self.holder, now, options.lease_ttl)
                     if now - counted_at >= RUN_COUNTS_EVERY:  # so status shows a long run's progress
@@ -283,6 +285,15 @@ class StreamRun:
                 "their records were not read, and no deletion was decided"
             )
 
+    def _mapped(
+        self, page: PreparedPage, ctx: MappingContext, now: dt.datetime, run_id: int
+    ) -> tuple[PageRows, PageCounts]:
+        """The page's rows: the stored hashes read (this stream's are written by this run only: the lease),
+        then the changed records mapped."""
+        with reading(self.engine).connect() as conn:
+            stored = load.stored_hashes(conn, self.name, self.stream, list(page.good))
+        return map_page(page, stored, self.spec, ctx, self.name, now, run_id)
+
     def _walks_everything(self) -> bool:
         """Whether a walk from the very start sees the whole stream: a fan-out's incremental pass asks only
         for what is new, so only its sweep sees everything."""
@@ -315,7 +326,7 @@ class StreamRun:
         complete and delete everything after it; then nothing is settled and the next sweep decides.
         """
         name, spec, source = self.name, self.spec, self.source
-        gone, live = missing_records(conn, name, spec, walk.seen)
+        gone, live = missing_records(conn, name, self.stream, walk.seen)
         withheld = None
         if not walk.seen and (live or gone):
             withheld = "the sweep saw no records"
@@ -330,7 +341,7 @@ class StreamRun:
             )
             return 0
         if gone:
-            soft_delete(conn, name, spec, gone, now)
+            soft_delete(conn, name, self.stream, spec.entity.value, gone, now)
         clear_quarantine(conn, name, self.stream, walk.still_bad)
         return len(gone)
 

@@ -1,0 +1,193 @@
+"""The load step: a page's rows written with SQL only, inside the caller's transaction; and the SQL that a
+complete walk needs to settle deletions.
+
+A page arrives as ``PageRows``, every row already built by the pure steps of ``pipeline.sync``: this module
+neither maps nor validates. Canonical rows are updated only where a column really differs (``ON CONFLICT ...
+DO UPDATE ... WHERE``), so a record that changed only in fields we do not keep writes no canonical row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, and_, delete, or_, select, text, update
+
+from pipeline.storage.db import among, upsert_insert
+from pipeline.storage.tables import (
+    CANONICAL,
+    Crosswalk,
+    PatientMedic,
+    PatientOrganization,
+    Quarantine,
+    SourceRecord,
+    table_of,
+)
+
+_CHUNK = 1000  # keys per IN (...) list: far below SQLite's and PostgreSQL's parameter limits
+_LINK_TABLES = {"patient_medic": table_of(PatientMedic), "patient_organization": table_of(PatientOrganization)}
+
+
+@dataclass
+class PageRows:
+    """Everything one page writes, as plain rows by table: the load step's whole input."""
+
+    source: str
+    stream: str
+    canonical: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # table -> rows
+    crosswalk: list[dict[str, Any]] = field(default_factory=list)
+    # Entities whose crosswalk rows become exactly the page's (records stored before): entity type -> ids.
+    described: dict[str, list[str]] = field(default_factory=dict)
+    links: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # link table -> rows
+    relinked_patients: list[str] = field(default_factory=list)  # their links are replaced by the page's
+    records: list[dict[str, Any]] = field(default_factory=list)  # source_record rows
+    quarantine: list[dict[str, Any]] = field(default_factory=list)  # one row a key
+
+
+def stored_hashes(conn: Connection, source: str, stream: str, keys: list[str]) -> dict[str, tuple[str, bool]]:
+    """The stored ``payload_hash`` of each of ``keys`` that is stored, with whether it is soft-deleted."""
+    t = table_of(SourceRecord)
+    found: dict[str, tuple[str, bool]] = {}
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        query = select(t.c.source_key, t.c.payload_hash, t.c.deleted_at).where(
+            t.c.source == source, t.c.stream == stream, among(conn, t.c.source_key, chunk)
+        )
+        for key, digest, deleted_at in conn.execute(query).all():  # one fetchall, not a fetchone a row
+            found[key] = (digest, deleted_at is not None)
+    return found
+
+
+def write(conn: Connection, rows: PageRows) -> None:
+    """Write one page's rows; the caller commits."""
+    for table_name, canonical in rows.canonical.items():
+        _upsert(conn, table_of(CANONICAL[table_name]), canonical, keep=("created_at",))
+    _write_crosswalk(conn, rows)
+    for table_name, table in _LINK_TABLES.items():
+        if rows.relinked_patients:
+            conn.execute(
+                delete(table).where(
+                    # one parameter, however many patients: a profiles listing is one page of them all
+                    table.c.source == rows.source,
+                    among(conn, table.c.patient_id, rows.relinked_patients),
+                )
+            )
+        links = rows.links.get(table_name)
+        if links:
+            conn.execute(upsert_insert(conn, table).on_conflict_do_nothing(), links)
+    _upsert(conn, table_of(SourceRecord), rows.records, keep=("first_seen_at",))
+    if rows.records:
+        q = table_of(Quarantine)
+        landed = [row["source_key"] for row in rows.records]
+        conn.execute(
+            delete(q).where(q.c.source == rows.source, q.c.stream == rows.stream, among(conn, q.c.source_key, landed))
+        )
+    _upsert(conn, table_of(Quarantine), rows.quarantine)
+
+
+def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keep: Iterable[str] = ()) -> None:
+    """INSERT ... ON CONFLICT (primary key) DO UPDATE the other columns where any of them differs."""
+    if not rows:
+        return
+    stmt = upsert_insert(conn, table)
+    key = [c.name for c in table.primary_key.columns]
+    changing = [c for c in rows[0] if c not in key and c not in keep]
+    compared = [c for c in changing if c not in ("updated_at", "last_seen_at", "created_at", "run_id")]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=key,
+        set_={c: stmt.excluded[c] for c in changing},
+        where=or_(*(table.c[c].is_distinct_from(stmt.excluded[c]) for c in compared)),
+    )
+    conn.execute(stmt, list(rows))
+
+
+def _write_crosswalk(conn: Connection, rows: PageRows) -> None:
+    """The page's crosswalk rows, after removing those its described entities no longer carry.
+
+    Only the entity a record is about (a Prescrypto patient, a profiles patient) loses identifiers. The entities
+    a record merely mentions (a medic's hospital, a patient's doctors) keep theirs: other records mention them
+    too, and one record that stopped mentioning them says nothing about their identifiers.
+    """
+    cw = table_of(Crosswalk)
+    # A row of one source and entity type as one string, so the rows to keep are one parameter: entity ids
+    # have a fixed length and id types never hold the separator, so no two rows give the same string.
+    sep = "\x1f"
+    for entity_type, ids in rows.described.items():
+        wanted = set(ids)
+        carried = [
+            f"{r['entity_id']}{sep}{r['id_type']}{sep}{r['id_value']}"
+            for r in rows.crosswalk
+            if r["entity_id"] in wanted
+        ]
+        conn.execute(
+            delete(cw).where(
+                cw.c.source == rows.source,
+                cw.c.entity_type == entity_type,
+                among(conn, cw.c.entity_id, sorted(ids)),
+                ~among(conn, cw.c.entity_id + sep + cw.c.id_type + sep + cw.c.id_value, carried),
+            )
+        )
+    if rows.crosswalk:
+        conn.execute(upsert_insert(conn, cw).on_conflict_do_nothing(), rows.crosswalk)
+
+
+def refresh_statistics(engine: Engine) -> None:
+    """Let PostgreSQL's planner see how much ``source_record`` and ``crosswalk`` grew during a bulk load.
+
+    Without statistics it guesses that one row matches (source, stream) and scans every stored record of
+    the stream to look up a page's hashes, which grows slower with every page of a first backfill.
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("ANALYZE source_record, crosswalk"))
+            conn.commit()
+
+
+def missing_records(conn: Connection, source: str, stream: str, seen: set[str]) -> tuple[dict[str, str], int]:
+    """Records stored as live that a complete sweep did not see (key -> canonical id), and how many are live."""
+    t = table_of(SourceRecord)
+    live = conn.execute(
+        select(t.c.source_key, t.c.entity_id).where(
+            t.c.source == source, t.c.stream == stream, t.c.deleted_at.is_(None)
+        )
+    ).all()
+    return {key: entity_id for key, entity_id in live if key not in seen}, len(live)
+
+
+def clear_quarantine(conn: Connection, source: str, stream: str, still_bad: set[str]) -> int:
+    """Remove the quarantine rows of records a complete sweep found good again, or no longer found at all."""
+    q = table_of(Quarantine)
+    stored = conn.execute(select(q.c.source_key).where(q.c.source == source, q.c.stream == stream)).scalars()
+    cleared = sorted(set(stored) - still_bad)
+    for start in range(0, len(cleared), _CHUNK):
+        chunk = cleared[start : start + _CHUNK]
+        conn.execute(delete(q).where(q.c.source == source, q.c.stream == stream, q.c.source_key.in_(chunk)))
+    return len(cleared)
+
+
+def soft_delete(
+    conn: Connection, source: str, stream: str, entity_table: str, gone: dict[str, str], now: dt.datetime
+) -> None:
+    """Mark the records, and the canonical rows they landed on, as deleted; nothing is dropped."""
+    t = table_of(SourceRecord)
+    entity = table_of(CANONICAL[entity_table])
+    keys = sorted(gone)
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        conn.execute(
+            update(t)
+            .where(and_(t.c.source == source, t.c.stream == stream, t.c.source_key.in_(chunk)))
+            .values(deleted_at=now)
+        )
+        ids = [gone[key] for key in chunk if gone[key]]
+        # A canonical row another live record still lands on (the same id spelt "007" before and "7" now) stays.
+        still_landed = select(t.c.entity_id).where(
+            t.c.source == source, t.c.deleted_at.is_(None), t.c.entity_id.is_not(None)
+        )
+        conn.execute(
+            update(entity)
+            .where(entity.c.id.in_(ids), entity.c.id.not_in(still_landed.where(t.c.entity_id.in_(ids))))
+            .values(deleted_at=now, updated_at=now)
+        )
