@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+import httpx
+
 from connectors.client import RetryPolicy, SourceClient
 from mappings.context import MappingContext
 from pipeline.kinds import KINDS, SourceBase, StreamSpec
@@ -40,9 +42,15 @@ def auth_headers(source: SourceConfig) -> dict[str, str]:
 
 
 def open_client(
-    name: str, source: SourceConfig, retry: RetryPolicy | None = None, stop: threading.Event | None = None
+    name: str,
+    source: SourceConfig,
+    retry: RetryPolicy | None = None,
+    stop: threading.Event | None = None,
+    transport: httpx.BaseTransport | None = None,
 ) -> SourceClient:
-    """The source's client; once ``stop`` is set it sends nothing more and cuts retry waits short."""
+    """The source's client; once ``stop`` is set it sends nothing more and cuts retry waits short.
+
+    ``transport`` replaces the network (tests: ``sandbox.inprocess.in_process(app)``)."""
     return SourceClient(
         name,
         str(source.base_url),
@@ -55,4 +63,5 @@ def open_client(
         max_response_bytes=source.max_response_bytes,
         deadline=source.deadline,
         secrets=[source.token.get_secret_value()],
+        transport=transport,
     )

@@ -50,7 +50,9 @@ from starlette.routing import BaseRoute, Route
 from sandbox import clock, tokens
 from sandbox.people import Person
 from sandbox.routing import (
+    TOKEN,
     Endpoint,
+    Switch,
     both_slashes,
     control_error,
     control_object,
@@ -58,6 +60,8 @@ from sandbox.routing import (
     json_bytes,
     read_json,
     staging_routes,
+    switches_route,
+    token_guard,
 )
 from sandbox.store import Deferred, Record, Table, encode
 
@@ -387,13 +391,7 @@ def api_routes(state: GaugesState) -> list[BaseRoute]:
             readings = [g for g in readings if _recorded_within(g, first, last)]
         return json_bytes(encode(readings))
 
-    def authed(endpoint: Endpoint) -> Endpoint:
-        async def guarded(request: Request) -> Response:
-            if request.headers.get("x-user-token", "").strip() != state.token:
-                return JSONResponse({"errors": "Invalid token"}, status_code=401)
-            return await endpoint(request)
-
-        return guarded
+    authed = token_guard("x-user-token", "", lambda: state.token, {"errors": "Invalid token"})
 
     return [
         *both_slashes("/v1/patients", authed(patients), ["GET", "POST"]),
@@ -486,22 +484,20 @@ async def _patient_fields(request: Request, partial: bool) -> Record | Response:
 def control_routes(state: GaugesState) -> list[BaseRoute]:
     """Routes to mount under `/_sandbox/gauges`: switches, and staging of raw patients and readings."""
 
-    async def switches(request: Request) -> Response:
-        if request.method == "POST":
-            body = await control_object(request)
-            if isinstance(body, Response):
-                return body
-            shape = body.get("list_shape", state.list_shape)
-            if shape not in LIST_SHAPES:
-                return control_error(f"'list_shape' must be one of {list(LIST_SHAPES)}")
-            forbidden = body.get("forbidden", sorted(state.forbidden))
-            if not isinstance(forbidden, list):
-                return control_error("'forbidden' must be a list of patient ids")
-            state.list_shape = shape
-            state.forbidden = {str(pid) for pid in forbidden}
-            if "token" in body:
-                state.token = str(body["token"])
-        return JSONResponse({"list_shape": state.list_shape, "forbidden": _ids(state.forbidden), "token": state.token})
+    switches = switches_route(
+        state,
+        [
+            Switch("list_shape", lambda shape: shape in LIST_SHAPES, f"must be one of {list(LIST_SHAPES)}"),
+            Switch(
+                "forbidden",
+                lambda ids: isinstance(ids, list),
+                "must be a list of patient ids",
+                stored=lambda ids: {str(pid) for pid in ids},
+                shown=_ids,
+            ),
+            TOKEN,
+        ],
+    )
 
     async def add_reading(request: Request) -> Response:
         body = await control_object(request)
@@ -521,7 +517,7 @@ def control_routes(state: GaugesState) -> list[BaseRoute]:
         return control_error("Not found", 404) if changed is None else JSONResponse(changed)
 
     return [
-        Route("/switches", switches, methods=["GET", "POST"]),
+        switches,
         *staging_routes("/patients", lambda: state.patients, "id", lambda: state.patients.next_id()),
         Route("/gauges", add_reading, methods=["POST"]),
         Route("/gauges/{id}", change_reading, methods=["PATCH", "DELETE"]),

@@ -41,19 +41,20 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from sandbox import tokens, usa
 from sandbox.people import Person
 from sandbox.routing import (
-    Endpoint,
+    TOKEN,
+    Switch,
     both_slashes,
-    control_error,
-    control_object,
     is_page_size,
     json_bytes,
     read_json,
     staging_routes,
+    switches_route,
+    token_guard,
 )
 from sandbox.store import Deferred, Record, Table, encode
 
@@ -235,13 +236,7 @@ def api_routes(state: ParticleState) -> list[BaseRoute]:
             return json_bytes(encode("delete successful"))
         return json_bytes(state.patients.json_at(pos))
 
-    def authed(endpoint: Endpoint) -> Endpoint:
-        async def guarded(request: Request) -> Response:
-            if request.headers.get("authorization", "").strip() != state.token:
-                return JSONResponse({"error": "invalid token"}, status_code=401)
-            return await endpoint(request)
-
-        return guarded
+    authed = token_guard("authorization", "", lambda: state.token, {"error": "invalid token"})
 
     return [
         *both_slashes("/api/v1/patients", authed(patients), ["GET", "POST"]),
@@ -279,33 +274,17 @@ async def _create_or_update(request: Request, state: ParticleState) -> Response:
 def control_routes(state: ParticleState) -> list[BaseRoute]:
     """Routes to mount under `/_sandbox/particle`: switches, and staging of raw records."""
 
-    async def switches(request: Request) -> Response:
-        if request.method == "POST":
-            body = await control_object(request)
-            if isinstance(body, Response):
-                return body
-            page_size = body.get("page_size", state.page_size)
-            token_param = body.get("token_param", state.token_param)
-            last_token = body.get("last_token", state.last_token)
-            if not is_page_size(page_size):
-                return control_error("'page_size' must be an integer >= 1")
-            if not isinstance(token_param, str) or not token_param:
-                return control_error("'token_param' must be a query parameter name")
-            if last_token not in LAST_TOKENS:
-                return control_error(f"'last_token' must be one of {list(LAST_TOKENS)}")
-            state.page_size, state.token_param, state.last_token = page_size, token_param, last_token
-            if "token" in body:
-                state.token = str(body["token"])
-        return JSONResponse(
-            {
-                "page_size": state.page_size,
-                "token_param": state.token_param,
-                "last_token": state.last_token,
-                "token": state.token,
-            }
-        )
+    switches = switches_route(
+        state,
+        [
+            Switch("page_size", is_page_size, "must be an integer >= 1"),
+            Switch("token_param", lambda name: isinstance(name, str) and bool(name), "must be a query parameter name"),
+            Switch("last_token", lambda value: value in LAST_TOKENS, f"must be one of {list(LAST_TOKENS)}"),
+            TOKEN,
+        ],
+    )
 
     return [
-        Route("/switches", switches, methods=["GET", "POST"]),
+        switches,
         *staging_routes("/patients", lambda: state.patients, "patient_id", state.new_key),
     ]

@@ -18,7 +18,6 @@ included) that no validating endpoint would accept.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,19 +25,21 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from sandbox import tokens
 from sandbox.people import Clinician, Person
 from sandbox.routing import (
-    Endpoint,
+    TOKEN,
+    Switch,
     both_slashes,
-    control_error,
-    control_object,
+    drf_object,
     int_param,
     is_page_size,
     json_bytes,
     staging_routes,
+    switches_route,
+    token_guard,
 )
 from sandbox.store import Record, Table, encode
 
@@ -221,7 +222,7 @@ def api_routes(state: PrescryptoState) -> list[BaseRoute]:
         pos = table.find("id", key)
         if pos is None:
             return _not_found()
-        body = await _json_body(request)
+        body = await drf_object(request)
         if isinstance(body, Response):
             return body
         fields, errors = _validate(body, partial=True)
@@ -237,14 +238,7 @@ def api_routes(state: PrescryptoState) -> list[BaseRoute]:
         pos = state.medics.find("id", request.path_params["key"])
         return _not_found() if pos is None else json_bytes(state.medics.json_at(pos))
 
-    def authed(endpoint: Endpoint) -> Endpoint:
-        async def guarded(request: Request) -> Response:
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "token" or token.strip() != state.token:
-                return JSONResponse({"message": "Invalid Token"}, status_code=401)
-            return await endpoint(request)
-
-        return guarded
+    authed = token_guard("authorization", "Token", lambda: state.token, {"message": "Invalid Token"})
 
     return [
         *both_slashes("/api/v2/patient", authed(patients), ["GET", "POST"]),
@@ -255,7 +249,7 @@ def api_routes(state: PrescryptoState) -> list[BaseRoute]:
 
 
 async def _create_patient(request: Request, state: PrescryptoState) -> Response:
-    body = await _json_body(request)
+    body = await drf_object(request)
     if isinstance(body, Response):
         return body
     fields, errors = _validate(body, partial=False)
@@ -319,31 +313,22 @@ def _envelope(request: Request, table: Table, offset: int, limit: int | None) ->
 def control_routes(state: PrescryptoState) -> list[BaseRoute]:
     """Routes to mount under `/_sandbox/prescrypto`: switches, and staging of raw records."""
 
-    async def switches(request: Request) -> Response:
-        if request.method == "POST":
-            body = await control_object(request)
-            if isinstance(body, Response):
-                return body
-            if "patients_envelope" in body:
-                state.patients_envelope = bool(body["patients_envelope"])
-            if "token" in body:
-                state.token = str(body["token"])
-            if "patients_max_limit" in body:
-                cap = body["patients_max_limit"]
-                if cap is not None and not is_page_size(cap):
-                    return control_error("'patients_max_limit' must be an integer of at least 1, or null")
-                state.patients_max_limit = cap
-        return JSONResponse(
-            {
-                "patients_envelope": state.patients_envelope,
-                "patients_max_limit": state.patients_max_limit,
-                "token": state.token,
-            }
-        )
+    switches = switches_route(
+        state,
+        [
+            Switch("patients_envelope", lambda value: True, "", stored=bool),
+            Switch(
+                "patients_max_limit",
+                lambda cap: cap is None or is_page_size(cap),
+                "must be an integer of at least 1, or null",
+            ),
+            TOKEN,
+        ],
+    )
 
     # The tables are looked up on each request because a reset replaces them.
     return [
-        Route("/switches", switches, methods=["GET", "POST"]),
+        switches,
         *staging_routes("/patients", lambda: state.patients, "id", lambda: state.patients.next_id()),
         *staging_routes("/medics", lambda: state.medics, "id", lambda: state.medics.next_id()),
     ]
@@ -354,16 +339,3 @@ def control_routes(state: PrescryptoState) -> list[BaseRoute]:
 
 def _not_found() -> Response:
     return JSONResponse({"message": "Not found"}, status_code=404)
-
-
-async def _json_body(request: Request) -> dict[str, Any] | Response:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError as exc:
-        return JSONResponse({"detail": f"JSON parse error - {exc}"}, status_code=400)
-    if not isinstance(body, dict):
-        kind = type(body).__name__
-        return JSONResponse(
-            {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]}, status_code=400
-        )
-    return body

@@ -36,19 +36,20 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from sandbox import clock, tokens, usa
 from sandbox.people import Clinician, Person
 from sandbox.routing import (
-    Endpoint,
+    TOKEN,
+    Switch,
     both_slashes,
-    control_error,
-    control_object,
+    drf_object,
     is_page_size,
     json_bytes,
-    read_json,
     staging_routes,
+    switches_route,
+    token_guard,
 )
 from sandbox.store import Deferred, Record, Table, encode
 
@@ -287,7 +288,7 @@ def api_routes(state: ProfilesState) -> list[BaseRoute]:
         if request.method == "DELETE":
             table.remove(pos)
             return Response(status_code=204)
-        body = await _object(request)
+        body = await drf_object(request)
         if isinstance(body, Response):
             return body
         fields, errors = _validate(body, state, partial=True)
@@ -303,14 +304,7 @@ def api_routes(state: ProfilesState) -> list[BaseRoute]:
         fields["last_updated"] = clock.bumped(record.get("last_updated"), millis=False)
         return json_bytes(encode(state.patients.update(pos, fields)))
 
-    def authed(endpoint: Endpoint) -> Endpoint:
-        async def guarded(request: Request) -> Response:
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "token" or token.strip() != state.token:
-                return JSONResponse({"detail": "Invalid token."}, status_code=401)
-            return await endpoint(request)
-
-        return guarded
+    authed = token_guard("authorization", "Token", lambda: state.token, {"detail": "Invalid token."})
 
     return [
         *both_slashes("/patients/patients", authed(patients), ["GET", "POST"]),
@@ -343,7 +337,7 @@ def _page(request: Request, table: Table, page_size: int) -> Response:
 
 
 async def _create(request: Request, state: ProfilesState) -> Response:
-    body = await _object(request)
+    body = await drf_object(request)
     if isinstance(body, Response):
         return body
     fields, errors = _validate(body, state, partial=False)
@@ -435,41 +429,22 @@ def _is_date(value: str) -> bool:
     return len(value) == 10
 
 
-async def _object(request: Request) -> dict[str, Any] | Response:
-    try:
-        body = await read_json(request)
-    except ValueError as exc:
-        return JSONResponse({"detail": f"JSON parse error - {exc}"}, status_code=400)
-    if not isinstance(body, dict):
-        kind = "null" if body is None else type(body).__name__
-        return JSONResponse(
-            {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]}, status_code=400
-        )
-    return body
-
-
 # --- control routes ----------------------------------------------------------------------------------
 
 
 def control_routes(state: ProfilesState) -> list[BaseRoute]:
     """Routes to mount under `/_sandbox/profiles`: switches, and staging of raw records."""
 
-    async def switches(request: Request) -> Response:
-        if request.method == "POST":
-            body = await control_object(request)
-            if isinstance(body, Response):
-                return body
-            page_size = body.get("page_size", state.page_size)
-            if not is_page_size(page_size):
-                return control_error("'page_size' must be an integer >= 1")
-            if "envelope" in body:
-                state.envelope = bool(body["envelope"])
-            if "token" in body:
-                state.token = str(body["token"])
-            state.page_size = page_size
-        return JSONResponse({"envelope": state.envelope, "page_size": state.page_size, "token": state.token})
+    switches = switches_route(
+        state,
+        [
+            Switch("envelope", lambda value: True, "", stored=bool),
+            Switch("page_size", is_page_size, "must be an integer >= 1"),
+            TOKEN,
+        ],
+    )
 
     return [
-        Route("/switches", switches, methods=["GET", "POST"]),
+        switches,
         *staging_routes("/patients", lambda: state.patients, "unique_id", state.new_key),
     ]

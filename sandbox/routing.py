@@ -7,7 +7,8 @@ they want for a body that is not JSON or a record that does not exist.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -99,3 +100,72 @@ def staging_routes(prefix: str, table: Callable[[], Table], key: str, new_key: C
         Route(prefix, add, methods=["POST"]),
         Route(prefix + "/{key}", change, methods=["PATCH", "DELETE"]),
     ]
+
+
+def token_guard(
+    header: str, scheme: str, token: Callable[[], str], refusal: dict[str, Any]
+) -> Callable[[Endpoint], Endpoint]:
+    """Wrap endpoints so that they answer 401 with ``refusal`` unless ``header`` carries ``scheme`` and the
+    current token (``scheme`` "" means the bare token). ``token`` is called per request: a switch changes it."""
+
+    def guard(endpoint: Endpoint) -> Endpoint:
+        async def guarded(request: Request) -> Response:
+            given = request.headers.get(header, "").strip()
+            if scheme:
+                said, _, given = given.partition(" ")
+                if said.lower() != scheme.lower():
+                    return JSONResponse(refusal, status_code=401)
+            if given.strip() != token():
+                return JSONResponse(refusal, status_code=401)
+            return await endpoint(request)
+
+        return guarded
+
+    return guard
+
+
+async def drf_object(request: Request) -> dict[str, Any] | Response:
+    """A request body as Django REST framework reads one: a JSON object, else its 400."""
+    try:
+        body = await read_json(request)
+    except ValueError as exc:
+        return JSONResponse({"detail": f"JSON parse error - {exc}"}, status_code=400)
+    if not isinstance(body, dict):
+        kind = "null" if body is None else type(body).__name__
+        return JSONResponse(
+            {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]}, status_code=400
+        )
+    return body
+
+
+@dataclass(frozen=True)
+class Switch:
+    """One switch of a simulated API: the state attribute it sets, and what a value must be."""
+
+    name: str
+    valid: Callable[[Any], bool]
+    problem: str  # said when a value is not valid
+    stored: Callable[[Any], Any] = lambda value: value  # the value as the state keeps it
+    shown: Callable[[Any], Any] = lambda value: value  # the kept value as the route answers it
+
+
+TOKEN = Switch("token", lambda value: True, "", stored=str)
+
+
+def switches_route(state: Any, switches: Sequence[Switch]) -> Route:
+    """``GET/POST /switches``: every switch of ``state``; a POST sets those it names, all or none."""
+
+    async def handler(request: Request) -> Response:
+        if request.method == "POST":
+            body = await control_object(request)
+            if isinstance(body, Response):
+                return body
+            for switch in switches:
+                if switch.name in body and not switch.valid(body[switch.name]):
+                    return control_error(f"{switch.name!r} {switch.problem}")
+            for switch in switches:
+                if switch.name in body:
+                    setattr(state, switch.name, switch.stored(body[switch.name]))
+        return JSONResponse({switch.name: switch.shown(getattr(state, switch.name)) for switch in switches})
+
+    return Route("/switches", handler, methods=["GET", "POST"])

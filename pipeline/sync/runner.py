@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -83,6 +84,7 @@ class RunOptions:
     lease_ttl: dt.timedelta = state.LEASE_TTL
     today: dt.date | None = None  # None: the real date
     prefetch: int = 1
+    transport: httpx.BaseTransport | None = None  # None: the network; a test may hand in the sandbox's app
 
 
 _told_no_hash_key: set[str] = set()  # sources already warned about, so the daemon says it once
@@ -101,7 +103,7 @@ def run_sources(
         if KINDS[source.kind].hashes_ssns and source.ssn_key() is None and name not in _told_no_hash_key:
             _told_no_hash_key.add(name)
             log.warning("no ssn_hash_key: SSN hashes are not kept for matching, only ssn_last4", source=name)
-        with open_client(name, source, options.retry, options.stop) as client:
+        with open_client(name, source, options.retry, options.stop, options.transport) as client:
             for stream in stream_names(source):
                 if options.stop.is_set():
                     return results
