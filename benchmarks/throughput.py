@@ -28,17 +28,15 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from connectors.stream import Stream, read_pages
+from benchmarks import fetch_only
+from benchmarks.fetch_only import fetch_all
 from pipeline.app import logs
-from pipeline.bind import open_client, stream_spec
-from pipeline.config import Config, parse
+from pipeline.config import Config
 from pipeline.storage.db import migrate, open_engine
 from pipeline.sync.runner import SWEEP, RunOptions, run_sources
 from sandbox.prescrypto import DEFAULT_TOKEN
 from sandbox.server import SandboxHandle, running_sandbox
 
-SOURCE = "prescrypto"
-STREAM = "patients"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 CEILING_BEFORE, CEILING_AFTER = "ceiling (before)", "ceiling (after)"
@@ -65,23 +63,7 @@ class Stage:
 
 def make_config(sandbox: SandboxHandle, db_url: str, page_size: int) -> Config:
     """The product's own configuration for one Prescrypto source reading only its patients stream."""
-    source = {
-        "kind": "prescrypto",
-        "base_url": sandbox.url("/prescrypto"),
-        "token": DEFAULT_TOKEN,
-        "streams": [STREAM],
-        "page_size": page_size,
-    }
-    return parse({"database": {"url": db_url}, "sources": {SOURCE: source}}, {})
-
-
-def fetch_all(config: Config) -> int:
-    """Page the whole stream with the product's client and reader, decoding JSON and writing nothing."""
-    source = config.sources[SOURCE]
-    stream = stream_spec(source, STREAM).stream
-    assert isinstance(stream, Stream), "the benchmark pages a listing"
-    with open_client(SOURCE, source) as client:
-        return sum(len(page.new_records) for _, page in read_pages(client, stream, dict(stream.params)))
+    return fetch_only.make_config(sandbox.url("/prescrypto"), db_url, page_size, DEFAULT_TOKEN)
 
 
 def sweep(config: Config, engine: Engine, problems: list[str], label: str, expect_unchanged: bool) -> int:
@@ -272,25 +254,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak RSS: benchmark {own_rss:.0f} MiB, sandbox {sandbox_rss:.0f} MiB")
     if sandbox_cpu is not None:
         print(f"sandbox CPU, start-up included: {sandbox_cpu:.1f}s")
-    failed = [row["stage"] for row in rows if row.get("passed") is False]
+    figures = {
+        "patients": args.patients,
+        "page_size": args.page_size,
+        "repeat": args.repeat,
+        "postgres": bool(args.pg_url),
+        "stages": rows,
+        "runs": [[{**asdict(stage), "records_per_s": stage.rate} for stage in run.values()] for run in runs],
+        "peak_rss_mb": own_rss,
+        "sandbox_peak_rss_mb": sandbox_rss,
+        "sandbox_cpu_seconds": sandbox_cpu,
+    }
+    return conclude([row["stage"] for row in rows if row.get("passed") is False], problems, args.json, figures)
+
+
+def conclude(failed: list[str], problems: list[str], path: Path | None, figures: dict[str, Any]) -> int:
+    """A run's last lines (the missed targets, the correctness problems), its figures written as JSON to
+    ``path`` when one is given, and its exit status: 1 when a result was wrong, whatever the targets."""
     print(f"targets missed: {', '.join(failed)}" if failed else "all targets met")
     print("correctness: " + ("; ".join(problems) if problems else "OK"))
-
-    if args.json:
-        figures = {
-            "patients": args.patients,
-            "page_size": args.page_size,
-            "repeat": args.repeat,
-            "postgres": bool(args.pg_url),
-            "stages": rows,
-            "runs": [[{**asdict(stage), "records_per_s": stage.rate} for stage in run.values()] for run in runs],
-            "peak_rss_mb": own_rss,
-            "sandbox_peak_rss_mb": sandbox_rss,
-            "sandbox_cpu_seconds": sandbox_cpu,
-            "targets_missed": failed,
-            "problems": problems,
-        }
-        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    if path:
+        figures = {**figures, "targets_missed": failed, "problems": problems}
+        path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     return 1 if problems else 0
 
 

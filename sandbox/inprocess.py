@@ -25,7 +25,8 @@ class InProcessTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
         forwarded = httpx.Request(request.method, request.url, headers=request.headers, content=body)
-        status, headers, content = asyncio.run_coroutine_threadsafe(self._send(forwarded), self._loop).result(timeout=120)
+        reply = asyncio.run_coroutine_threadsafe(self._send(forwarded), self._loop)
+        status, headers, content = reply.result(timeout=120)
         return httpx.Response(status, headers=headers, content=content, request=request)
 
     async def _send(self, request: httpx.Request) -> tuple[int, httpx.Headers, bytes]:
