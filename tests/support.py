@@ -46,7 +46,9 @@ def engine_for(config: Config) -> Engine:
 
 
 def run(config: Config, engine: Engine, mode: str, **options: Any) -> list[RunResult]:
-    opts = RunOptions(**{"retry": FAST_RETRY, "today": TODAY, **options})
+    """A run as the tests drive it: fast retries, a fixed today, and (unless a test says otherwise) a
+    transaction per page, so that a test can act between two pages."""
+    opts = RunOptions(**{"retry": FAST_RETRY, "today": TODAY, "commit_records": 1, **options})
     return run_sources(config, engine, mode, options=opts)
 
 

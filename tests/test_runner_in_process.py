@@ -38,3 +38,24 @@ def test_every_kind_syncs_in_process_and_a_second_run_writes_nothing(app, db_url
     assert count(engine, "patient") == 4 * 120
     again = by_stream(run_sources(config, engine, INCREMENTAL, options=options))
     assert all(r.counts.inserted == r.counts.updated == 0 for r in again.values())
+
+
+def test_batches_are_committed_together_and_the_cursor_covers_exactly_what_is_stored(app, db_url):
+    from pipeline.storage.state import load_cursor
+
+    config = make_config(db_url, {"rx": {**_sources()["rx"], "streams": ["patients"]}})
+    engine = engine_for(config)
+    seen: list[tuple[int, int]] = []
+
+    def after_commit(source, stream, done, total):
+        with engine.connect() as conn:
+            offset = load_cursor(conn, "rx", "patients")["sweep"]["offset"]
+        seen.append((count(engine, "source_record"), offset))
+
+    options = RunOptions(
+        retry=FAST_RETRY, today=TODAY, transport=in_process(app), commit_records=100, progress=after_commit
+    )
+    assert by_stream(run_sources(config, engine, SWEEP, options=options))["rx/patients"].status == "succeeded"
+    # Pages of 25 (then 24 new each): the first five pages make one transaction, the rest a second; each
+    # commit's cursor points just past the records stored, no more, no fewer.
+    assert len(seen) == 2 and all(stored == offset for stored, offset in seen) and seen[-1][0] == 120

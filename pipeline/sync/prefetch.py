@@ -68,12 +68,21 @@ class Prefetched(Generic[T]):
         return False
 
     def __iter__(self) -> Iterator[T]:
+        for item in self.polled(0.1):
+            if item is None:
+                if self._interrupt.is_set():
+                    raise Stopped("the run is ending: the next batch was not waited for")
+                continue
+            yield item
+
+    def polled(self, every: float) -> Iterator[T | None]:
+        """The items, and None each time ``every`` seconds pass without one: the consumer may act meanwhile
+        (commit what it holds, notice a stop)."""
         while True:
             try:
-                item = self._items.get(timeout=0.1)
+                item = self._items.get(timeout=every)
             except queue.Empty:
-                if self._interrupt.is_set():
-                    raise Stopped("the run is ending: the next batch was not waited for") from None
+                yield None
                 continue
             if item is _END:
                 return

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,10 @@ class RunOptions:
     lease_ttl: dt.timedelta = state.LEASE_TTL
     today: dt.date | None = None  # None: the real date
     prefetch: int = 1
+    # Batches written in one transaction, with the cursor after the last: until this many records, or this many
+    # seconds since the first arrived, whichever comes first (1 record: a transaction per page).
+    commit_records: int = 1000
+    commit_seconds: float = 1.0
     transport: httpx.BaseTransport | None = None  # None: the network; a test may hand in the sandbox's app
 
 
@@ -142,6 +147,53 @@ class _Walk:
         self.total = batch.total if batch.total is not None else self.total
 
 
+class _Group:
+    """Batches waiting to be written together, in the order they came."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Batch, PreparedPage]] = []
+        self.records = 0
+        self.since = 0.0
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def add(self, batch: Batch, page: PreparedPage) -> None:
+        if not self.items:
+            self.since = time.monotonic()
+        self.items.append((batch, page))
+        self.records += page.fetched
+
+    def full(self, options: RunOptions) -> bool:
+        return self.records >= options.commit_records or time.monotonic() - self.since >= options.commit_seconds
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.records = 0
+
+    def merged(self) -> tuple[Batch, PreparedPage]:
+        """The group as one batch: the last checkpoint, every key listed, the pages' records in order."""
+        batches = [batch for batch, _ in self.items]
+        pages = [page for _, page in self.items]
+        if len(batches) == 1:
+            return batches[0], pages[0]
+        listed = None if all(b.listed is None for b in batches) else [k for b in batches for k in (b.listed or [])]
+        totals = [b.total for b in batches if b.total is not None]
+        batch = Batch(
+            checkpoint=batches[-1].checkpoint,
+            records=[],
+            listed=listed,
+            total=totals[-1] if totals else None,
+            partial=any(b.partial for b in batches),
+            refused=sum(b.refused for b in batches),
+            restart=batches[0].restart,
+        )
+        good: dict[str, Any] = {}
+        for page in pages:
+            good.update(page.good)  # a later page's record of a key wins, as on one page
+        return batch, PreparedPage(good, [r for page in pages for r in page.bad], sum(p.fetched for p in pages))
+
+
 class StreamRun:
     """One run of one stream: lease, run row, then batches written with their cursor, then what a complete walk
     settles. ``run`` never raises for the stream's own failures: they are the result's status and error."""
@@ -166,6 +218,13 @@ class StreamRun:
         self.options = options
         self.result = RunResult(source_name, self.stream, mode)
         self.holder = ""
+        # The walk's state, set as it starts (_walk).
+        self.cursor = Cursor()
+        self.walk = _Walk(complete=False)
+        self.ctx = MappingContext(today=dt.date.today())
+        self.group = _Group()
+        self.analyze_at = 1000
+        self.counted_at = state.utcnow()
 
     def run(self) -> RunResult:
         name, stream, result = self.name, self.stream, self.result
@@ -228,64 +287,96 @@ class StreamRun:
 
     def _walk(self) -> None:
         engine, name, stream, options, result = self.engine, self.name, self.stream, self.options, self.result
-        run_id = result.run_id
-        assert run_id is not None, "the run row is written before the walk"
+        assert result.run_id is not None, "the run row is written before the walk"
         with engine.connect() as conn:
             stored = Cursor.from_json(state.load_cursor(conn, name, stream))
-        cursor, position = stored.start(self.mode, state.utcnow())
-        walk = _Walk(complete=not position and self._walks_everything())
-        ctx = mapping_context(self.source, options.today or state.utcnow().date())
-        analyze_at = 1000  # rows inserted by this run; doubled after each refresh
-        counted_at = state.utcnow()
+        self.cursor, position = stored.start(self.mode, state.utcnow())
+        self.walk = _Walk(complete=not position and self._walks_everything())
+        self.ctx = mapping_context(self.source, options.today or state.utcnow().date())
+        self.analyze_at = 1000  # rows inserted by this run; doubled after each refresh
+        self.counted_at = state.utcnow()
 
         leaving = threading.Event()  # set as the walk ends, however it ends: queued detail requests are not sent
         # Fetched and prepared (scrubbed, redacted, hashed, keyed) in the prefetch thread, a batch ahead.
         ahead = (
-            (batch, prepare_page(batch.records, self.spec, ctx))
-            for batch in self._batches(position, ctx.today, leaving)
+            (batch, prepare_page(batch.records, self.spec, self.ctx))
+            for batch in self._batches(position, self.ctx.today, leaving)
         )
         keeper = state.LeaseKeeper(engine, name, stream, self.holder, options.lease_ttl)
         prefetched = Prefetched(ahead, depth=options.prefetch, stop=leaving, interrupt=options.stop)
-        with keeper, prefetched as batches:
-            for batch, page in batches:
-                now = state.utcnow()
-                cursor = cursor.advanced(batch.checkpoint, self.mode)
-                rows, counts = self._mapped(page, ctx, now, run_id)  # outside the write transaction
-                with engine.begin() as conn:
-                    load.write(conn, rows)
-                    state.save_cursor(conn, name, stream, cursor.to_json(), now)
-                    state.renew_lease(conn, name, stream, self.holder, now, options.lease_ttl)
-                    if now - counted_at >= RUN_COUNTS_EVERY:  # so status shows a long run's progress
-                        state.update_run(conn, run_id, **_count_values(result, counts))
-                        counted_at = now
-                result.counts.add(counts)  # only once the page is committed
-                if batch.restart:
-                    walk.restart(self._walks_everything())
-                walk.take(batch, counts)
-                if result.counts.inserted >= analyze_at:
-                    refresh_statistics(engine)
-                    analyze_at *= 2
-                if options.progress:
-                    options.progress(name, stream, result.counts.fetched, walk.total)
+        group = self.group
+        with keeper, prefetched:
+            for item in self._kept(prefetched.polled(0.1)):
+                if item is not None:
+                    batch, page = item
+                    if batch.restart and group:  # a restart starts a group of its own: it forgets the walk
+                        self._commit()
+                    group.add(batch, page)
+                if group and (group.full(options) or options.stop.is_set()):
+                    self._commit()
                 if options.stop.is_set():
                     result.status = Status.interrupted
                     return
+            if group:
+                self._commit()
 
         now = state.utcnow()
         with engine.begin() as conn:
-            if walk.complete:
-                result.deleted = self._settle(conn, walk, now)
+            if self.walk.complete:
+                result.deleted = self._settle(conn, self.walk, now)
             elif self.mode is Mode.sweep:
                 log.info("deletions left to the next complete sweep", source=name, stream=stream)
             if self.mode is Mode.sweep:
-                state.save_cursor(conn, name, stream, cursor.swept().to_json(), now)
+                state.save_cursor(conn, name, stream, self.cursor.swept().to_json(), now)
             state.renew_lease(conn, name, stream, self.holder, now, options.lease_ttl)
         result.status = Status.succeeded
-        if walk.refused:  # a success with a warning: kept on the run row, so status shows it
+        if self.walk.refused:  # a success with a warning: kept on the run row, so status shows it
             result.error = public(
-                f"{name}/{stream}: {walk.refused} parent(s) refused with HTTP 403 although the token is good: "
+                f"{name}/{stream}: {self.walk.refused} parent(s) refused with HTTP 403 although the token is good: "
                 "their records were not read, and no deletion was decided"
             )
+
+    def _kept(self, items: Iterator[Any]) -> Iterator[Any]:
+        """``items``; if fetching them fails (a source error, a stop during a retry wait), the batches that
+        arrived before are committed first, as they would have been one by one."""
+        while True:
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            except BaseException:
+                if self.group:
+                    self._commit()
+                raise
+            yield item
+
+    def _commit(self) -> None:
+        """Write the waiting batches with the cursor after the last one, in one transaction."""
+        engine, name, stream, options, result = self.engine, self.name, self.stream, self.options, self.result
+        run_id = result.run_id
+        assert run_id is not None
+        batch, page = self.group.merged()
+        now = state.utcnow()
+        cursor = self.cursor.advanced(batch.checkpoint, self.mode)
+        rows, counts = self._mapped(page, self.ctx, now, run_id)  # outside the write transaction
+        with engine.begin() as conn:
+            load.write(conn, rows)
+            state.save_cursor(conn, name, stream, cursor.to_json(), now)
+            state.renew_lease(conn, name, stream, self.holder, now, options.lease_ttl)
+            if now - self.counted_at >= RUN_COUNTS_EVERY:  # so status shows a long run's progress
+                state.update_run(conn, run_id, **_count_values(result, counts))
+                self.counted_at = now
+        self.cursor = cursor  # only once committed, like the counts
+        self.group.clear()
+        result.counts.add(counts)
+        if batch.restart:
+            self.walk.restart(self._walks_everything())
+        self.walk.take(batch, counts)
+        if result.counts.inserted >= self.analyze_at:
+            refresh_statistics(engine)
+            self.analyze_at *= 2
+        if options.progress:
+            options.progress(name, stream, result.counts.fetched, self.walk.total)
 
     def _mapped(
         self, page: PreparedPage, ctx: MappingContext, now: dt.datetime, run_id: int
