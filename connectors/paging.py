@@ -170,6 +170,11 @@ class OffsetPaginator:
         end = self._offset(params) + len(page.records)
         return self._at(params, end, page.anchor if anchored else None)
 
+    def guess(self, params: Params) -> Params:
+        """The next page's params if this one comes full (a reader may request it before this one arrives)."""
+        full = self._offset(params) + int(params[self.limit_param])
+        return self._at(params, full, "" if self.overlap and int(params[self.limit_param]) > 1 else None)
+
     def checkpoint(self, params: Params, page: Page) -> Checkpoint:
         end = self._offset(params) + len(page.records)
         return {"offset": end, "anchor": page.anchor} if self.overlap and page.anchor is not None else {"offset": end}
@@ -203,6 +208,10 @@ class PageNumberPaginator:
     def next(self, params: Params, page: Page) -> Params | None:
         if page.has_more is False or len(page.records) < int(params[self.size_param]):
             return None
+        return {**params, self.page_param: int(params.get(self.page_param, self.first)) + 1}
+
+    def guess(self, params: Params) -> Params:
+        """The next page's params if this one comes full (a reader may request it before this one arrives)."""
         return {**params, self.page_param: int(params.get(self.page_param, self.first)) + 1}
 
     def checkpoint(self, params: Params, page: Page) -> Checkpoint:

@@ -17,6 +17,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -118,9 +119,22 @@ def _key(value: Any, integer: bool = False) -> tuple[str | None, str | None]:
     return key, None
 
 
-def read_pages(client: SourceClient, stream: Stream, params: Params) -> Iterator[tuple[Params, Page]]:
+def read_pages(client: SourceClient, stream: Stream, params: Params, ahead: int = 1) -> Iterator[tuple[Params, Page]]:
     """Yield ``(params, page)`` from ``params`` to the end, refusing a listing that does not advance or is
-    larger than it was asked to be."""
+    larger than it was asked to be.
+
+    With ``ahead`` > 1 and a paginator that can guess the next page's params before this one arrives (offset,
+    page number), up to ``ahead`` pages are requested at once; they are still taken strictly in order, with
+    every check above, and a guess the real next page does not confirm is thrown away.
+    """
+    window = _Window(client, stream, ahead)
+    try:
+        yield from _read(client, stream, params, window)
+    finally:
+        window.close()
+
+
+def _read(client: SourceClient, stream: Stream, params: Params, window: _Window) -> Iterator[tuple[Params, Page]]:
     seen: set[str] = set()
     previous: list[Any] | None = None  # the previous page's entries as compared: keys, or keyless entries
     walked: set[str] = set()  # every entry's identity read so far
@@ -130,16 +144,7 @@ def read_pages(client: SourceClient, stream: Stream, params: Params) -> Iterator
         if fingerprint in seen:
             raise BodyError(client.name, stream.name, f"pagination did not advance (params {_shown(current)})")
         seen.add(fingerprint)
-        if URL_PARAM in current:
-            url = client.link(str(current[URL_PARAM]))
-            if url is None:  # it would carry the token to another host, or credentials of its own
-                raise BodyError(
-                    client.name, stream.name, "a next link points to another host or carries credentials: not followed"
-                )
-            body = client.get_json(url, None, stream.name)
-        else:
-            query = {k: v for k, v in current.items() if k != ANCHOR_PARAM}
-            body = client.get_json(stream.path, query, stream.name)
+        body = window.body(current)
         try:
             page = stream.parse(body)
         except ValueError as exc:
@@ -182,6 +187,69 @@ def read_pages(client: SourceClient, stream: Stream, params: Params) -> Iterator
                 )
         yield current, page
         current = following
+
+
+def _get(client: SourceClient, stream: Stream, params: Params) -> Any:
+    """The body of one page request: a followed next link as it is, else the stream's path with the query."""
+    if URL_PARAM in params:
+        url = client.link(str(params[URL_PARAM]))
+        if url is None:  # it would carry the token to another host, or credentials of its own
+            raise BodyError(
+                client.name, stream.name, "a next link points to another host or carries credentials: not followed"
+            )
+        return client.get_json(url, None, stream.name)
+    return client.get_json(stream.path, _query(params), stream.name)
+
+
+def _query(params: Params) -> Params:
+    return {k: v for k, v in params.items() if k != ANCHOR_PARAM}  # the anchor is ours, never sent
+
+
+class _Window:
+    """The pages requested ahead: for each page taken, the next pages the paginator guesses are already on
+    their way (up to ``ahead`` in all, starting with 2), through the source's one client (its retries and
+    rate limit cover them)."""
+
+    def __init__(self, client: SourceClient, stream: Stream, ahead: int) -> None:
+        self.client = client
+        self.stream = stream
+        guess = getattr(stream.paginator, "guess", None)
+        self.guess: Callable[[Params], Params | None] | None = guess if ahead > 1 else None
+        self.ahead = ahead
+        self.size = 2  # pages in flight: doubled while the guesses come true, so a short listing costs little
+        self.first = True
+        self.pool = ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="page") if self.guess else None
+        self.pending: dict[str, Future[Any]] = {}
+
+    def body(self, params: Params) -> Any:
+        if self.pool is None or self.guess is None:
+            return _get(self.client, self.stream, params)
+        if _sent(params) in self.pending:  # the guess came true: the listing is long, look further ahead
+            self.size = min(self.ahead, self.size * 2)
+        elif not self.first:  # it did not (a short page: the end is near): no guessing past it
+            self.size = 1
+        self.first = False
+        wanted = [params]
+        while len(wanted) < self.size and (following := self.guess(wanted[-1])) is not None:
+            wanted.append(following)
+        keys = [_sent(p) for p in wanted]
+        for key in [k for k in self.pending if k not in keys]:  # guesses the listing did not confirm
+            self.pending.pop(key).cancel()
+        for key, p in zip(keys, wanted, strict=True):
+            if key not in self.pending:
+                self.pending[key] = self.pool.submit(_get, self.client, self.stream, p)
+        return self.pending.pop(keys[0]).result()
+
+    def close(self) -> None:
+        for future in self.pending.values():
+            future.cancel()
+        self.pending.clear()
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _sent(params: Params) -> str:
+    return json.dumps(_query(params), sort_keys=True, default=str)
 
 
 def _anchored(client: SourceClient, stream: Stream, params: Params, page: Page, entries: list[Any]) -> Page:

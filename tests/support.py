@@ -20,11 +20,14 @@ TODAY = dt.date(2026, 11, 21)
 
 
 def prescrypto_source(sandbox: Any, **overrides: Any) -> dict[str, Any]:
+    """A Prescrypto source of the sandbox. Its pages are requested one at a time (``concurrency`` 1), so that
+    a test can stage a fault on the n-th request; tests of requesting pages ahead say otherwise."""
     return {
         "kind": "prescrypto",
         "base_url": sandbox.url("/prescrypto"),
         "token": DEFAULT_TOKEN,
         "page_size": 50,
+        "concurrency": 1,
         **overrides,
     }
 

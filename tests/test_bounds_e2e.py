@@ -208,7 +208,7 @@ def _first_page(sandbox: Any, kind: str) -> dict[str, Any]:
         return {"source": prescrypto_source(sandbox), "path": PATIENTS, "body": body, "cursor": {"offset": 50}}
     if kind == "gauges":
         page = sandbox.client.get(GAUGES, params={"page": 1, "page_size": 50}, headers=GAUGES_AUTH).json()
-        return {"source": gauges_source(sandbox), "path": GAUGES, "body": page, "cursor": {"page": 2}}
+        return {"source": gauges_source(sandbox, concurrency=1), "path": GAUGES, "body": page, "cursor": {"page": 2}}
     if kind == "profiles":
         sandbox.switches("profiles", envelope=True, page_size=50)
         page = sandbox.client.get(PROFILES + "/", headers=PROFILES_AUTH).json()

@@ -398,7 +398,8 @@ def test_particle_listing_ends_on_a_null_empty_or_missing_token(sandbox, sqlite_
 @pytest.mark.parametrize("shape", ["list", "patients", "data", "results"])
 def test_gauges_patients_in_any_documented_body_shape_resume_by_page(sandbox, sqlite_url, shape):
     sandbox.post("/_sandbox/gauges/switches", {"list_shape": shape})
-    config = make_config(sqlite_url, {"ga": gauges_source(sandbox, streams=["patients"], page_size=50)})
+    # one page at a time: the fault below is staged on the third request
+    config = make_config(sqlite_url, {"ga": gauges_source(sandbox, streams=["patients"], page_size=50, concurrency=1)})
     engine = engine_for(config)
     sandbox.faults({"path": "/gauges/v1/patients", "status": 500, "after": 2, "times": None})
     assert by_stream(run(config, engine, INCREMENTAL))["ga/patients"].status == "failed"

@@ -66,7 +66,8 @@ def listing_batches(
     position the source no longer accepts (an expired token or next link: a 4xx on the first request) is
     dropped, and the listing starts over from its first page. So is one whose listing shifted under it
     (records deleted or inserted before the offset): a ``restart`` batch tells the runner to forget what the
-    walk saw, and the listing is read again from its first page, at most ``MAX_REREADS`` times.
+    walk saw, and the listing is read again from its first page, at most ``MAX_REREADS`` times. Pages that an
+    offset or page number can name before they arrive are requested ``concurrency`` at a time.
     """
     base = dict(stream.params)
     if URL_PARAM in start and client.link(str(start[URL_PARAM])) is None:  # base_url moved to another host
@@ -78,7 +79,7 @@ def listing_batches(
         start = base
     positions = _Positions(client, stream)
     rereads = 0
-    pages = _opened(client, stream, start, base)
+    pages = _opened(client, stream, start, base, concurrency)
     while True:
         try:
             for params, page in pages:
@@ -100,12 +101,14 @@ def listing_batches(
                 reread=rereads,
             )
             yield Batch({}, [], restart=True)
-            pages = read_pages(client, stream, base)
+            pages = read_pages(client, stream, base, ahead=concurrency)
 
 
-def _opened(client: SourceClient, stream: Stream, start: Params, base: Params) -> Iterator[tuple[Params, Page]]:
+def _opened(
+    client: SourceClient, stream: Stream, start: Params, base: Params, concurrency: int
+) -> Iterator[tuple[Params, Page]]:
     """The listing's pages from ``start``, or from ``base`` when the source refuses the stored position."""
-    pages = read_pages(client, stream, start)
+    pages = read_pages(client, stream, start, ahead=concurrency)
     try:
         first = next(pages, None)
     except FetchError as exc:
@@ -114,7 +117,7 @@ def _opened(client: SourceClient, stream: Stream, start: Params, base: Params) -
         log.warning(
             "stored position refused; listing from the start", source=client.name, stream=stream.name, status=exc.status
         )
-        pages = read_pages(client, stream, base)
+        pages = read_pages(client, stream, base, ahead=concurrency)
         first = next(pages, None)
     if first is not None:
         yield first
