@@ -2,4 +2,5 @@
 
 from pipeline.app.cli import app
 
-app()
+if __name__ == "__main__":  # a mapping worker process imports this module again: it must not run the command
+    app()

@@ -50,8 +50,8 @@ def engine_for(config: Config) -> Engine:
 
 def run(config: Config, engine: Engine, mode: str, **options: Any) -> list[RunResult]:
     """A run as the tests drive it: fast retries, a fixed today, and (unless a test says otherwise) a
-    transaction per page, so that a test can act between two pages."""
-    opts = RunOptions(**{"retry": FAST_RETRY, "today": TODAY, "commit_records": 1, **options})
+    transaction per page, so that a test can act between two pages, mapped in this process."""
+    opts = RunOptions(**{"retry": FAST_RETRY, "today": TODAY, "commit_records": 1, "mapping_workers": 0, **options})
     return run_sources(config, engine, mode, options=opts)
 
 

@@ -59,3 +59,28 @@ def test_batches_are_committed_together_and_the_cursor_covers_exactly_what_is_st
     # Pages of 25 (then 24 new each): the first five pages make one transaction, the rest a second; each
     # commit's cursor points just past the records stored, no more, no fewer.
     assert len(seen) == 2 and all(stored == offset for stored, offset in seen) and seen[-1][0] == 120
+
+
+def test_pages_mapped_in_a_worker_process_land_exactly_as_mapped_here(app, db_url, tmp_path):
+    """The same sweep, mapped here (into SQLite) and in a worker process (into each database), stores the same
+    identifiers, patients and links."""
+    from tests.support import rows
+
+    stored = {}
+    for workers, url in ((0, f"sqlite:///{tmp_path}/here.db"), (1, db_url)):
+        config = make_config(url, _sources())
+        engine = engine_for(config)
+        options = RunOptions(
+            retry=FAST_RETRY, today=TODAY, transport=in_process(app), mapping_workers=workers, commit_records=60
+        )
+        runs = by_stream(run_sources(config, engine, SWEEP, options=options))
+        assert all(r.status == "succeeded" for r in runs.values()), {k: r.error for k, r in runs.items()}
+        stored[workers] = [
+            rows(
+                engine, "SELECT source, entity_type, id_type, id_value, entity_id FROM crosswalk ORDER BY 1, 2, 3, 4, 5"
+            ),
+            rows(engine, "SELECT id, full_name, phone, curp, postal_code FROM patient ORDER BY id"),
+            rows(engine, "SELECT patient_id, medic_id FROM patient_medic ORDER BY 1, 2"),
+            count(engine, "observation"),
+        ]
+    assert stored[0] == stored[1]

@@ -19,7 +19,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def open_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and write-locking transactions."""
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and write-locking transactions.
+
+    A failing statement's parameters are never part of its error (``hide_parameters``): they are patient data.
+    """
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         _create_private(make_url(url).database)
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,14 +38,15 @@ from pipeline.config import Config, SourceConfig
 from pipeline.kinds import KINDS, StreamSpec
 from pipeline.storage import load, lookups, state
 from pipeline.storage.db import reading
-from pipeline.storage.load import PageRows, clear_quarantine, missing_records, refresh_statistics, soft_delete
+from pipeline.storage.load import clear_quarantine, missing_records, refresh_statistics, soft_delete
 from pipeline.storage.tables import Mode, Status
 from pipeline.sync.batches import Batch, fan_out_batches, listing_batches
 from pipeline.sync.cursor import Cursor
+from pipeline.sync.mapper import Mapped, Mapper
 from pipeline.sync.messages import database_reason, frames, public, run_error
 from pipeline.sync.prefetch import Prefetched
 from pipeline.sync.prepare import PreparedPage, prepare_page
-from pipeline.sync.rows import PageCounts, map_page
+from pipeline.sync.rows import PageCounts
 
 log = structlog.get_logger(__name__)
 
@@ -89,6 +92,9 @@ class RunOptions:
     # seconds since the first arrived, whichever comes first (1 record: a transaction per page).
     commit_records: int = 1000
     commit_seconds: float = 1.0
+    # Processes that map pages while this one fetches and writes; 0 maps here; None: one for a sweep when the
+    # machine has a core to spare (a worker costs a second or so to start: not worth it for a short sync).
+    mapping_workers: int | None = None
     transport: httpx.BaseTransport | None = None  # None: the network; a test may hand in the sandbox's app
 
 
@@ -101,6 +107,16 @@ def run_sources(
     """Run every stream of the chosen sources; a failing stream never stops the others."""
     options = options or RunOptions()
     mode = Mode(mode)
+    workers = options.mapping_workers
+    if workers is None:
+        workers = 1 if mode is Mode.sweep and (os.cpu_count() or 1) >= 2 else 0
+    with Mapper(workers) as mapper:
+        return _run_sources(config, engine, mode, only, options, mapper)
+
+
+def _run_sources(
+    config: Config, engine: Engine, mode: Mode, only: list[str] | None, options: RunOptions, mapper: Mapper
+) -> list[RunResult]:
     results: list[RunResult] = []
     for name, source in config.sources.items():
         if only and name not in only:
@@ -112,9 +128,8 @@ def run_sources(
             for stream in stream_names(source):
                 if options.stop.is_set():
                     return results
-                results.append(
-                    StreamRun(engine, name, source, stream_spec(source, stream), mode, client, options).run()
-                )
+                spec = stream_spec(source, stream)
+                results.append(StreamRun(engine, name, source, spec, mode, client, options, mapper).run())
     return results
 
 
@@ -145,6 +160,15 @@ class _Walk:
         self.complete = self.complete and not batch.partial
         self.refused += batch.refused
         self.total = batch.total if batch.total is not None else self.total
+
+
+@dataclass
+class _Pending:
+    batch: Batch
+    keys: set[str]
+    cursor: Cursor  # the stream's cursor once these are written
+    now: dt.datetime
+    mapped: Future[Mapped]
 
 
 class _Group:
@@ -207,6 +231,7 @@ class StreamRun:
         mode: Mode,
         client: SourceClient,
         options: RunOptions,
+        mapper: Mapper | None = None,
     ) -> None:
         self.engine = engine
         self.name = source_name
@@ -223,6 +248,8 @@ class StreamRun:
         self.walk = _Walk(complete=False)
         self.ctx = MappingContext(today=dt.date.today())
         self.group = _Group()
+        self.pending: _Pending | None = None  # handed to the mapper, not written yet
+        self.mapper = mapper or Mapper()
         self.analyze_at = 1000
         self.counted_at = state.utcnow()
 
@@ -310,15 +337,16 @@ class StreamRun:
                 if item is not None:
                     batch, page = item
                     if batch.restart and group:  # a restart starts a group of its own: it forgets the walk
-                        self._commit()
+                        self._flush()
                     group.add(batch, page)
                 if group and (group.full(options) or options.stop.is_set()):
-                    self._commit()
+                    self._flush(drain=options.stop.is_set())
+                elif self.pending is not None and self.pending.mapped.done():  # mapped while we waited: write it
+                    self._write_pending()
                 if options.stop.is_set():
                     result.status = Status.interrupted
                     return
-            if group:
-                self._commit()
+            self._flush(drain=True)
 
         now = state.utcnow()
         with engine.begin() as conn:
@@ -345,47 +373,57 @@ class StreamRun:
             except StopIteration:
                 return
             except BaseException:
-                if self.group:
-                    self._commit()
+                self._flush(drain=True)
                 raise
             yield item
 
-    def _commit(self) -> None:
-        """Write the waiting batches with the cursor after the last one, in one transaction."""
+    def _flush(self, drain: bool = False) -> None:
+        """Hand the waiting batches to the mapper, and write those handed over before, whose rows are ready by
+        now: with a mapping worker, one group is mapped while the previous one is written. ``drain`` (the walk
+        ends, stops or fails), or mapping in this process, writes everything at once."""
+        if self.group:
+            batch, page = self.group.merged()
+            self.group.clear()
+            if self.pending is not None and not self.pending.keys.isdisjoint(page.good):
+                self._write_pending()  # their stored hashes must be read after the earlier version is written
+            run_id = self.result.run_id
+            assert run_id is not None
+            now = state.utcnow()
+            with reading(self.engine).connect() as conn:  # this stream's rows are written by this run only
+                stored = load.stored_hashes(conn, self.name, self.stream, list(page.good))
+            before = self.pending.cursor if self.pending is not None else self.cursor
+            after = before.advanced(batch.checkpoint, self.mode)
+            mapped = self.mapper.submit(self.source.kind, self.spec, page, stored, self.ctx, self.name, now, run_id)
+            if self.pending is not None:
+                self._write_pending()
+            self.pending = _Pending(batch, set(page.good), after, now, mapped)
+        if self.pending is not None and (drain or self.mapper.in_process):
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        """Write the batches handed to the mapper, with the cursor after them, in one transaction."""
         engine, name, stream, options, result = self.engine, self.name, self.stream, self.options, self.result
-        run_id = result.run_id
-        assert run_id is not None
-        batch, page = self.group.merged()
-        now = state.utcnow()
-        cursor = self.cursor.advanced(batch.checkpoint, self.mode)
-        rows, counts = self._mapped(page, self.ctx, now, run_id)  # outside the write transaction
+        pending, self.pending = self.pending, None
+        assert pending is not None and result.run_id is not None
+        rows, counts = pending.mapped.result()
+        now = pending.now
         with engine.begin() as conn:
             load.write(conn, rows)
-            state.save_cursor(conn, name, stream, cursor.to_json(), now)
+            state.save_cursor(conn, name, stream, pending.cursor.to_json(), now)
             state.renew_lease(conn, name, stream, self.holder, now, options.lease_ttl)
             if now - self.counted_at >= RUN_COUNTS_EVERY:  # so status shows a long run's progress
-                state.update_run(conn, run_id, **_count_values(result, counts))
+                state.update_run(conn, result.run_id, **_count_values(result, counts))
                 self.counted_at = now
-        self.cursor = cursor  # only once committed, like the counts
-        self.group.clear()
+        self.cursor = pending.cursor  # only once committed, like the counts
         result.counts.add(counts)
-        if batch.restart:
+        if pending.batch.restart:
             self.walk.restart(self._walks_everything())
-        self.walk.take(batch, counts)
+        self.walk.take(pending.batch, counts)
         if result.counts.inserted >= self.analyze_at:
             refresh_statistics(engine)
             self.analyze_at *= 2
         if options.progress:
             options.progress(name, stream, result.counts.fetched, self.walk.total)
-
-    def _mapped(
-        self, page: PreparedPage, ctx: MappingContext, now: dt.datetime, run_id: int
-    ) -> tuple[PageRows, PageCounts]:
-        """The page's rows: the stored hashes read (this stream's are written by this run only: the lease),
-        then the changed records mapped."""
-        with reading(self.engine).connect() as conn:
-            stored = load.stored_hashes(conn, self.name, self.stream, list(page.good))
-        return map_page(page, stored, self.spec, ctx, self.name, now, run_id)
 
     def _walks_everything(self) -> bool:
         """Whether a walk from the very start sees the whole stream: a fan-out's incremental pass asks only

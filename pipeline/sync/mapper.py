@@ -1,0 +1,79 @@
+"""Where pages are mapped: in this process, or in a worker process while this one fetches and writes.
+
+Mapping is the costliest step of a backfill (phone numbers, CURPs, the canonical models); a worker process
+lets it run on a core of its own. The worker rebuilds the stream's spec from the kind registry (a spec holds
+closures that do not pickle), and hands back plain rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor
+
+from mappings.context import MappingContext
+from pipeline.kinds import KINDS, StreamSpec
+from pipeline.storage.load import PageRows
+from pipeline.sync.prepare import PreparedPage
+from pipeline.sync.rows import PageCounts, Stored, map_page
+
+Mapped = tuple[PageRows, PageCounts]
+
+
+def _map_in_worker(
+    kind: str,
+    stream: str,
+    page: PreparedPage,
+    stored: Stored,
+    ctx: MappingContext,
+    source: str,
+    now: dt.datetime,
+    run_id: int | None,
+) -> Mapped:
+    return map_page(page, stored, KINDS[kind].streams[stream], ctx, source, now, run_id)
+
+
+class Mapper:
+    """Maps pages; ``workers`` 0 maps in this process, as each page is submitted."""
+
+    def __init__(self, workers: int = 0) -> None:
+        self.pool: ProcessPoolExecutor | None = None
+        if workers > 0:
+            # forkserver: a worker forked from this process would inherit its threads' locks mid-use.
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["pipeline.sync.mapper"])
+            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+    @property
+    def in_process(self) -> bool:
+        return self.pool is None
+
+    def submit(
+        self,
+        kind: str,
+        spec: StreamSpec,
+        page: PreparedPage,
+        stored: Stored,
+        ctx: MappingContext,
+        source: str,
+        now: dt.datetime,
+        run_id: int | None,
+    ) -> Future[Mapped]:
+        if self.pool is not None:
+            return self.pool.submit(_map_in_worker, kind, spec.stream.name, page, stored, ctx, source, now, run_id)
+        done: Future[Mapped] = Future()
+        try:
+            done.set_result(map_page(page, stored, spec, ctx, source, now, run_id))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the result
+            done.set_exception(exc)
+        return done
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> Mapper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
