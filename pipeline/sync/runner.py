@@ -165,10 +165,11 @@ class _Walk:
 @dataclass
 class _Pending:
     batch: Batch
-    keys: set[str]
+    keys: list[str]  # every key of the batches, changed or not
     cursor: Cursor  # the stream's cursor once these are written
     now: dt.datetime
     mapped: Future[Mapped]
+    unchanged: int  # records whose stored hash is their own: not handed to the mapper
 
 
 class _Group:
@@ -384,7 +385,7 @@ class StreamRun:
         if self.group:
             batch, page = self.group.merged()
             self.group.clear()
-            if self.pending is not None and not self.pending.keys.isdisjoint(page.good):
+            if self.pending is not None and not page.good.keys().isdisjoint(self.pending.keys):
                 self._write_pending()  # their stored hashes must be read after the earlier version is written
             run_id = self.result.run_id
             assert run_id is not None
@@ -393,10 +394,14 @@ class StreamRun:
                 stored = load.stored_hashes(conn, self.name, self.stream, list(page.good))
             before = self.pending.cursor if self.pending is not None else self.cursor
             after = before.advanced(batch.checkpoint, self.mode)
-            mapped = self.mapper.submit(self.source.kind, self.spec, page, stored, self.ctx, self.name, now, run_id)
+            # Only what changed goes to the mapper: a re-sync of unchanged records hands it nothing.
+            changed = {k: r for k, r in page.good.items() if stored.get(k) != (r.digest, False)}
+            work = PreparedPage(changed, page.bad, page.fetched)
+            mapper = self.mapper if changed else Mapper()
+            mapped = mapper.submit(self.source.kind, self.spec, work, stored, self.ctx, self.name, now, run_id)
             if self.pending is not None:
                 self._write_pending()
-            self.pending = _Pending(batch, set(page.good), after, now, mapped)
+            self.pending = _Pending(batch, list(page.good), after, now, mapped, len(page.good) - len(changed))
         if self.pending is not None and (drain or self.mapper.in_process):
             self._write_pending()
 
@@ -406,6 +411,7 @@ class StreamRun:
         pending, self.pending = self.pending, None
         assert pending is not None and result.run_id is not None
         rows, counts = pending.mapped.result()
+        counts.keys, counts.unchanged = pending.keys, counts.unchanged + pending.unchanged
         now = pending.now
         with engine.begin() as conn:
             load.write(conn, rows)
