@@ -30,12 +30,12 @@ import structlog
 import tenacity
 
 from canonical.errors import AuthError, BodyError, FetchError, Stopped
+from connectors import DEFAULT_MAX_RESPONSE_BYTES
 from connectors.error_bodies import explain
 from connectors.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 DEADLINE_PER_TIMEOUT = 3  # the default deadline: this many read timeouts
 ERROR_BODY_BYTES = 64 * 1024  # read of an error response, for its message; past it the body is left unread
 _INFLATE_STEP = 64 * 1024  # decoded bytes one inflate call may produce

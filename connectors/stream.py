@@ -19,12 +19,14 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from canonical.errors import BodyError, ListingShifted
 from canonical.model import MAX_ID_LENGTH
-from connectors.client import SourceClient
 from connectors.paging import ANCHOR_PARAM, MAX_POSITION_CHARS, URL_PARAM, Page, Paginator, Params
+
+if TYPE_CHECKING:  # a stream is declared without the HTTP stack; only reading it needs a client
+    from connectors.client import SourceClient
 
 _UNSTORABLE_KEY = re.compile("[\x00\ud800-\udfff]")
 

@@ -252,3 +252,32 @@ def test_ctrl_c_during_backfill_checkpoints_and_a_rerun_continues_at_once(sandbo
 
         fetched = conn.execute(text("SELECT fetched FROM sync_run ORDER BY id DESC")).scalars().first()
     assert fetched == 230 - stored
+
+
+def _modules_after(command: str, cwd: Path) -> str:
+    """Run the CLI's ``command`` in a fresh interpreter; the last line it prints: which of the heavy libraries
+    the command imported."""
+    probe = (
+        f"import sys; sys.argv = ['patientsync', {command!r}]\n"
+        "from pipeline.app.cli import app\n"
+        "try:\n    app()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "heavy = ('sqlalchemy', 'sqlmodel', 'alembic', 'httpx', 'structlog')\n"
+        "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=cwd, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stderr.strip().splitlines()[-1]
+
+
+def test_help_imports_neither_the_database_nor_the_http_stack(tmp_path: Path) -> None:
+    # --help must start fast: the sync path's libraries are imported by the commands that use them.
+    assert _modules_after("--help", tmp_path) == "[]"
+
+
+def test_status_of_a_current_database_does_not_load_alembic(tmp_path: Path, sandbox) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "config.yaml").write_text(
+        config_yaml(f"sqlite:///{tmp_path / 'db.sqlite'}", {"rx": prescrypto_source(sandbox)})
+    )
+    assert cli("status", cwd=tmp_path).returncode == 0  # creates the schema
+    assert "alembic" not in _modules_after("status", tmp_path)

@@ -87,3 +87,21 @@ def test_upgrade_from_0002_keeps_crosswalk_rows_and_lets_two_entities_share_an_i
     assert indexes["ix_crosswalk_entity"] == ["entity_type", "entity_id"]
     assert conflicts == [("rx", "patient", "external_patient_file", "EXP-1", 2, "p1,p2")]
     assert after_delete == 0  # a soft-deleted patient no longer holds the identifier
+
+
+def test_head_is_the_newest_migration_and_a_current_database_is_recognised(db_url: str) -> None:
+    from alembic.script import ScriptDirectory
+
+    from pipeline.storage.db import HEAD, stored_revision
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD, "set pipeline.storage.db.HEAD"
+    engine = open_engine(db_url)
+    assert stored_revision(engine) is None
+    with engine.begin() as conn:
+        command.upgrade(_alembic(conn), "0002")
+    assert stored_revision(engine) == "0002"
+    migrate(engine)  # not current: alembic upgrades it
+    assert stored_revision(engine) == HEAD
+    engine.dispose()

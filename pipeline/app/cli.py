@@ -8,25 +8,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
 
-from canonical.errors import ConfigError
-from pipeline import config as config_file
-from pipeline.app import logs
-from pipeline.app.signals import graceful_stop
-from pipeline.config import Config
-from pipeline.storage.db import migrate, open_engine
-from pipeline.storage.tables import Mode, Status
-from pipeline.sync.messages import database_reason
-from pipeline.sync.runner import RunOptions, RunResult, run_sources
+# Each command imports what it needs when it runs: `--help` and `status` must not pay for the sync path
+# (SQLAlchemy, alembic, httpx, the mappings), which takes most of a second to import on a small machine.
+if TYPE_CHECKING:
+    from rich.progress import Progress
+    from sqlalchemy import Engine
+
+    from pipeline.config import Config
+    from pipeline.storage.tables import Mode
+    from pipeline.sync.runner import RunOptions, RunResult
 
 app = typer.Typer(
     help="Keep a canonical patient database in step with several patient APIs.",
@@ -64,6 +60,8 @@ def main(
         typer.Option(metavar="FORMAT", help="json, console, or auto: json unless stderr is a terminal."),
     ] = "auto",
 ) -> None:
+    from pipeline.app import logs
+
     if log_level.upper() not in logs.LEVELS:
         fail(f"--log-level: unknown level (use one of {', '.join(logs.LEVELS)})", 2)
     if log_format not in logs.FORMATS:
@@ -78,6 +76,10 @@ def fail(message: str, code: int) -> NoReturn:
 
 
 def load_config(ctx: typer.Context) -> Config:
+    from canonical.errors import ConfigError
+    from pipeline import config as config_file
+    from pipeline.app import logs
+
     try:
         config = config_file.load(ctx.obj.config_path)
     except ConfigError as exc:
@@ -87,6 +89,11 @@ def load_config(ctx: typer.Context) -> Config:
 
 
 def open_database(config: Config, url: str | None = None) -> Engine:
+    from sqlalchemy.exc import OperationalError
+
+    from pipeline.storage.db import migrate, open_engine
+    from pipeline.sync.messages import database_reason
+
     # hide_parameters: a failing statement's message must not carry patient data into a log.
     engine = open_engine(url or config.database.url, hide_parameters=True)
     try:
@@ -112,6 +119,10 @@ def progress_bars(options: RunOptions) -> Iterator[Progress | None]:
     if not err.is_terminal:
         yield None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from pipeline.storage.tables import Status
+
     bars = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -142,6 +153,10 @@ def progress_bars(options: RunOptions) -> Iterator[Progress | None]:
 
 
 def print_results(results: list[RunResult]) -> None:
+    from rich.table import Table
+
+    from pipeline.storage.tables import Status
+
     table = Table(title="runs")
     for column in (
         "source",
@@ -180,6 +195,8 @@ def print_run_message(source: str, stream: str, status: str, message: str | None
     """A run's error, or the warning a successful run left (parents refused), on stderr."""
     if not message:
         return
+    from pipeline.storage.tables import Status
+
     style = "yellow" if status == Status.succeeded else "red"
     prefix = f"{source}/{stream}:"
     text = message.removeprefix(prefix).lstrip()  # source errors already name the stream
@@ -188,6 +205,9 @@ def print_run_message(source: str, stream: str, status: str, message: str | None
 
 
 def _run(ctx: typer.Context, mode: Mode, sources: list[str] | None) -> None:
+    from pipeline.app.signals import graceful_stop
+    from pipeline.sync.runner import RunOptions, run_sources
+
     config = load_config(ctx)
     check_sources(config, sources)
     engine = open_database(config)
@@ -210,6 +230,8 @@ SourceOption = Annotated[
 @app.command()
 def sync(ctx: typer.Context, source: SourceOption = None) -> None:
     """One incremental pass: each stream continues from its cursor. Exit 1 if any stream failed."""
+    from pipeline.storage.tables import Mode
+
     _run(ctx, Mode.incremental, source)
 
 
@@ -219,6 +241,8 @@ def backfill(ctx: typer.Context, source: SourceOption = None) -> None:
 
     A sweep that completes marks records the source no longer has as deleted (deleted_at).
     """
+    from pipeline.storage.tables import Mode
+
     _run(ctx, Mode.sweep, source)
 
 
@@ -226,6 +250,7 @@ def backfill(ctx: typer.Context, source: SourceOption = None) -> None:
 def daemon(ctx: typer.Context) -> None:
     """Run each source's sync (schedule) and full refresh (full_refresh) on cron until SIGINT/SIGTERM."""
     from pipeline.app.daemon import run_daemon
+    from pipeline.sync.runner import RunOptions
 
     config = load_config(ctx)
     engine = open_database(config)
@@ -235,6 +260,8 @@ def daemon(ctx: typer.Context) -> None:
 @app.command()
 def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Per source and stream: cursor, last run, stored and quarantined records, lag, shared identifiers."""
+    from rich.table import Table
+
     from pipeline.app.status import stream_status
 
     config = load_config(ctx)
@@ -304,6 +331,7 @@ def demo(
     the configured database.
     """
     from pipeline.app.demo import DEMO_DATABASE, run_demo
+    from pipeline.sync.runner import RunOptions
 
     config = load_config(ctx)
     url = database or DEMO_DATABASE

@@ -15,7 +15,7 @@ from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
 
 from canonical.model import EntityType, Mapped
-from connectors.client import DEFAULT_MAX_RESPONSE_BYTES
+from connectors import DEFAULT_MAX_RESPONSE_BYTES
 from connectors.stream import Stream
 from mappings.context import MappingContext
 
