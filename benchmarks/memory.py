@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import yaml
@@ -42,7 +43,7 @@ def backfill_peak(patients: int, page_size: int) -> tuple[float, int, float]:
     """(peak MiB of the process tree, patients stored, seconds) of one backfill of ``patients`` records."""
     with running_sandbox(patients=patients, medics=40) as sandbox, tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "memory.db"
-        source = {"kind": "prescrypto", "base_url": sandbox.url("/prescrypto"), "token": PRESCRYPTO}
+        source: dict[str, Any] = {"kind": "prescrypto", "base_url": sandbox.url("/prescrypto"), "token": PRESCRYPTO}
         source |= {"page_size": page_size, "streams": ["patients"]}
         config = Path(tmp) / "config.yaml"
         config.write_text(yaml.safe_dump({"database": {"url": f"sqlite:///{db}"}, "sources": {"rx": source}}))

@@ -9,7 +9,7 @@ DO UPDATE ... WHERE``), so a record that changed only in fields we do not keep w
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,15 +197,23 @@ def refresh_statistics(engine: Engine) -> None:
             conn.commit()
 
 
-def missing_records(conn: Connection, source: str, stream: str, seen: set[str]) -> tuple[dict[str, str], int]:
-    """Records stored as live that a complete sweep did not see (key -> canonical id), and how many are live."""
+def missing_records(conn: Connection, source: str, stream: str, seen: Container[str]) -> tuple[dict[str, str], int]:
+    """Records stored as live that a complete sweep did not see (key -> canonical id), and how many are live.
+
+    The live rows are streamed, not fetched at once: only the missing ones are kept.
+    """
     t = table_of(SourceRecord)
     live = conn.execute(
-        select(t.c.source_key, t.c.entity_id).where(
-            t.c.source == source, t.c.stream == stream, t.c.deleted_at.is_(None)
-        )
-    ).all()
-    return {key: entity_id for key, entity_id in live if key not in seen}, len(live)
+        select(t.c.source_key, t.c.entity_id)
+        .where(t.c.source == source, t.c.stream == stream, t.c.deleted_at.is_(None))
+        .execution_options(stream_results=True, yield_per=5000)  # this statement's only, not the connection's
+    )
+    gone, count = {}, 0
+    for key, entity_id in live:
+        count += 1
+        if key not in seen:
+            gone[key] = entity_id
+    return gone, count
 
 
 def clear_quarantine(conn: Connection, source: str, stream: str, still_bad: set[str]) -> int:

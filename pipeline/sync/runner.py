@@ -42,6 +42,7 @@ from pipeline.storage.load import clear_quarantine, missing_records, refresh_sta
 from pipeline.storage.tables import Mode, Status
 from pipeline.sync.batches import Batch, fan_out_batches, listing_batches
 from pipeline.sync.cursor import Cursor
+from pipeline.sync.keyset import KeySet
 from pipeline.sync.mapper import Mapped, Mapper
 from pipeline.sync.messages import database_reason, frames, public, run_error
 from pipeline.sync.prefetch import Prefetched
@@ -138,7 +139,7 @@ class _Walk:
     """What one walk of a stream has seen so far: what decides, at its end, deletions and quarantine."""
 
     complete: bool  # it started at the stream's very beginning, and nothing since made it partial
-    seen: set[str] = field(default_factory=set)
+    seen: KeySet = field(default_factory=KeySet)
     still_bad: set[str] = field(default_factory=set)
     fetched: int = 0  # records of this reading of the listing (a shifted listing is read again)
     total: int | None = None
