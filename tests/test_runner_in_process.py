@@ -84,3 +84,24 @@ def test_pages_mapped_in_a_worker_process_land_exactly_as_mapped_here(app, db_ur
             count(engine, "observation"),
         ]
     assert stored[0] == stored[1]
+
+
+def test_only_listing_streams_are_mapped_in_the_worker_process(app, db_url, monkeypatch):
+    # A stream making a request per record waits on the source, not on mapping: the worker costs it more
+    # (start-up, pickling) than it buys. Pages of listings go to the worker; Particle's and gauges readings' not.
+    from pipeline.sync import mapper as mapper_module
+
+    sent: list[str] = []
+    submit = mapper_module.Mapper.submit
+
+    def recording(self, kind, spec, *args):  # type: ignore[no-untyped-def]
+        if not self.in_process:
+            sent.append(f"{kind}/{spec.stream.name}")
+        return submit(self, kind, spec, *args)
+
+    monkeypatch.setattr(mapper_module.Mapper, "submit", recording)
+    config = make_config(db_url, {k: v for k, v in _sources().items() if k in ("ga", "pa")})
+    options = RunOptions(retry=FAST_RETRY, today=TODAY, transport=in_process(app), mapping_workers=1)
+    results = by_stream(run_sources(config, engine_for(config), SWEEP, options=options))
+    assert {r.status for r in results.values()} == {"succeeded"}
+    assert set(sent) == {"gauges/patients"}

@@ -251,7 +251,10 @@ class StreamRun:
         self.ctx = MappingContext(today=dt.date.today())
         self.group = _Group()
         self.pending: _Pending | None = None  # handed to the mapper, not written yet
-        self.mapper = mapper or Mapper()
+        # A stream that makes a request per record (Particle details, gauges readings) is bound by the source's
+        # latency, and maps little while it waits: the worker's start and the pickling cost it more than they buy.
+        per_record = spec.stream.details is not None or spec.stream.parent is not None
+        self.mapper = mapper if mapper is not None and not per_record else Mapper()
         self.analyze_at = 1000
         self.counted_at = state.utcnow()
 
