@@ -111,3 +111,12 @@ def test_sqlite_lookups_do_not_wait_for_the_writers_lock(tmp_path) -> None:
         )
         assert lookups.stored_among(engine, "s", "patients", ["a"]) == set()
         assert list(lookups.live_keys(engine, "s", "patients", None, 10)) == []
+
+
+def test_json_columns_take_what_orjson_refuses() -> None:
+    import json
+
+    from pipeline.storage.db import json_text
+
+    for value in ({"a": "é", "b": [1, 2.5, None, True]}, {"big": 2**70}, {1: "key not a string"}):
+        assert json.loads(json_text(value)) == json.loads(json.dumps(value))
