@@ -27,6 +27,7 @@ from tests.support import (
     profiles_source,
     rows,
     run,
+    source_patients,
 )
 
 SSN_FORMS = ["518-03-6125", "518 03 6125", "518036125", "518.03.6125", "518\u201303\u20136125", "５１８-０３-６１２５"]
@@ -291,3 +292,18 @@ def test_relinking_more_patients_than_a_statement_has_parameters(pg_url):
     rows_of_page.relinked_patients = {f"{i:036d}" for i in range(70_000)}
     with engine.begin() as conn:
         load.write(conn, rows_of_page.page("patients", [], []))  # before: "number of parameters must be ..."
+
+
+def test_a_stored_record_whose_new_version_is_quarantined_before_mapping_stays_live(sandbox, db_url):
+    # The source still lists it: a complete sweep must not take it for gone and soft-delete what is stored.
+    config = make_config(db_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
+    engine = engine_for(config)
+    _succeeded(run(config, engine, SWEEP))
+    patient = source_patients(sandbox)[7]
+    edited = sandbox.client.patch(f"/_sandbox/prescrypto/patients/{patient['id']}", json={"campaign": _nested(600)})
+    assert edited.status_code == 200
+    result = _succeeded(run(config, engine, SWEEP))["rx/patients"]
+    assert (result.counts.quarantined, result.deleted) == (1, 0)
+    live = "deleted_at IS NULL AND source_key = :k"
+    assert len(rows(engine, f"SELECT 1 FROM source_record WHERE {live}", k=patient["uid"])) == 1
+    assert _reasons(engine)[("patients", patient["uid"])] == "record: nested more than 32 levels deep"

@@ -120,3 +120,11 @@ def test_json_columns_take_what_orjson_refuses() -> None:
 
     for value in ({"a": "é", "b": [1, 2.5, None, True]}, {"big": 2**70}, {1: "key not a string"}):
         assert json.loads(json_text(value)) == json.loads(json.dumps(value))
+
+
+def test_engines_write_json_columns_with_orjson(db_url: str) -> None:
+    from pipeline.storage.db import json_text, open_engine
+
+    engine = open_engine(db_url)
+    assert engine.dialect._json_serializer is json_text  # type: ignore[attr-defined]
+    engine.dispose()

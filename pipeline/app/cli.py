@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-# Each command imports what it needs when it runs: `--help` and `status` must not pay for the sync path
-# (SQLAlchemy, alembic, httpx, the mappings), which takes most of a second to import on a small machine.
+# Each command imports what it needs when it runs: `--help` pays for none of the sync path (SQLAlchemy,
+# alembic, httpx, the mappings: most of a second to import on a small machine), and `status` not for alembic.
 if TYPE_CHECKING:
     from rich.progress import Progress
     from sqlalchemy import Engine

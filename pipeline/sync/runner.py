@@ -154,6 +154,8 @@ class _Walk:
     def take(self, batch: Batch, counts: PageCounts) -> None:
         self.fetched += counts.fetched
         self.seen.update(counts.keys)
+        # A record quarantined before mapping (too deep, unstorable) is still listed: its stored version stays live.
+        self.seen.update(counts.bad_keys)
         self.still_bad.update(counts.bad_keys)
         if batch.listed is not None:  # listed but not fetched: whether it is still bad is not known
             self.seen.update(batch.listed)
@@ -402,6 +404,7 @@ class StreamRun:
             changed = {k: r for k, r in page.good.items() if stored.get(k) != (r.digest, False)}
             work = PreparedPage(changed, page.bad, page.fetched)
             mapper = self.mapper if changed else Mapper()
+            stored = {k: stored[k] for k in changed if k in stored}  # all the mapping reads of them
             mapped = mapper.submit(self.source.kind, self.spec, work, stored, self.ctx, self.name, now, run_id)
             if self.pending is not None:
                 self._write_pending()
