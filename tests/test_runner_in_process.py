@@ -105,3 +105,14 @@ def test_only_listing_streams_are_mapped_in_the_worker_process(app, db_url, monk
     results = by_stream(run_sources(config, engine_for(config), SWEEP, options=options))
     assert {r.status for r in results.values()} == {"succeeded"}
     assert set(sent) == {"gauges/patients"}
+
+
+def test_the_worker_process_is_started_before_the_first_page_is_mapped():
+    from pipeline.sync.mapper import Mapper
+
+    with Mapper(workers=1) as mapper:
+        starting = mapper.start()
+        assert starting is not None and mapper.start() is None  # once
+        starting.join(timeout=60)
+        assert mapper.pool is not None and len(mapper.pool._processes) == 1  # running before any page
+    assert Mapper().start() is None  # mapping in this process: nothing to start

@@ -337,6 +337,7 @@ class StreamRun:
             for batch in self._batches(position, self.ctx.today, leaving)
         )
         keeper = state.LeaseKeeper(engine, name, stream, self.holder, options.lease_ttl)
+        self.mapper.start()  # while the first pages are fetched, not when the first is ready to map
         prefetched = Prefetched(ahead, depth=options.prefetch, stop=leaving, interrupt=options.stop)
         group = self.group
         with keeper, prefetched:
