@@ -31,12 +31,15 @@ class Recorder:
         self.in_flight = self.peak = 0
         self.paths: list[str] = []
         self.sent_before_failure: int | None = None  # requests sent when the failing one was answered
+        self.together: threading.Barrier | None = None  # held until that many requests are in flight at once
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         with self.lock:
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
             self.paths.append(request.url.path)
+        if self.together is not None:
+            self.together.wait()  # fewer allowed in flight: it times out, and the request fails
         time.sleep(self.delay)
         with self.lock:
             self.in_flight -= 1
@@ -64,7 +67,10 @@ def client(recorder: Recorder, rate_limit: float | None = None) -> SourceClient:
 
 @pytest.mark.parametrize("concurrency", [1, 3, 8])
 def test_at_most_concurrency_requests_in_flight_and_results_in_order(concurrency: int) -> None:
+    # Structural, not timed: each request waits until `concurrency` of them are in flight together (24 is a
+    # multiple of every level), so the peak reaches the bound on a slow machine too; the cap keeps it there.
     recorder = Recorder()
+    recorder.together = threading.Barrier(concurrency, timeout=30)
     keys = [f"p{i}" for i in range(24)]
     with client(recorder) as c:
         bodies = fetch_all(c, [(f"/api/v1/patients/{k}", None) for k in keys], "patients", concurrency)
