@@ -94,10 +94,10 @@ def test_only_listing_streams_are_mapped_in_the_worker_process(app, db_url, monk
     sent: list[str] = []
     submit = mapper_module.Mapper.submit
 
-    def recording(self, kind, spec, *args):  # type: ignore[no-untyped-def]
+    def recording(self, job):  # type: ignore[no-untyped-def]
         if not self.in_process:
-            sent.append(f"{kind}/{spec.stream.name}")
-        return submit(self, kind, spec, *args)
+            sent.append(f"{job.kind}/{job.stream}")
+        return submit(self, job)
 
     monkeypatch.setattr(mapper_module.Mapper, "submit", recording)
     config = make_config(db_url, {k: v for k, v in _sources().items() if k in ("ga", "pa")})

@@ -12,9 +12,10 @@ import datetime as dt
 import multiprocessing
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 
 from mappings.context import MappingContext
-from pipeline.kinds import KINDS, StreamSpec
+from pipeline.kinds import KINDS
 from pipeline.storage.load import PageRows
 from pipeline.sync.prepare import PreparedPage
 from pipeline.sync.rows import PageCounts, Stored, map_page
@@ -22,17 +23,27 @@ from pipeline.sync.rows import PageCounts, Stored, map_page
 Mapped = tuple[PageRows, PageCounts]
 
 
-def _map_in_worker(
-    kind: str,
-    stream: str,
-    page: PreparedPage,
-    stored: Stored,
-    ctx: MappingContext,
-    source: str,
-    now: dt.datetime,
-    run_id: int | None,
-) -> Mapped:
-    return map_page(page, stored, KINDS[kind].streams[stream], ctx, source, now, run_id)
+@dataclass(frozen=True)
+class PageJob:
+    """One page to map, in plain values that pickle: a spec holds closures that do not, so the job names its
+    kind and stream and the mapping is found again in the kind registry, here or in the worker."""
+
+    kind: str
+    stream: str
+    page: PreparedPage
+    stored: Stored
+    ctx: MappingContext
+    source: str
+    now: dt.datetime
+    run_id: int | None
+
+    def run(self) -> Mapped:
+        spec = KINDS[self.kind].streams[self.stream]
+        return map_page(self.page, self.stored, spec, self.ctx, self.source, self.now, self.run_id)
+
+
+def _run(job: PageJob) -> Mapped:
+    return job.run()
 
 
 def _ready() -> None:
@@ -70,22 +81,12 @@ class Mapper:
         self._starting.start()
         return self._starting
 
-    def submit(
-        self,
-        kind: str,
-        spec: StreamSpec,
-        page: PreparedPage,
-        stored: Stored,
-        ctx: MappingContext,
-        source: str,
-        now: dt.datetime,
-        run_id: int | None,
-    ) -> Future[Mapped]:
+    def submit(self, job: PageJob) -> Future[Mapped]:
         if self.pool is not None:
-            return self.pool.submit(_map_in_worker, kind, spec.stream.name, page, stored, ctx, source, now, run_id)
+            return self.pool.submit(_run, job)
         done: Future[Mapped] = Future()
         try:
-            done.set_result(map_page(page, stored, spec, ctx, source, now, run_id))
+            done.set_result(job.run())
         except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the result
             done.set_exception(exc)
         return done

@@ -43,7 +43,7 @@ from pipeline.storage.tables import Mode, Status
 from pipeline.sync.batches import Batch, fan_out_batches, listing_batches
 from pipeline.sync.cursor import Cursor
 from pipeline.sync.keyset import KeySet
-from pipeline.sync.mapper import Mapped, Mapper
+from pipeline.sync.mapper import Mapped, Mapper, PageJob
 from pipeline.sync.messages import database_reason, frames, public, run_error
 from pipeline.sync.prefetch import Prefetched
 from pipeline.sync.prepare import PreparedPage, prepare_page
@@ -406,7 +406,8 @@ class StreamRun:
             work = PreparedPage(changed, page.bad, page.fetched)
             mapper = self.mapper if changed else Mapper()
             stored = {k: stored[k] for k in changed if k in stored}  # all the mapping reads of them
-            mapped = mapper.submit(self.source.kind, self.spec, work, stored, self.ctx, self.name, now, run_id)
+            job = PageJob(self.source.kind, self.stream, work, stored, self.ctx, self.name, now, run_id)
+            mapped = mapper.submit(job)
             if self.pending is not None:
                 self._write_pending()
             self.pending = _Pending(batch, list(page.good), after, now, mapped, len(page.good) - len(changed))
