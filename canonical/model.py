@@ -51,6 +51,8 @@ class PatientRecord(_Record):
     country: str | None = None
     curp: str | None = None
     ssn_last4: str | None = None
+    # The SSN's keyed hash (HMAC-SHA256), for matching only: it lands in match_key, never in the patient table.
+    ssn_hash: str | None = None
     title: str | None = None
     initials: str | None = None
     race: str | None = None

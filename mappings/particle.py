@@ -56,6 +56,7 @@ def to_patient(raw: Mapping[str, Any], ctx: MappingContext) -> Mapped:
         state=n.text(raw.get("address_state"), "address_state"),
         postal_code=n.text(raw.get("postal_code"), "postal_code"),
         ssn_last4=ssn[-4:] if ssn else None,
+        ssn_hash=ssn_hmac(ssn, ctx.ssn_key) if ssn and ctx.ssn_key is not None else None,
     )
     patient = Entity(
         type=EntityType.patient, key=key, record=record, ids=(SourceId(id_type="patient_id", id_value=key),)

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from canonical.errors import ConfigError
 from pipeline.kinds import KINDS, SourceBase
-from pipeline.kinds.base import Strict
+from pipeline.kinds.base import Strict, hmac_key
 
 DEFAULT_PATH = "config.yaml"
 ENV_PATH = "PATIENTSYNC_CONFIG"
@@ -51,9 +51,44 @@ else:
     SourceConfig = Annotated[_ONE_OF, Field(discriminator="kind")]
 
 
+class IdentityConfig(Strict):
+    """Linking patients into persons (README: Identity)."""
+
+    # The one HMAC key for SSN hashes of every source: hashes made with different keys never match.
+    hash_key: SecretStr | None = None
+    match_threshold: float = Field(default=0.99, gt=0, le=1)
+    review_threshold: float = Field(default=0.5, gt=0, le=1)
+    # Golden record: per field (or "default"), the sources whose value wins, first to last.
+    source_priority: dict[str, list[str]] = {}
+    # A match key held by more patients than this (1900-01-01, a very common name) blocks nothing.
+    block_bound: int = Field(default=100, ge=2, le=100_000)
+    link_during_sync: bool = True  # False: only `patientsync link` links
+
+    _hash_key = field_validator("hash_key")(hmac_key)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IdentityConfig:
+        if self.review_threshold > self.match_threshold:
+            raise ValueError("review_threshold must not be above match_threshold")
+        return self
+
+
 class Config(Strict):
     database: DatabaseConfig = DatabaseConfig()
     sources: dict[str, SourceConfig]
+    identity: IdentityConfig = Field(default_factory=lambda: IdentityConfig())
+
+    @model_validator(mode="after")
+    def _one_hash_key(self) -> Config:
+        """identity.hash_key, when set, is every hashing source's key: one person's SSN hashes alike everywhere."""
+        key = self.identity.hash_key
+        if key is None:
+            return self
+        sources = {
+            name: source.model_copy(update={"ssn_hash_key": key}) if KINDS[source.kind].hashes_ssns else source
+            for name, source in self.sources.items()
+        }
+        return self.model_copy(update={"sources": sources})
 
     @field_validator("sources")
     @classmethod
@@ -69,6 +104,8 @@ class Config(Strict):
 def secrets(config: Config) -> list[str]:
     """Every secret the configuration holds: masked wherever it could appear in a log or a message."""
     found = [secret for source in config.sources.values() for secret in source.secrets()]
+    if config.identity.hash_key is not None:
+        found.append(config.identity.hash_key.get_secret_value())
     password = make_url(config.database.url).password
     return [*found, *([str(password)] if password else [])]
 

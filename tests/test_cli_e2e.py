@@ -136,6 +136,7 @@ def test_demo_prints_what_landed(tmp_path):
         "a few observation rows",
     ):
         assert title in proc.stdout
+    assert "480 live patients resolve to 120 persons" in proc.stdout  # the sandbox's 120 people, each in 4 APIs
     assert not (tmp_path / "patientsync.db").exists()  # the configured database is not the demo's
     engine = engine_for(
         make_config(

@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import doctest
+import hashlib
+import hmac
 from typing import Any
 
 import pytest
@@ -169,6 +171,8 @@ PARTICLE_HENRICK = Mapped(
                 state="MA",
                 postal_code="12345",
                 ssn_last4="6789",
+                # HMAC-SHA256 of "123456789" under b"documented-example-key" (US.ssn_key), worked out by hand
+                ssn_hash=hmac.new(b"documented-example-key", b"123456789", hashlib.sha256).hexdigest(),
             ),
             ids=_ids(patient_id="examplepatientid1"),
         ),

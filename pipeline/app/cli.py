@@ -1,4 +1,4 @@
-"""The ``patientsync`` command line (typer): sync, backfill, daemon, status, sandbox, demo."""
+"""The ``patientsync`` command line (typer): sync, backfill, daemon, status, link, review, person, sandbox, demo."""
 
 from __future__ import annotations
 
@@ -295,6 +295,182 @@ def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", h
     for row in rows:
         if row["last_run"] is not None:
             print_run_message(row["source"], row["stream"], row["last_run"]["status"], row["last_run"]["error"])
+
+
+@app.command()
+def link(
+    ctx: typer.Context,
+    train: Annotated[
+        bool, typer.Option("--train", help="Re-estimate the match model from the stored patients.")
+    ] = False,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Score every live patient again (manual decisions stay).")
+    ] = False,
+) -> None:
+    """Link every patient not yet linked into persons (sync and backfill do this as they run)."""
+    from pipeline.storage import identity as store
+    from pipeline.sync.linking import current_model, link_pending
+
+    config = load_config(ctx)
+    engine = open_database(config)
+    if train:
+        from pipeline.sync.linking import train_model
+
+        try:
+            model, summary = train_model(engine, current_model(engine))
+        except ValueError as exc:
+            fail(f"link --train: {exc}", 1)
+        err.print(f"match model version {model.version} trained: {summary}", highlight=False)
+    if rebuild:
+        import datetime as dt
+
+        with engine.begin() as conn:
+            n = store.queue_all(conn, dt.datetime.now(dt.UTC))
+        err.print(f"{n} live patients queued to be scored again")
+    with engine.connect() as conn:
+        queued = store.pending_count(conn)
+    if queued:
+        err.print(f"linking {queued} queued patients")
+    stats = link_pending(engine, config.identity)
+    out.print(
+        f"{stats.linked} patients linked: {stats.joined} joined a person, {stats.persons_created} persons created, "
+        f"{stats.persons_deleted} deleted, {stats.possible} new possible matches for review"
+        + (f"; {stats.skipped_blocks} match keys too common to block on" if stats.skipped_blocks else ""),
+        highlight=False,
+    )
+    with engine.connect() as conn:
+        out.print(f"{_people(conn)} persons hold the live patients", highlight=False)
+
+
+def _people(conn: Any) -> int:
+    from sqlalchemy import func, select
+
+    from pipeline.storage.tables import Person, table_of
+
+    person = table_of(Person)
+    return int(conn.execute(select(func.count()).where(person.c.deleted_at.is_(None))).scalar() or 0)
+
+
+review_app = typer.Typer(help="The possible matches: list them, accept or reject one, undo a decision.")
+app.add_typer(review_app, name="review")
+ShowPii = Annotated[
+    bool, typer.Option("--show-pii", help="Show names, dates and contacts even when the output is not a terminal.")
+]
+
+
+@review_app.callback(invoke_without_command=True)
+def review(ctx: typer.Context, show_pii: ShowPii = False) -> None:
+    """The possible matches (the same as `review list`)."""
+    if ctx.invoked_subcommand is None:
+        review_list(ctx, show_pii=show_pii)
+
+
+@review_app.command("list")
+def review_list(
+    ctx: typer.Context,
+    show_pii: ShowPii = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Each possible match: the patient's fields beside its candidate person's, the score and the evidence."""
+    from rich.table import Table
+
+    from pipeline.app.identity import review_items
+
+    config = load_config(ctx)
+    items = review_items(open_database(config), show_pii or out.is_terminal)
+    if as_json:
+        out.print_json(json.dumps(items, default=str))
+        return
+    if not items:
+        out.print("no possible matches to review")
+        return
+    for item in items:
+        table = Table(
+            title=f"link {item['id']}: score {item['score']:.3f} ({item['reason'] or 'possible match'})",
+            title_justify="left",
+        )
+        for column in ("field", f"patient ({item['source']})", "person", "level"):
+            table.add_column(column)
+        for name, (mine, theirs) in item["fields"].items():
+            comparison = {"given_name": "name", "family_name": "name"}.get(name, name)
+            level = item["evidence"].get(comparison, {}).get("level", "")
+            table.add_row(name, mine or "", theirs or "", level)
+        out.print(table)
+    out.print("decide with: patientsync review accept ID | reject ID (undo ID takes a decision back)")
+
+
+def _decide(ctx: typer.Context, link_id: int, action: str) -> None:
+    from pipeline.app.identity import NotFound, decide_manually, undo
+
+    config = load_config(ctx)
+    engine = open_database(config)
+    try:
+        if action == "undo":
+            decided = undo(engine, config.identity, link_id)
+        else:
+            decided = decide_manually(engine, config.identity, link_id, accept=action == "accept")
+    except NotFound as exc:
+        fail(str(exc), 2)
+    out.print(f"link {link_id}: {decided.status} (patient {decided.patient_id}, person {decided.person_id})")
+
+
+@review_app.command("accept")
+def review_accept(ctx: typer.Context, link_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """The patient is this person (a manual decision: never overwritten by linking)."""
+    _decide(ctx, link_id, "accept")
+
+
+@review_app.command("reject")
+def review_reject(ctx: typer.Context, link_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """The patient is not this person (a manual decision: never overwritten by linking)."""
+    _decide(ctx, link_id, "reject")
+
+
+@review_app.command("undo")
+def review_undo(ctx: typer.Context, link_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """Take a manual decision back: the patient is linked automatically again."""
+    _decide(ctx, link_id, "undo")
+
+
+@app.command()
+def person(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="ID_OR_SOURCE_ID", help="A person id, patient id or source id.")],
+    show_pii: ShowPii = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """One person: its golden record, its patients in each source and all their identifiers."""
+    from rich.table import Table
+
+    from pipeline.app.identity import PII_FIELDS, NotFound, find_person, person_view
+
+    config = load_config(ctx)
+    engine = open_database(config)
+    try:
+        view = person_view(engine, find_person(engine, ref))
+    except NotFound as exc:
+        fail(str(exc), 1)
+    shown = show_pii or out.is_terminal
+    golden = {
+        k: ("<hidden>" if k in PII_FIELDS and not shown and v is not None else v) for k, v in view["person"].items()
+    }
+    if as_json:
+        out.print_json(json.dumps({**view, "person": golden}, default=str))
+        return
+    record = Table(title=f"person {golden['id']}", title_justify="left", show_header=False)
+    for name, value in golden.items():
+        if value not in (None, "") and name not in ("id",):
+            record.add_row(name, str(value))
+    out.print(record)
+    ids = Table(title="patients and their identifiers", title_justify="left")
+    for column in ("source", "patient", "link", "id_type", "id_value"):
+        ids.add_column(column)
+    for patient in view["patients"]:
+        link = patient["link"] or {}
+        how = f"{link.get('status', '')} {link.get('origin', '')}".strip()
+        for identifier in patient["identifiers"] or [{"id_type": "", "id_value": ""}]:
+            ids.add_row(patient["source"], patient["patient_id"], how, identifier["id_type"], identifier["id_value"])
+    out.print(ids)
 
 
 @app.command()

@@ -16,16 +16,18 @@ from sqlmodel import SQLModel
 
 from pipeline.config import Config
 from pipeline.kinds import KINDS
-from pipeline.kinds.particle import SANDBOX_SSN_KEY
+from pipeline.kinds.base import SANDBOX_SSN_KEY
 from pipeline.storage.tables import (
     CANONICAL,
     Crosswalk,
+    IdentityLink,
     Medic,
     Mode,
     Observation,
     Patient,
     PatientMedic,
     PatientOrganization,
+    Person,
     Quarantine,
     SourceRecord,
     table_of,
@@ -65,6 +67,8 @@ def _summary(engine: Engine, console: Console) -> None:
         Crosswalk,
         SourceRecord,
         Quarantine,
+        Person,
+        IdentityLink,
     ]
     counts = Table(title="rows per table")
     counts.add_column("table")
@@ -74,6 +78,10 @@ def _summary(engine: Engine, console: Console) -> None:
             t = table_of(model)
             counts.add_row(t.name, str(conn.execute(select(func.count()).select_from(t)).scalar()))
         console.print(counts)
+        p, person = table_of(Patient), table_of(Person)
+        patients = conn.execute(select(func.count()).where(p.c.deleted_at.is_(None))).scalar()
+        persons = conn.execute(select(func.count()).where(person.c.deleted_at.is_(None))).scalar()
+        console.print(f"{patients} live patients resolve to {persons} persons (patientsync person ID shows one)")
         cw = table_of(Crosswalk)
         ids = Table(title="source identifiers in the crosswalk")
         for column in ("source", "entity_type", "id_type", "rows"):

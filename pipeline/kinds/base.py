@@ -27,6 +27,23 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Keys anyone can read (the sandbox's): hashes made with them can be reversed by trying every SSN, so a real
+# source may not use them; only the demo, on synthetic people, does.
+SANDBOX_SSN_KEY = "sandbox-only-ssn-hash-key"
+PUBLISHED_KEYS = frozenset({SANDBOX_SSN_KEY})
+
+
+def hmac_key(key: SecretStr | None) -> SecretStr | None:
+    """An SSN hash key as configured: None when unset ("${VAR:-}"), refused when published or short."""
+    if key is None or not key.get_secret_value():
+        return None
+    if key.get_secret_value() in PUBLISHED_KEYS:
+        raise ValueError("is a key published with patientsync's sandbox: set a secret of your own")
+    if len(key.get_secret_value()) < 16:
+        raise ValueError("must be at least 16 characters (an HMAC key: keep it secret, e.g. ${PARTICLE_SSN_KEY})")
+    return key
+
+
 def _cron(expression: str | None) -> str | None:
     if expression is not None:
         try:

@@ -19,6 +19,8 @@ from pipeline.storage.db import among, upsert_insert
 from pipeline.storage.tables import (
     CANONICAL,
     Crosswalk,
+    IdentityPending,
+    MatchKey,
     PatientMedic,
     PatientOrganization,
     Quarantine,
@@ -42,6 +44,9 @@ class PageRows:
     described: dict[str, list[str]] = field(default_factory=dict)
     links: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # link table -> rows
     relinked_patients: list[str] = field(default_factory=list)  # their links are replaced by the page's
+    # Identity: the page's patients (queued for linking) and their match keys, which replace their stored ones.
+    patients: list[str] = field(default_factory=list)
+    match_keys: list[dict[str, Any]] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)  # source_record rows
     quarantine: list[dict[str, Any]] = field(default_factory=list)  # one row a key
 
@@ -77,6 +82,7 @@ def write(conn: Connection, rows: PageRows) -> None:
         links = rows.links.get(table_name)
         if links:
             _insert_new(conn, table, links)
+    _write_match_keys(conn, rows)
     _upsert(conn, table_of(SourceRecord), rows.records, keep=("first_seen_at",))
     if rows.records:
         q = table_of(Quarantine)
@@ -85,6 +91,26 @@ def write(conn: Connection, rows: PageRows) -> None:
             delete(q).where(q.c.source == rows.source, q.c.stream == rows.stream, among(conn, q.c.source_key, landed))
         )
     _upsert(conn, table_of(Quarantine), rows.quarantine)
+
+
+def _write_match_keys(conn: Connection, rows: PageRows) -> None:
+    """The page's patients' match keys in place of their stored ones, and the patients queued for linking."""
+    stored_before = rows.described.get("patient")
+    if stored_before:
+        mk = table_of(MatchKey)
+        conn.execute(delete(mk).where(among(conn, mk.c.patient_id, stored_before)))
+    if rows.match_keys:
+        _insert_new(conn, table_of(MatchKey), rows.match_keys)
+    if rows.patients:
+        queue(conn, rows.patients, rows.records[0]["last_seen_at"] if rows.records else None)
+
+
+def queue(conn: Connection, patient_ids: Sequence[str], now: dt.datetime | None, rekey: bool = False) -> None:
+    """Queue patients for the next link pass (pipeline.sync.linking); a queued patient stays queued once."""
+    if patient_ids:
+        at = now or dt.datetime.now(dt.UTC)
+        rows = [{"patient_id": p, "queued_at": at, "rekey": rekey} for p in patient_ids]
+        _upsert(conn, table_of(IdentityPending), rows, keep=("queued_at",))
 
 
 def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keep: Iterable[str] = ()) -> None:
@@ -251,3 +277,5 @@ def soft_delete(
             .where(entity.c.id.in_(ids), entity.c.id.not_in(still_landed.where(t.c.entity_id.in_(ids))))
             .values(deleted_at=now, updated_at=now)
         )
+        if entity_table == "patient":  # it leaves its person at the next link pass
+            queue(conn, ids, now)

@@ -10,7 +10,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -43,9 +43,10 @@ def _json(nullable: bool = True) -> Any:
     return Field(default=None, sa_column=Column(JSONType, nullable=nullable))
 
 
-class Patient(SQLModel, table=True):
-    __tablename__ = "patient"
-    id: str = Field(primary_key=True, max_length=36)
+class Demographics(SQLModel):
+    """The columns a patient holds about its person, and a person takes from its patients (the golden record,
+    pipeline.identity.golden)."""
+
     given_name: str | None = None
     family_name: str | None = None
     full_name: str | None = None
@@ -66,9 +67,111 @@ class Patient(SQLModel, table=True):
     latitude: float | None = None
     longitude: float | None = None
     active: bool = True
+
+
+DEMOGRAPHIC = tuple(Demographics.model_fields)
+
+
+class Patient(Demographics, table=True):
+    __tablename__ = "patient"
+    id: str = Field(primary_key=True, max_length=36)
     created_at: dt.datetime | None = _ts(nullable=False)
     updated_at: dt.datetime | None = _ts(nullable=False)
     deleted_at: dt.datetime | None = _ts()
+    source: str | None = Field(default=None)  # the source whose record this is (identity: one per source)
+    person_id: str | None = Field(default=None, max_length=36, index=True)  # identity: who this patient is
+
+
+class Person(Demographics, table=True):
+    """The golden record of one real individual: every live patient belongs to exactly one."""
+
+    __tablename__ = "person"
+    id: str = Field(primary_key=True, max_length=36)
+    created_at: dt.datetime | None = _ts(nullable=False)
+    updated_at: dt.datetime | None = _ts(nullable=False)
+    deleted_at: dt.datetime | None = _ts()
+
+
+class LinkStatus(StrEnum):
+    match = "match"  # the patient belongs to the person
+    possible_match = "possible_match"  # for review
+    no_match = "no_match"  # decided apart (manually, or a possible match that no longer scores)
+
+
+class Origin(StrEnum):
+    auto = "auto"
+    manual = "manual"  # never overwritten by an automatic decision
+
+
+class IdentityLink(SQLModel, table=True):
+    """A decision about a patient and a person, with the score and the evidence it was taken on."""
+
+    __tablename__ = "identity_link"
+    __table_args__ = (UniqueConstraint("patient_id", "person_id", name="uq_identity_link_patient_person"),)
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    patient_id: str = Field(max_length=36)
+    person_id: str = Field(max_length=36, index=True)
+    status: str = Field(max_length=16, index=True)
+    origin: str = Field(max_length=8)
+    score: float | None = None  # match probability; None for the patient that founded its person
+    evidence: Any = _json()  # each compared field's level and weight, and the model version
+    decided_at: dt.datetime | None = _ts(nullable=False)
+
+
+class IdentityHistory(SQLModel, table=True):
+    """Every change of a link or of a person's membership: what, from what, to what, why, when."""
+
+    __tablename__ = "identity_history"
+    id: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    changed_at: dt.datetime | None = _ts(nullable=False)
+    patient_id: str | None = Field(default=None, max_length=36, index=True)
+    person_id: str | None = Field(default=None, max_length=36, index=True)
+    change: str = Field(max_length=32)  # joined, left, possible_match, no_match, person_created, ...
+    before: str | None = None
+    after: str | None = None
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    origin: str = Field(max_length=8)
+
+
+class MatchKey(SQLModel, table=True):
+    """A value a patient is blocked on (pipeline.identity.keys), written with the patient's page."""
+
+    __tablename__ = "match_key"
+    __table_args__ = (Index("ix_match_key_value", "key_type", "key_value"),)
+    patient_id: str = Field(primary_key=True, max_length=36)
+    key_type: str = Field(primary_key=True, max_length=16)
+    key_value: str = Field(primary_key=True)
+
+
+class IdentityPending(SQLModel, table=True):
+    """Patients to link: queued with their page (or their deletion), removed once linked, so a crash in
+    between leaves them queued."""
+
+    __tablename__ = "identity_pending"
+    patient_id: str = Field(primary_key=True, max_length=36)
+    queued_at: dt.datetime | None = _ts(nullable=False)
+    rekey: bool = False  # its match keys are to be derived again from the stored row (an upgraded database)
+
+
+class IdentityModel(SQLModel, table=True):
+    """A trained match model (``link --train``); the newest is used, the defaults before any."""
+
+    __tablename__ = "identity_model"
+    version: int | None = Field(default=None, sa_column=Column(Integer, primary_key=True, autoincrement=True))
+    model: Any = _json(nullable=False)
+    trained_at: dt.datetime | None = _ts(nullable=False)
+    summary: str | None = Field(default=None, sa_column=Column(Text))
+
+
+# A view (created by migration 0004) over crosswalk and patient: every identifier of every live person.
+person_identifier = Table(
+    "person_identifier",
+    MetaData(),
+    Column("person_id", String),
+    Column("source", String),
+    Column("id_type", String),
+    Column("id_value", String),
+)
 
 
 class Organization(SQLModel, table=True):

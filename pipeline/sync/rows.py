@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from canonical.ids import canonical_id
-from canonical.model import Entity, EntityType, Mapped, MedicRecord, ObservationRecord
+from canonical.model import Entity, EntityType, Mapped, MedicRecord, ObservationRecord, PatientRecord
 from mappings.context import MappingContext
+from pipeline.identity.keys import match_keys
+from pipeline.identity.profile import profile
 from pipeline.kinds import StreamSpec
 from pipeline.storage.load import PageRows
 from pipeline.sync.prepare import PreparedPage, Rejected, map_record
@@ -116,6 +118,7 @@ class _Rows:
             EntityType.organization: {},
         }
         self.relinked_patients: set[str] = set()
+        self.match_keys: dict[str, list[tuple[str, str]]] = {}  # patient id -> its keys (pipeline.identity)
 
     def _id(self, entity_type: EntityType, key: str) -> str:
         return canonical_id(self.source, entity_type.value, key)
@@ -153,6 +156,10 @@ class _Rows:
             row["organization_id"] = self._id(EntityType.organization, org_key) if org_key else None
         elif isinstance(entity.record, ObservationRecord):
             row["patient_id"] = self._id(EntityType.patient, row.pop("patient_key"))
+        elif isinstance(entity.record, PatientRecord):
+            row["source"] = self.source
+            ssn_hash = row.pop("ssn_hash")
+            self.match_keys[entity_id] = match_keys(profile({**row, "id": entity_id}, self.source, ssn_hash))
         row.update(id=entity_id, created_at=self.now, updated_at=self.now, deleted_at=None)
         self.canonical[entity.type][entity_id] = row
         for source_id in entity.ids:
@@ -178,6 +185,12 @@ class _Rows:
                 "patient_organization": list(self.links[EntityType.organization].values()),
             },
             relinked_patients=sorted(self.relinked_patients),
+            match_keys=[
+                {"patient_id": patient_id, "key_type": key_type, "key_value": value}
+                for patient_id, keys in self.match_keys.items()
+                for key_type, value in keys
+            ],
+            patients=sorted(self.match_keys),
             records=records,
             quarantine=quarantine,
         )

@@ -43,6 +43,7 @@ from pipeline.storage.tables import Mode, Status
 from pipeline.sync.batches import Batch, fan_out_batches, listing_batches
 from pipeline.sync.cursor import Cursor
 from pipeline.sync.keyset import KeySet
+from pipeline.sync.linking import LinkStats, link_pending
 from pipeline.sync.mapper import Mapped, Mapper, PageJob
 from pipeline.sync.messages import database_reason, frames, public, run_error
 from pipeline.sync.prefetch import Prefetched
@@ -112,7 +113,20 @@ def run_sources(
     if workers is None:
         workers = 1 if mode is Mode.sweep and (os.cpu_count() or 1) >= 2 else 0
     with Mapper(workers) as mapper:
-        return _run_sources(config, engine, mode, only, options, mapper)
+        results = _run_sources(config, engine, mode, only, options, mapper)
+    if config.identity.link_during_sync and not options.stop.is_set():
+        link(engine, config)
+    return results
+
+
+def link(engine: Engine, config: Config) -> LinkStats | None:
+    """Link the patients the run queued (pipeline.sync.linking); a failure is logged, never raised: the
+    patients stay queued for the next run or ``patientsync link``."""
+    try:
+        return link_pending(engine, config.identity)
+    except SQLAlchemyError as exc:
+        log.error("linking failed: the patients stay queued", error=database_reason(exc))
+    return None
 
 
 def _run_sources(

@@ -1,0 +1,49 @@
+"""The golden record: a person's demographic columns, chosen field by field from its live patients.
+
+Survivorship: for each field, the values its patients hold (an empty one, or ``sex`` "unknown", holds none)
+are ranked by the field's source priority (``identity.source_priority``: a list of source names per field, or
+under ``default`` for every field), then by the most recently updated patient, then by patient id; the first
+wins. ``active`` is true when any patient is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def golden_record(
+    patients: Sequence[Mapping[str, Any]], fields: Sequence[str], priority: Mapping[str, Sequence[str]]
+) -> dict[str, Any]:
+    """The person's columns from its patients' rows (each with ``source``, ``updated_at`` and ``id``)."""
+    record: dict[str, Any] = {}
+    for name in fields:
+        if name == "active":
+            record[name] = any(p.get("active") for p in patients) if patients else True
+            continue
+        order = list(priority.get(name, priority.get("default", ())))
+        held = [p for p in patients if _holds(p.get(name), name)]
+        if not held:
+            record[name] = "unknown" if name == "sex" else None
+            continue
+        ranked = sorted(held, key=lambda p: _rank(p, order))
+        record[name] = ranked[0][name]
+    return record
+
+
+def _holds(value: Any, name: str) -> bool:
+    if value is None or value == "":
+        return False
+    return not (name == "sex" and value == "unknown")
+
+
+def _rank(patient: Mapping[str, Any], order: list[str]) -> tuple[int, float, str]:
+    source = patient.get("source")
+    position = order.index(source) if source in order else len(order)
+    updated = patient.get("updated_at") or _EPOCH
+    if updated.tzinfo is None:
+        updated = updated.replace(tzinfo=dt.UTC)
+    return position, -updated.timestamp(), str(patient["id"])

@@ -1,0 +1,80 @@
+"""A patient as the comparisons read it: its name tokens, birth date, address parts and identifiers, each
+normalized once, built from a stored ``patient`` row and the patient's SSN hash (if any)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.identity.names import fold, given_count, name_tokens
+
+# "Calle Guatemala 523 Int. 4", "523 Guatemala St Apt 4": the unit after Int./Apt is no part of the street.
+_UNIT = re.compile(r"\b(INT|INTERIOR|APT|APARTMENT|DEPTO|DEPARTAMENTO|UNIT|STE|SUITE|NUM|NO)\b.*$")
+_STREET_WORDS = frozenset({"CALLE", "AV", "AVENIDA", "ST", "STREET", "AVE", "BLVD", "BOULEVARD", "CALZ", "RD", "DR"})
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    patient_id: str
+    source: str
+    tokens: tuple[str, ...]  # name tokens, given names first (names.name_tokens)
+    given: int  # how many leading tokens are given names; 0 when the source did not say
+    birth_date: dt.date | None
+    street: str | None  # folded street name, without number, unit or words such as "Calle"
+    number: str | None  # the street number
+    postal_code: str | None
+    city: str | None
+    email: str | None
+    phone: str | None  # E.164 where the source's number parsed
+    curp: str | None
+    ssn_hash: str | None
+    ssn_last4: str | None
+
+
+def street_parts(address_line: str | None) -> tuple[str | None, str | None]:
+    """(street, number) of an address line, in either order ("Calle X 523", "523 X St").
+
+    >>> street_parts("Calle Guatemala 523 Int. 4"), street_parts("523 Guatemala St, Apt 4")
+    (('GUATEMALA', '523'), ('GUATEMALA', '523'))
+    """
+    if not address_line:
+        return None, None
+    text = _UNIT.sub("", fold(address_line, digits=True)).split()
+    number = next((t for t in text if t.isdigit()), None)
+    words = [t for t in text if not t.isdigit() and t not in _STREET_WORDS]
+    return (" ".join(words) or None), number
+
+
+def profile(row: Mapping[str, Any], source: str, ssn_hash: str | None = None) -> Profile:
+    """The comparable view of a ``patient`` row (a mapping of its columns)."""
+    given, family, full = row.get("given_name"), row.get("family_name"), row.get("full_name")
+    street, number = street_parts(row.get("address_line"))
+    birth = row.get("birth_date")
+    if isinstance(birth, str):
+        birth = dt.date.fromisoformat(birth)
+    return Profile(
+        patient_id=row["id"],
+        source=source,
+        tokens=name_tokens(given, family, full),
+        given=given_count(given, family, full),
+        birth_date=birth,
+        street=street,
+        number=number,
+        postal_code=_clean(row.get("postal_code")),
+        city=fold(row["city"]) or None if row.get("city") else None,
+        email=_clean(row.get("email"), lower=True),
+        phone=_clean(row.get("phone")),
+        curp=_clean(row.get("curp")),
+        ssn_hash=ssn_hash,
+        ssn_last4=_clean(row.get("ssn_last4")),
+    )
+
+
+def _clean(value: Any, lower: bool = False) -> str | None:
+    if not value:
+        return None
+    text = str(value).strip()
+    return (text.lower() if lower else text.upper()) or None

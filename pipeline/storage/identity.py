@@ -1,0 +1,229 @@
+"""The identity tables read and written with SQL only: the link queue, blocking through match keys, persons
+and their members, links and history. Every function runs inside the caller's transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
+
+from pipeline.storage.db import among, upsert_insert
+from pipeline.storage.load import queue
+from pipeline.storage.tables import (
+    DEMOGRAPHIC,
+    IdentityHistory,
+    IdentityLink,
+    IdentityModel,
+    IdentityPending,
+    MatchKey,
+    Patient,
+    Person,
+    table_of,
+)
+
+_CHUNK = 1000
+_patient, _person, _key = table_of(Patient), table_of(Person), table_of(MatchKey)
+_link, _history, _pending = table_of(IdentityLink), table_of(IdentityHistory), table_of(IdentityPending)
+
+
+def _chunks(items: Sequence[str]) -> Iterable[list[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield list(items[start : start + _CHUNK])
+
+
+def pending(conn: Connection, limit: int) -> list[tuple[str, bool]]:
+    """The next queued patients (oldest first) and whether their match keys are to be derived again."""
+    query = select(_pending.c.patient_id, _pending.c.rekey).order_by(_pending.c.queued_at, _pending.c.patient_id)
+    return [(p, bool(r)) for p, r in conn.execute(query.limit(limit))]
+
+
+def pending_count(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(_pending)).scalar() or 0)
+
+
+def dequeue(conn: Connection, patient_ids: Sequence[str]) -> None:
+    for chunk in _chunks(patient_ids):
+        conn.execute(delete(_pending).where(among(conn, _pending.c.patient_id, chunk)))
+
+
+def queue_all(conn: Connection, now: dt.datetime) -> int:
+    """Queue every live patient (``link --rebuild``); returns how many."""
+    ids = list(conn.execute(select(_patient.c.id).where(_patient.c.deleted_at.is_(None))).scalars())
+    for chunk in _chunks(ids):
+        queue(conn, chunk, now)
+    return len(ids)
+
+
+def patient_rows(conn: Connection, patient_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Patient rows by id, each with its SSN hash (from its match keys) as ``ssn_hash``."""
+    rows: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(sorted(set(patient_ids))):
+        for row in conn.execute(select(_patient).where(among(conn, _patient.c.id, chunk))).mappings():
+            rows[row["id"]] = {**row, "ssn_hash": None}
+        ssn = select(_key.c.patient_id, _key.c.key_value).where(
+            _key.c.key_type == "ssn", among(conn, _key.c.patient_id, chunk)
+        )
+        for patient_id, value in conn.execute(ssn):
+            if patient_id in rows:
+                rows[patient_id]["ssn_hash"] = value
+    return rows
+
+
+def replace_keys(conn: Connection, keys: Mapping[str, list[tuple[str, str]]]) -> None:
+    """Write these patients' match keys in place of their stored ones."""
+    ids = sorted(keys)
+    for chunk in _chunks(ids):
+        conn.execute(delete(_key).where(among(conn, _key.c.patient_id, chunk)))
+    rows = [{"patient_id": p, "key_type": t, "key_value": v} for p in ids for t, v in keys[p]]
+    if rows:
+        conn.execute(insert(_key), rows)
+
+
+def keys_of(conn: Connection, patient_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
+    found: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for chunk in _chunks(sorted(set(patient_ids))):
+        query = select(_key.c.patient_id, _key.c.key_type, _key.c.key_value).where(
+            among(conn, _key.c.patient_id, chunk)
+        )
+        for patient_id, key_type, value in conn.execute(query):
+            found[patient_id].append((key_type, value))
+    return found
+
+
+def blocks(
+    conn: Connection, keys: Iterable[tuple[str, str]], bound: int
+) -> tuple[dict[tuple[str, str], list[str]], int]:
+    """The patients holding each key, for the keys held by at most ``bound`` patients; and how many keys were
+    skipped as too common (a placeholder birth date, a very common name in one year)."""
+    by_type: dict[str, set[str]] = defaultdict(set)
+    for key_type, value in keys:
+        by_type[key_type].add(value)
+    members: dict[tuple[str, str], list[str]] = {}
+    skipped = 0
+    for key_type, values in sorted(by_type.items()):
+        for chunk in _chunks(sorted(values)):
+            where = and_(_key.c.key_type == key_type, among(conn, _key.c.key_value, chunk))
+            sizes = conn.execute(select(_key.c.key_value, func.count()).where(where).group_by(_key.c.key_value))
+            small = [value for value, n in sizes if n <= bound]
+            skipped += len(chunk) - len(small)
+            if not small:
+                continue
+            rows = conn.execute(
+                select(_key.c.key_value, _key.c.patient_id).where(
+                    _key.c.key_type == key_type, among(conn, _key.c.key_value, small)
+                )
+            )
+            for value, patient_id in rows:
+                members.setdefault((key_type, value), []).append(patient_id)
+    return members, skipped
+
+
+def members(conn: Connection, person_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Each person's live patients: person id -> {patient id: source}."""
+    found: dict[str, dict[str, str]] = defaultdict(dict)
+    for chunk in _chunks(sorted(set(person_ids))):
+        query = select(_patient.c.person_id, _patient.c.id, _patient.c.source).where(
+            among(conn, _patient.c.person_id, chunk), _patient.c.deleted_at.is_(None)
+        )
+        for person_id, patient_id, source in conn.execute(query):
+            found[person_id][patient_id] = source or ""
+    return found
+
+
+def links_of(conn: Connection, patient_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Every stored link of these patients."""
+    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for chunk in _chunks(sorted(set(patient_ids))):
+        for row in conn.execute(select(_link).where(among(conn, _link.c.patient_id, chunk))).mappings():
+            found[row["patient_id"]].append(dict(row))
+    return found
+
+
+def set_persons(conn: Connection, person_of: Mapping[str, str | None]) -> None:
+    """patient.person_id of each of these patients."""
+    if person_of:
+        statement = update(_patient).where(_patient.c.id == bindparam("pid")).values(person_id=bindparam("person"))
+        conn.execute(statement, [{"pid": p, "person": person} for p, person in sorted(person_of.items())])
+
+
+def write_links(conn: Connection, links: Mapping[tuple[str, str], dict[str, Any] | None]) -> None:
+    """Each (patient, person) link as given: its columns (status, origin, score, evidence, decided_at), or None
+    to remove it."""
+    gone = [key for key, values in links.items() if values is None]
+    if gone:
+        statement = delete(_link).where(
+            _link.c.patient_id == bindparam("patient"), _link.c.person_id == bindparam("person")
+        )
+        conn.execute(statement, [{"patient": patient, "person": person} for patient, person in sorted(gone)])
+    kept = [{"patient_id": k[0], "person_id": k[1], **v} for k, v in sorted(links.items()) if v is not None]
+    if kept:
+        statement = upsert_insert(conn, _link)
+        columns = ("status", "origin", "score", "evidence", "decided_at")
+        statement = statement.on_conflict_do_update(
+            index_elements=["patient_id", "person_id"], set_={c: statement.excluded[c] for c in columns}
+        )
+        conn.execute(statement, kept)
+
+
+def record_history(conn: Connection, changes: list[dict[str, Any]]) -> None:
+    if changes:
+        conn.execute(insert(_history), changes)
+
+
+def create_persons(conn: Connection, person_ids: Sequence[str], now: dt.datetime) -> None:
+    rows = [{"id": p, "sex": "unknown", "active": True, "created_at": now, "updated_at": now} for p in person_ids]
+    if rows:
+        conn.execute(insert(_person), rows)
+
+
+def person_rows(conn: Connection, person_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(sorted(set(person_ids))):
+        for row in conn.execute(select(_person).where(among(conn, _person.c.id, chunk))).mappings():
+            found[row["id"]] = dict(row)
+    return found
+
+
+def member_rows(conn: Connection, person_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each person's live patient rows."""
+    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for chunk in _chunks(sorted(set(person_ids))):
+        query = select(_patient).where(among(conn, _patient.c.person_id, chunk), _patient.c.deleted_at.is_(None))
+        for row in conn.execute(query).mappings():
+            found[row["person_id"]].append(dict(row))
+    return found
+
+
+def update_persons(conn: Connection, golden: Mapping[str, Mapping[str, Any]], now: dt.datetime) -> None:
+    """Write each person's golden record (the DEMOGRAPHIC columns), live again if it was deleted."""
+    if golden:
+        values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in DEMOGRAPHIC}
+        statement = (
+            update(_person)
+            .where(_person.c.id == bindparam("pid"))
+            .values(**values, updated_at=bindparam("v_updated_at"), deleted_at=None)
+        )
+        rows = [
+            {"pid": person, "v_updated_at": now, **{f"v_{name}": record[name] for name in DEMOGRAPHIC}}
+            for person, record in sorted(golden.items())
+        ]
+        conn.execute(statement, rows)
+
+
+def delete_persons(conn: Connection, person_ids: Sequence[str], now: dt.datetime) -> None:
+    for chunk in _chunks(sorted(person_ids)):
+        conn.execute(
+            update(_person)
+            .where(among(conn, _person.c.id, chunk), _person.c.deleted_at.is_(None))
+            .values(deleted_at=now, updated_at=now)
+        )
+
+
+def latest_model(conn: Connection) -> tuple[int, dict[str, Any]] | None:
+    """The newest trained model (version, JSON), or None before any training."""
+    m = table_of(IdentityModel)
+    row = conn.execute(select(m.c.version, m.c.model).order_by(m.c.version.desc()).limit(1)).first()
+    return None if row is None else (int(row[0]), dict(row[1]))

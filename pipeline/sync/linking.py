@@ -1,0 +1,314 @@
+"""The link pass: every queued patient (new, changed or deleted since the last pass) gets its person.
+
+Patients are taken from ``identity_pending`` a batch at a time, each batch in one transaction with its
+dequeueing, so a crash loses and duplicates nothing: an interrupted batch is still queued. A patient costs only
+its candidates (the patients sharing one of its match keys, found through the key index), never a scan.
+
+For each patient, in queue order:
+- deleted: it leaves its person;
+- held by a manual match: it stays where a person put it;
+- otherwise it is scored against its candidates' persons (``pipeline.identity.decide``) and joins the one it
+  matches, or keeps (or gets) a person of its own; possible matches are kept for review.
+A person left without a live patient is soft-deleted; every touched person's golden record is recomputed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, Engine, insert, select, text
+
+from pipeline.config import IdentityConfig
+from pipeline.identity.decide import Decision, Scored, best_per_person, decide
+from pipeline.identity.golden import golden_record
+from pipeline.identity.keys import match_keys
+from pipeline.identity.model import MatchModel
+from pipeline.identity.profile import Profile, profile
+from pipeline.identity.training import MAX_PATIENTS, train_on
+from pipeline.storage import identity as store
+from pipeline.storage.tables import DEMOGRAPHIC, IdentityModel, LinkStatus, Origin, Patient, table_of
+
+log = structlog.get_logger(__name__)
+
+BATCH = 500
+_STRONG_KEYS = frozenset({"email", "phone", "curp", "ssn"})
+
+
+@dataclass
+class LinkStats:
+    linked: int = 0  # patients decided
+    joined: int = 0  # of them, joined a person holding another patient
+    persons_created: int = 0
+    persons_deleted: int = 0
+    possible: int = 0  # possible matches written for review
+    skipped_blocks: int = 0  # match keys too common to block on
+    changes: Counter[str] = field(default_factory=Counter)
+
+
+def current_model(engine: Engine) -> MatchModel:
+    """The newest trained model, or the defaults."""
+    with engine.connect() as conn:
+        stored = store.latest_model(conn)
+    return MatchModel() if stored is None else MatchModel.from_json(stored[1], stored[0])
+
+
+def link_pending(engine: Engine, config: IdentityConfig, model: MatchModel | None = None) -> LinkStats:
+    """Link every queued patient; returns what changed."""
+    model = model or current_model(engine)
+    stats = LinkStats()
+    while True:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # linkers of several processes take turns, a batch each
+                conn.execute(text("SELECT pg_advisory_xact_lock(7270617)"))
+            batch = store.pending(conn, BATCH)
+            if not batch:
+                break
+            _Batch(conn, config, model, stats).run(batch)
+            store.dequeue(conn, [patient_id for patient_id, _ in batch])
+    if stats.linked:
+        log.info(
+            "patients linked",
+            linked=stats.linked,
+            joined=stats.joined,
+            persons_created=stats.persons_created,
+            persons_deleted=stats.persons_deleted,
+            possible=stats.possible,
+            skipped_blocks=stats.skipped_blocks,
+        )
+    return stats
+
+
+class _Batch:
+    """One batch of queued patients, decided one by one against what the batch itself has decided so far; its
+    writes are gathered and made at the end, a statement per table."""
+
+    def __init__(self, conn: Connection, config: IdentityConfig, model: MatchModel, stats: LinkStats) -> None:
+        self.conn, self.config, self.model, self.stats = conn, config, model, stats
+        self.now = dt.datetime.now(dt.UTC)
+        self.person_of: dict[str, str | None] = {}  # patient -> person, as decided so far
+        self.members: dict[str, dict[str, str]] = {}  # person -> {live patient: source}
+        self.links: dict[str, list[dict[str, Any]]] = {}  # the batch's patients' stored links
+        # What the batch writes: patient.person_id, links by (patient, person) (None: removed), new persons.
+        self.moved: dict[str, str | None] = {}
+        self.link_writes: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self.created: list[str] = []
+        self.touched: set[str] = set()  # persons whose golden record is to be recomputed
+        self.history: list[dict[str, Any]] = []
+
+    def run(self, batch: list[tuple[str, bool]]) -> None:
+        conn = self.conn
+        ids = [patient_id for patient_id, _ in batch]
+        rows = store.patient_rows(conn, ids)
+        rekeyed = {p: match_keys(self._profile(rows[p])) for p, rekey in batch if rekey and p in rows}
+        if rekeyed:
+            store.replace_keys(conn, rekeyed)
+        keys = store.keys_of(conn, ids)
+        blocks, skipped = store.blocks(conn, {k for p in ids for k in keys.get(p, ())}, self.config.block_bound)
+        self.stats.skipped_blocks += skipped
+        candidates = {p: self._candidates(p, keys.get(p, ()), blocks) for p in ids}
+        others = {c for found in candidates.values() for c in found} - set(rows)
+        rows.update(store.patient_rows(conn, sorted(others)))
+        profiles = {p: self._profile(row) for p, row in rows.items() if row["deleted_at"] is None}
+        for p, row in rows.items():
+            self.person_of[p] = row["person_id"]
+        persons = {row["person_id"] for row in rows.values() if row["person_id"]}
+        self.members = store.members(conn, sorted(persons))
+        self.links = store.links_of(conn, ids)
+        for patient_id in ids:
+            if patient_id not in rows:
+                continue  # gone from the patient table: nothing to link
+            if rows[patient_id]["deleted_at"] is not None:
+                self._leave(patient_id, "the patient was deleted")
+                self.person_of[patient_id] = self.moved[patient_id] = None
+            else:
+                self._link(profiles[patient_id], candidates[patient_id], profiles)
+            self.stats.linked += 1
+        self._write()
+
+    def _profile(self, row: dict[str, Any]) -> Profile:
+        return profile(row, row.get("source") or "", row.get("ssn_hash"))
+
+    @staticmethod
+    def _candidates(patient_id: str, keys: Any, blocks: dict[tuple[str, str], list[str]]) -> set[str]:
+        """Patients sharing two of its keys, or one identifier: one shared postal code or birth date alone
+        cannot reach the review threshold, and scoring it would cost more than the rest of the pass."""
+        shared: Counter[str] = Counter()
+        strong: set[str] = set()
+        for key in keys:
+            for other in blocks.get(key, ()):
+                if other != patient_id:
+                    shared[other] += 1
+                    if key[0] in _STRONG_KEYS:
+                        strong.add(other)
+        return {other for other, n in shared.items() if n >= 2} | strong
+
+    def _link(self, p: Profile, candidates: set[str], profiles: dict[str, Profile]) -> None:
+        links = self.links.get(p.patient_id, [])
+        manual = [link for link in links if link["origin"] == Origin.manual]
+        held = next((link["person_id"] for link in manual if link["status"] == LinkStatus.match), None)
+        if held is not None:
+            self._move(p, held, None, "a manual decision holds it", write_link=False)
+            return
+        rejected = {link["person_id"] for link in manual if link["status"] == LinkStatus.no_match}
+        pairs = [
+            (profiles[c], person)
+            for c in sorted(candidates)
+            if c in profiles and (person := self.person_of.get(c)) is not None
+        ]
+        scored = best_per_person(p, pairs, self.model)
+        sources_of = {
+            person: {source for patient, source in self.members.get(person, {}).items() if patient != p.patient_id}
+            for person in scored
+        }
+        threshold, review = self.config.match_threshold, self.config.review_threshold
+        current = self.person_of.get(p.patient_id)
+        decision = decide(p, scored, sources_of, rejected, threshold, review, current)
+        self._apply(p, decision, links)
+
+    def _apply(self, p: Profile, decision: Decision, links: list[dict[str, Any]]) -> None:
+        current = self.person_of.get(p.patient_id)
+        if decision.join is not None:
+            self._move(p, decision.join.person_id, decision.join, "matched")
+        elif current is None or set(self.members.get(current, {})) - {p.patient_id}:
+            # No person yet, or it shares one it no longer matches: a person of its own.
+            self._move(p, self._new_person(), None, "no match" if current is None else "no longer matches")
+        kept = {possible.person_id for possible in decision.possible}
+        for link in links:  # possible matches the new scores no longer support
+            stale = link["status"] == LinkStatus.possible_match and link["person_id"] not in kept
+            if stale and link["origin"] == Origin.auto:
+                self.link_writes[(p.patient_id, link["person_id"])] = None
+                self._changed(p.patient_id, link["person_id"], "possible_match_cleared", "possible_match", None, "")
+        manual = {link["person_id"] for link in links if link["origin"] == Origin.manual}
+        known = {link["person_id"] for link in links if link["status"] == LinkStatus.possible_match}
+        for possible in decision.possible:
+            if possible.person_id in manual or possible.person_id == self.person_of.get(p.patient_id):
+                continue
+            evidence = {**possible.evidence, "reason": possible.reason}
+            self._write_link(
+                p.patient_id, possible.person_id, LinkStatus.possible_match, possible.probability, evidence
+            )
+            if possible.person_id not in known:
+                self.stats.possible += 1
+                self._changed(
+                    p.patient_id, possible.person_id, "possible_match", None, "possible_match", possible.reason
+                )
+
+    def _write_link(
+        self, patient_id: str, person_id: str, status: str, score: float | None, evidence: dict[str, Any] | None
+    ) -> None:
+        self.link_writes[(patient_id, person_id)] = {
+            "status": status,
+            "origin": Origin.auto,
+            "score": score,
+            "evidence": evidence,
+            "decided_at": self.now,
+        }
+
+    def _move(self, p: Profile, person_id: str, scored: Scored | None, reason: str, write_link: bool = True) -> None:
+        patient_id = p.patient_id
+        current = self.person_of.get(patient_id)
+        if current == person_id:
+            return
+        if current is not None:
+            self._leave(patient_id, reason)
+        self.person_of[patient_id] = self.moved[patient_id] = person_id
+        if self.members.get(person_id):
+            self.stats.joined += 1
+        self.members.setdefault(person_id, {})[patient_id] = p.source
+        self.touched.add(person_id)
+        if write_link:
+            score = None if scored is None else scored.probability
+            self._write_link(
+                patient_id, person_id, LinkStatus.match, score, None if scored is None else scored.evidence
+            )
+        self._changed(patient_id, person_id, "joined", current, person_id, reason)
+
+    def _leave(self, patient_id: str, reason: str) -> None:
+        """The patient leaves its person (its automatic match link goes; a manual one stays, to be undone)."""
+        current = self.person_of.get(patient_id)
+        if current is None:
+            return
+        self.members.get(current, {}).pop(patient_id, None)
+        self.touched.add(current)
+        manual = any(
+            link["person_id"] == current and link["origin"] == Origin.manual for link in self.links.get(patient_id, [])
+        )
+        if not manual:
+            self.link_writes[(patient_id, current)] = None
+        self._changed(patient_id, current, "left", current, None, reason)
+
+    def _new_person(self) -> str:
+        person_id = str(uuid.uuid4())
+        self.created.append(person_id)
+        self.members[person_id] = {}
+        self.stats.persons_created += 1
+        self._changed(None, person_id, "person_created", None, person_id, "")
+        return person_id
+
+    def _write(self) -> None:
+        conn, now = self.conn, self.now
+        store.create_persons(conn, self.created, now)
+        store.set_persons(conn, self.moved)
+        store.write_links(conn, self.link_writes)
+        touched = sorted(self.touched)
+        rows = store.member_rows(conn, touched)
+        emptied = [person for person in touched if not rows.get(person)]
+        for person_id in emptied:
+            self.stats.persons_deleted += 1
+            self._changed(None, person_id, "person_deleted", person_id, None, "no live patient remains")
+        store.delete_persons(conn, emptied, now)
+        priority = self.config.source_priority
+        golden = {p: golden_record(rows[p], DEMOGRAPHIC, priority) for p in touched if rows.get(p)}
+        store.update_persons(conn, golden, now)
+        store.record_history(conn, self.history)
+
+    def _changed(
+        self,
+        patient_id: str | None,
+        person_id: str | None,
+        change: str,
+        before: str | None,
+        after: str | None,
+        why: str,
+    ) -> None:
+        self.stats.changes[change] += 1
+        self.history.append(
+            {
+                "changed_at": self.now,
+                "patient_id": patient_id,
+                "person_id": person_id,
+                "change": change,
+                "before": before,
+                "after": after,
+                "reason": why or None,
+                "origin": Origin.auto,
+            }
+        )
+
+
+def train_model(engine: Engine, model: MatchModel) -> tuple[MatchModel, str]:
+    """Train on the stored live patients and store the model as a new version (used from the next link pass)."""
+    patient, stored = table_of(Patient), table_of(IdentityModel)
+    with engine.connect() as conn:
+        ids = list(
+            conn.execute(select(patient.c.id).where(patient.c.deleted_at.is_(None)).limit(MAX_PATIENTS)).scalars()
+        )
+        rows = store.patient_rows(conn, ids)
+    profiles = [profile(row, row.get("source") or "", row.get("ssn_hash")) for row in rows.values()]
+    trained, summary = train_on(profiles, model)
+    text = f"{summary['patients']} patients; " + ", ".join(
+        f"{rule}: {s['pairs']} pairs, ~{s['matches']} matches" for rule, s in summary["rules"].items()
+    )
+    with engine.begin() as conn:
+        result = conn.execute(
+            insert(stored).values(model=trained.to_json(), trained_at=dt.datetime.now(dt.UTC), summary=text)
+        )
+        key = result.inserted_primary_key
+        assert key is not None
+        version = int(key[0])
+    return MatchModel(trained.prior, trained.levels, version), text

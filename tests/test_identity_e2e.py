@@ -1,0 +1,213 @@
+"""Identity end to end: the sandbox's four patient APIs over real HTTP into a real SQLite file and a real
+PostgreSQL database, linked as the sync runs. The sandbox renders each of its synthetic people once per API, so
+the truth is known: person i is gauges id i (with gaps), profiles pat00000i, and so on."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from pipeline.app.cli import app
+from pipeline.app.identity import decide_manually, find_person, person_view, undo
+from pipeline.storage import identity as store
+from pipeline.sync import linking
+from pipeline.sync.linking import link_pending
+from tests.support import (
+    config_yaml,
+    count,
+    engine_for,
+    gauges_source,
+    make_config,
+    particle_source,
+    prescrypto_source,
+    profiles_source,
+    rows,
+    run,
+)
+
+PEOPLE = 230  # the sandbox fixture's
+
+
+def _sources(sandbox: Any) -> dict[str, dict[str, Any]]:
+    return {
+        "rx": prescrypto_source(sandbox, streams=["patients"], page_size=100),
+        "pf": profiles_source(sandbox),
+        "ga": gauges_source(sandbox, streams=["patients"], page_size=100),
+        "pa": particle_source(sandbox, concurrency=8),
+    }
+
+
+def _identity(engine: Any) -> dict[str, list[tuple[str, ...]]]:
+    with engine.connect() as conn:
+        return {
+            table: sorted(tuple(map(str, row)) for row in conn.execute(text(f"SELECT * FROM {table}")))
+            for table in ("person", "identity_link", "identity_history", "match_key")
+        } | {"members": sorted(tuple(map(str, r)) for r in conn.execute(text("SELECT id, person_id FROM patient")))}
+
+
+def _synced(sandbox: Any, db_url: str) -> tuple[Any, Any]:
+    config = make_config(db_url, _sources(sandbox))
+    engine = engine_for(config)
+    results = run(config, engine, "sweep")
+    assert all(r.ok for r in results), [(r.source, r.stream, r.error) for r in results]
+    return config, engine
+
+
+def _person_of(engine: Any, source: str, id_value: str) -> str:
+    found = rows(
+        engine,
+        "SELECT p.person_id FROM patient p JOIN crosswalk c ON c.entity_id = p.id "
+        "WHERE c.source = :s AND c.entity_type = 'patient' AND c.id_value = :v",
+        s=source,
+        v=id_value,
+    )
+    assert len(found) == 1
+    return str(found[0]["person_id"])
+
+
+def test_one_person_per_synthetic_person_across_the_four_apis_and_a_second_sync_changes_nothing(
+    sandbox: Any, db_url: str
+) -> None:
+    config, engine = _synced(sandbox, db_url)
+    assert count(engine, "patient", "deleted_at IS NULL") == 4 * PEOPLE
+    assert count(engine, "patient", "deleted_at IS NULL AND person_id IS NULL") == 0
+    assert count(engine, "person", "deleted_at IS NULL") == PEOPLE
+    assert count(engine, "identity_pending") == 0
+    # No person holds two patients of one source; every person holds one of each source here.
+    per_source = rows(engine, "SELECT person_id, source, count(*) AS n FROM patient GROUP BY person_id, source")
+    assert {r["n"] for r in per_source} == {1}
+    # profiles' pat000001 is the sandbox's person 1: Prescrypto's first patient, gauges' first.
+    first = _person_of(engine, "pf", "pat000001")
+    ids = rows(engine, "SELECT source, id_type, id_value FROM person_identifier WHERE person_id = :p", p=first)
+    assert {r["source"] for r in ids} == {"rx", "pf", "ga", "pa"}
+    before = _identity(engine)
+    assert all(r.ok for r in run(config, engine, "sweep"))
+    assert _identity(engine) == before  # unchanged records are never queued: no link, person or key moves
+
+
+def test_a_changed_birth_date_leaves_its_person_and_a_deleted_patient_too(sandbox: Any, db_url: str) -> None:
+    config, engine = _synced(sandbox, db_url)
+    person = _person_of(engine, "ga", "1")
+    sandbox.client.patch("/_sandbox/gauges/patients/1", json={"date_of_birth": "1901-01-01"}).raise_for_status()
+    assert all(r.ok for r in run(config, engine, "sweep"))
+    moved = _person_of(engine, "ga", "1")
+    assert moved != person
+    assert count(engine, "patient", "person_id = :p", p=person) == 3  # the other three stay
+    history = rows(engine, "SELECT change, before FROM identity_history WHERE after = :m", m=moved)
+    assert {"joined"} <= {r["change"] for r in history}
+    # Gone from the API: soft-deleted, it leaves its person, which (alone) is soft-deleted.
+    sandbox.client.delete("/_sandbox/gauges/patients/1").raise_for_status()
+    assert all(r.ok for r in run(config, engine, "sweep"))
+    assert count(engine, "person", "id = :m AND deleted_at IS NOT NULL", m=moved) == 1
+    assert count(engine, "patient", "deleted_at IS NULL AND person_id IS NULL") == 0
+
+
+def test_a_rejected_match_stays_rejected_after_a_rebuild_and_undo_takes_it_back(sandbox: Any, db_url: str) -> None:
+    config, engine = _synced(sandbox, db_url)
+    person = _person_of(engine, "pa", _particle_id(engine))
+    patient = rows(engine, "SELECT id FROM patient WHERE person_id = :p AND source = 'pa'", p=person)[0]["id"]
+    link_id = rows(engine, "SELECT id FROM identity_link WHERE patient_id = :p AND person_id = :q", p=patient, q=person)
+    decided = decide_manually(engine, config.identity, link_id[0]["id"], accept=False)
+    assert decided.status == "no_match"
+    alone = rows(engine, "SELECT person_id FROM patient WHERE id = :p", p=patient)[0]["person_id"]
+    assert alone != person
+    _rebuild(engine, config)
+    assert rows(engine, "SELECT person_id FROM patient WHERE id = :p", p=patient)[0]["person_id"] == alone
+    assert count(engine, "identity_link", "id = :i AND origin = 'manual' AND status = 'no_match'", i=link_id[0]["id"])
+    undo(engine, config.identity, link_id[0]["id"])
+    assert rows(engine, "SELECT person_id FROM patient WHERE id = :p", p=patient)[0]["person_id"] == person
+    manual = "SELECT change FROM identity_history WHERE origin = 'manual' ORDER BY id"
+    changes = [r["change"] for r in rows(engine, manual)]
+    assert changes == ["manual_reject", "manual_undone"]
+
+
+def _rebuild(engine: Any, config: Any) -> None:
+    """What ``link --rebuild`` does."""
+    with engine.begin() as conn:
+        store.queue_all(conn, dt.datetime.now(dt.UTC))
+    link_pending(engine, config.identity)
+
+
+def _particle_id(engine: Any) -> str:
+    return str(rows(engine, "SELECT min(id_value) AS v FROM crosswalk WHERE source = 'pa'")[0]["v"])
+
+
+def test_accepting_a_possible_match_moves_the_patient_even_into_a_person_of_its_own_source(
+    sandbox: Any, sqlite_url: str
+) -> None:
+    config, engine = _synced(sandbox, sqlite_url)
+    first, second = (r["id_value"] for r in rows(engine, "SELECT id_value FROM crosswalk WHERE source = 'ga' LIMIT 2"))
+    a, b = _person_of(engine, "ga", first), _person_of(engine, "ga", second)
+    patient = rows(engine, "SELECT id FROM patient WHERE person_id = :p AND source = 'ga'", p=a)[0]["id"]
+    with engine.begin() as conn:  # a possible match as a reviewer would find it
+        conn.execute(
+            text(
+                "INSERT INTO identity_link (patient_id, person_id, status, origin, score, decided_at) "
+                "VALUES (:p, :q, 'possible_match', 'auto', 0.7, CURRENT_TIMESTAMP)"
+            ),
+            {"p": patient, "q": b},
+        )
+    link_id = rows(engine, "SELECT id FROM identity_link WHERE patient_id = :p AND person_id = :q", p=patient, q=b)
+    decide_manually(engine, config.identity, link_id[0]["id"], accept=True)
+    assert rows(engine, "SELECT person_id FROM patient WHERE id = :p", p=patient)[0]["person_id"] == b
+    assert count(engine, "patient", "person_id = :q AND source = 'ga'", q=b) == 2  # a person put it there
+    # A rebuild keeps it: manual decisions are never overwritten.
+    _rebuild(engine, config)
+    assert rows(engine, "SELECT person_id FROM patient WHERE id = :p", p=patient)[0]["person_id"] == b
+
+
+def test_a_crash_during_linking_loses_and_duplicates_nothing(
+    sandbox: Any, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(db_url, _sources(sandbox))
+    engine = engine_for(config)
+    calls = {"n": 0}
+    real = store.record_history
+
+    def crash_on_the_second_batch(conn: Any, changes: list[dict[str, Any]]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("the process dies here")
+        real(conn, changes)
+
+    monkeypatch.setattr(linking.store, "record_history", crash_on_the_second_batch)
+    with pytest.raises(RuntimeError, match="dies here"):
+        run(config, engine, "sweep")  # the sync commits its pages, then links as it ends
+    # The first batch committed, the second rolled back: its patients are still queued, nobody half-linked.
+    linked = count(engine, "patient", "person_id IS NOT NULL")
+    assert linked == linking.BATCH
+    assert count(engine, "identity_pending") == 4 * PEOPLE - linking.BATCH
+    monkeypatch.setattr(linking.store, "record_history", real)
+    link_pending(engine, config.identity)
+    assert count(engine, "person", "deleted_at IS NULL") == PEOPLE
+    assert count(engine, "patient", "person_id IS NULL") == 0
+    assert count(engine, "identity_pending") == 0
+
+
+def test_the_person_command_shows_every_source_of_a_prescrypto_patient(sandbox: Any, sqlite_url: str) -> None:
+    config, engine = _synced(sandbox, sqlite_url)
+    uid = rows(engine, "SELECT id_value FROM crosswalk WHERE source = 'rx' AND id_type = 'uid' LIMIT 1")[0]["id_value"]
+    view = person_view(engine, find_person(engine, uid))
+    assert {p["source"] for p in view["patients"]} == {"rx", "pf", "ga", "pa"}
+    path = sandbox_config(sandbox, sqlite_url)
+    result = CliRunner().invoke(app, ["--config", path, "person", uid], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for id_type in ("uid", "unique_id", "patient_id"):
+        assert id_type in result.output
+    assert view["person"]["given_name"] not in result.output  # not a terminal, no --show-pii: no names
+    shown = CliRunner().invoke(app, ["--config", path, "person", uid, "--show-pii"], env={"COLUMNS": "200"})
+    assert view["person"]["given_name"] in shown.output
+    missing = CliRunner().invoke(app, ["--config", path, "person", "no-such-id"])
+    assert missing.exit_code == 1 and "no person" in missing.output
+
+
+def sandbox_config(sandbox: Any, db_url: str) -> str:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(config_yaml(db_url, _sources(sandbox)))
+    return f.name
