@@ -151,12 +151,29 @@ def database_stages(
         engine.dispose()
 
 
+UNLINKED = "sqlite backfill, no linking"
+LINKING_COST = 1.30  # a backfill that links may take at most this many times one that does not
+
+
+def unlinked_backfill(sandbox: SandboxHandle, db_url: str, args: argparse.Namespace, problems: list[str]) -> Stage:
+    """The SQLite backfill with identity.link_during_sync off: what linking adds is the difference."""
+    config = make_config(sandbox, db_url, args.page_size)
+    config = config.model_copy(update={"identity": config.identity.model_copy(update={"link_during_sync": False})})
+    engine = open_engine(db_url)
+    try:
+        migrate(engine)
+        return timed(UNLINKED, sandbox, lambda: sweep(config, engine, problems, UNLINKED, False))
+    finally:
+        engine.dispose()
+
+
 def one_run(sandbox: SandboxHandle, args: argparse.Namespace, problems: list[str]) -> dict[str, Stage]:
     """The interleaved sequence: ceiling, SQLite, PostgreSQL, ceiling."""
     fetch_config = make_config(sandbox, "sqlite://", args.page_size)
     stages = [timed(CEILING_BEFORE, sandbox, lambda: fetch_all(fetch_config))]
     with tempfile.TemporaryDirectory(prefix="patientsync-bench-") as tmp:
         stages += database_stages(sandbox, f"sqlite:///{tmp}/bench.db", "sqlite", args, problems)
+        stages.append(unlinked_backfill(sandbox, f"sqlite:///{tmp}/unlinked.db", args, problems))
     if args.pg_url:
         with fresh_pg_database(args.pg_url) as pg_url:
             stages += database_stages(sandbox, pg_url, "postgres", args, problems)
@@ -250,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows)
     for number, run in enumerate(runs, 1):
         print(f"ceiling run {number}: before {run[CEILING_BEFORE].rate:,.0f}/s, after {run[CEILING_AFTER].rate:,.0f}/s")
+    cost = statistics.median(run["sqlite backfill"].seconds / run[UNLINKED].seconds for run in runs)
+    verdict = "PASS" if cost <= LINKING_COST else "FAIL"
+    print(
+        f"linking cost: a linked SQLite backfill takes {cost:.2f}x an unlinked one (target <= {LINKING_COST}) {verdict}"
+    )
     own_rss = peak_rss_mb()
     print(f"peak RSS: benchmark {own_rss:.0f} MiB, sandbox {sandbox_rss:.0f} MiB")
     if sandbox_cpu is not None:
@@ -265,7 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         "sandbox_peak_rss_mb": sandbox_rss,
         "sandbox_cpu_seconds": sandbox_cpu,
     }
-    return conclude([row["stage"] for row in rows if row.get("passed") is False], problems, args.json, figures)
+    failed = [row["stage"] for row in rows if row.get("passed") is False] + (
+        ["linking cost"] if verdict == "FAIL" else []
+    )
+    return conclude(failed, problems, args.json, {**figures, "linking_cost": cost})
 
 
 def conclude(failed: list[str], problems: list[str], path: Path | None, figures: dict[str, Any]) -> int:

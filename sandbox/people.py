@@ -142,7 +142,7 @@ def _generate(rng: random.Random, n: int, born_from: dt.date, born_to: dt.date) 
     days = _days(born_from, born_to)
     n_days = len(days)
     states, n_states = STATES, len(STATES)
-    given_letters, check_digit = _given_letters, curp_check_digit
+    letters_of, check_digit = given_letters, curp_check_digit
     out: list[Person] = []
     append = out.append
     for _ in range(n):
@@ -170,7 +170,7 @@ def _generate(rng: random.Random, n: int, born_from: dt.date, born_to: dt.date) 
         if r() < 0.15:
             street += f" Int. {1 + int(r() * 40)}"
 
-        g_initial, g_consonant = given_letters(given)
+        g_initial, g_consonant = letters_of(given)
         name4 = s1.letters[:2] + s2.letters[0] + g_initial
         if name4 in CURP_BLACKLIST:
             name4 = name4[0] + "X" + name4[2:]
@@ -243,7 +243,7 @@ def _name(text: str) -> _Name:
 
 
 @functools.lru_cache(maxsize=65536)
-def _given_letters(given: str) -> tuple[str, str]:
+def given_letters(given: str) -> tuple[str, str]:
     """(initial, first inner consonant) of the given name a CURP is built from."""
     letters = _letters(_curp_word(_ascii_upper(given).split(), given=True))
     return letters[0], letters[2]

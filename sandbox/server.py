@@ -53,8 +53,8 @@ class SandboxHandle:
     def post(self, path: str, json: Any = None) -> httpx.Response:
         return self.client.post(path, json=json)
 
-    def reset(self, **sizes: int) -> dict[str, int]:
-        """New data (`patients=`, `medics=`, `seed=`), no faults, default switches, zero stats."""
+    def reset(self, **sizes: int | bool) -> dict[str, int]:
+        """New data (`patients=`, `medics=`, `seed=`, `noise=`), no faults, default switches, zero stats."""
         return self._ok(self.client.post("/_sandbox/reset", json=sizes))
 
     def switches(self, api: str, **values: Any) -> dict[str, Any]:

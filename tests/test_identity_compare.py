@@ -45,6 +45,7 @@ DELIA = {"given_name": "Delia", "family_name": "Leiva Palacios"}
         ),  # nickname
         (DELIA, {"given_name": "Delia", "family_name": "Gómez Palacios"}, "surname_differs"),  # a changed surname
         (DELIA, {"given_name": "Rosa", "family_name": "Leiva Palacios"}, "given_differs"),  # a twin sister
+        (DELIA, {"family_name": "Leiva"}, "one_name"),  # one side has only one of the names
         (DELIA, {"given_name": "Ramón", "family_name": "Quintero"}, "different"),
         (DELIA, {}, None),
     ],
@@ -162,6 +163,7 @@ def _scored(person_id: str, p: float, name: str = "exact", **levels: str) -> Sco
         ([_scored("X", 0.999), _scored("Y", 0.995)], {}, set(), None, ["X", "Y"]),  # two persons: merge nothing
         ([_scored("X", 0.9999, name="given_differs")], {}, set(), None, ["X"]),  # a twin
         ([_scored("X", 0.9999, name="given_differs", curp="exact")], {}, set(), "X", []),  # an identifier agrees
+        ([_scored("X", 0.9999, name="different")], {}, set(), "X", []),  # every other field outweighs the names
         ([_scored("X", 0.999), _scored("Y", 0.7)], {}, set(), "X", ["Y"]),
         ([_scored("X", 0.9999, birth_date="different")], {}, set(), None, ["X"]),  # father and son of one name
         ([_scored("X", 0.9999, birth_date="close")], {}, set(), "X", []),  # a typo in the date

@@ -5,6 +5,7 @@ the truth is known: person i is gauges id i (with gaps), profiles pat00000i, and
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -211,3 +212,28 @@ def sandbox_config(sandbox: Any, db_url: str) -> str:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         f.write(config_yaml(db_url, _sources(sandbox)))
     return f.name
+
+
+def _readme_query(title: str) -> list[str]:
+    """The statements under the README's SQL comment ``-- <title>...``, up to the next comment or blank line."""
+    text_ = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = text_.split(f"-- {title}", 1)[1].split("\n", 1)[1]
+    lines = []
+    for line in block.splitlines():
+        if not line.strip() or line.startswith("--"):
+            break
+        lines.append(line)
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def test_the_readme_answers_how_many_people_and_a_patients_ids_in_every_source(sandbox: Any, db_url: str) -> None:
+    _, engine = _synced(sandbox, db_url)
+    uid = rows(engine, "SELECT id_value FROM crosswalk WHERE source = 'rx' AND id_type = 'uid' LIMIT 1")[0]["id_value"]
+    persons, per_source = _readme_query("How many people")
+    assert rows(engine, persons) == [{"persons": PEOPLE}]
+    counted = {r["source"]: r["patients"] for r in rows(engine, per_source)}
+    assert counted == dict.fromkeys(("rx", "pf", "ga", "pa"), PEOPLE)
+    [ids] = _readme_query("This Prescrypto patient's ids in every source")
+    found = rows(engine, ids.replace("b5555-5555-5555-5555-55555555", uid))
+    assert {r["source"] for r in found} == {"rx", "pf", "ga", "pa"}
+    assert {"uid", "unique_id", "patient_id"} <= {r["id_type"] for r in found}

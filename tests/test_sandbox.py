@@ -346,3 +346,35 @@ def test_generating_100k_patients_is_fast() -> None:
     elapsed = time.perf_counter() - started
     print(f"\n100,000 patients generated in {elapsed:.2f}s")
     assert len({r["uid"] for r in records}) == 100_000
+
+
+def test_identity_noise_is_deterministic_and_its_hard_negatives_are_valid_people() -> None:
+    from dataclasses import asdict
+
+    from stdnum.mx import curp
+
+    from sandbox.app import people_of
+    from sandbox.noise import hard_negatives, noisy
+    from sandbox.people import generate_people
+
+    people = generate_people(2000, 5)
+    derived = hard_negatives(people, 5)
+    assert derived == hard_negatives(people, 5)
+    assert {kind for _, kind, _ in derived} == {"twin", "household", "namesake"}
+    for i, kind, p in derived:
+        curp.validate(p.curp)  # a registered person's CURP, not the original's
+        assert p.curp != people[i].curp
+        original = asdict(people[i])
+        differ = {k for k, v in asdict(p).items() if v != original[k]}
+        if kind == "twin":
+            assert differ == {"given_names", "email", "curp"}
+        elif kind == "household":
+            assert {"given_names", "birth_date"} <= differ and "street" not in differ and "surname1" not in differ
+        else:
+            assert not differ & {"given_names", "surname1", "surname2", "birth_date"} and "street" in differ
+    everyone = people_of(2000, 5, noise=True)
+    assert len(everyone) == len(people) + len(derived)
+    gauges_view, again = noisy(everyone, "gauges", 5), noisy(everyone, "gauges", 5)
+    assert gauges_view == again and gauges_view != noisy(everyone, "particle", 5)
+    changed = sum(a != b for a, b in zip(gauges_view, everyone, strict=True))
+    assert 0.1 * len(everyone) < changed < 0.5 * len(everyone)  # some noise on some people, not on all

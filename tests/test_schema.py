@@ -105,3 +105,41 @@ def test_head_is_the_newest_migration_and_a_current_database_is_recognised(db_ur
     migrate(engine)  # not current: alembic upgrades it
     assert stored_revision(engine) == HEAD
     engine.dispose()
+
+
+def test_upgrade_from_0003_queues_the_stored_patients_and_a_link_pass_gives_each_a_person(db_url: str) -> None:
+    from pipeline.config import IdentityConfig
+    from pipeline.sync.linking import link_pending
+
+    engine = open_engine(db_url)
+    stamp = "'2026-01-01T00:00:00+00:00'"
+    with engine.begin() as conn:
+        command.upgrade(_alembic(conn), "0003")
+        conn.execute(
+            text(
+                "INSERT INTO patient (id, given_name, family_name, birth_date, sex, active, created_at, updated_at) "
+                f"VALUES ('p1', 'Delia', 'Leiva Palacios', '1992-02-06', 'female', true, {stamp}, {stamp}), "
+                f"('p2', 'Delia', 'Leiva', '1992-02-06', 'female', true, {stamp}, {stamp}), "
+                f"('p3', 'Ramón', 'Quintero', '1950-01-01', 'male', true, {stamp}, {stamp})"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO source_record (source, stream, source_key, entity_id, payload, payload_hash, "
+                f"first_seen_at, last_seen_at) VALUES ('rx', 'patients', '1', 'p1', '{{}}', 'h', {stamp}, {stamp}), "
+                f"('ga', 'patients', '1', 'p2', '{{}}', 'h', {stamp}, {stamp}), "
+                f"('ga', 'patients', '2', 'p3', '{{}}', 'h', {stamp}, {stamp})"
+            )
+        )
+    migrate(engine)
+    with engine.connect() as conn:
+        sources = dict(conn.execute(text("SELECT id, source FROM patient")).all())
+        queued = conn.execute(text("SELECT count(*) FROM identity_pending WHERE rekey")).scalar()
+    stats = link_pending(engine, IdentityConfig())
+    with engine.connect() as conn:
+        persons = dict(conn.execute(text("SELECT id, person_id FROM patient")).all())
+        keys = conn.execute(text("SELECT count(*) FROM match_key")).scalar()
+    engine.dispose()
+    assert sources == {"p1": "rx", "p2": "ga", "p3": "ga"}
+    assert queued == 3 and stats.linked == 3 and keys
+    assert persons["p1"] == persons["p2"] != persons["p3"]  # the maternal surname left out, one person

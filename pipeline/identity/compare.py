@@ -40,7 +40,8 @@ def _split(p: Profile) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def name(a: Profile, b: Profile) -> str | None:
-    """exact, contained, similar, surname_differs, given_differs, different: on tokens, never on the split."""
+    """exact, contained, similar, one_name, surname_differs, given_differs, different: on tokens, never on the
+    split."""
     if not a.tokens or not b.tokens:
         return None
     short, long = (a.tokens, b.tokens) if len(a.tokens) <= len(b.tokens) else (b.tokens, a.tokens)
@@ -50,16 +51,15 @@ def name(a: Profile, b: Profile) -> str | None:
         return "contained"  # a second given name or the maternal surname left out, a name in the other field
     if len(short) >= 2 and not _unmatched(short, long, exact=False):
         return "similar"
+    if len(short) == 1 and not _unmatched(short, long, exact=False):
+        return "one_name"  # one side has a single name, which the other has
     (given_a, family_a), (given_b, family_b) = _split(a), _split(b)
     given_agree = len(_unmatched(given_a, given_b, exact=False)) < len(given_a) or not given_a
     family_shared = len(_unmatched(family_a, family_b, exact=False)) < len(family_a)
     if given_agree and family_shared:
         return "surname_differs"  # one surname changed (marriage), or a typo beyond similarity
-    if not given_agree and family_a and family_b:
-        short_family = family_a if len(family_a) <= len(family_b) else family_b
-        other = family_b if short_family is family_a else family_a
-        if not _unmatched(short_family, other, exact=False):
-            return "given_differs"  # the same family, another given name: twins, siblings
+    if family_shared:
+        return "given_differs"  # a surname in common, another given name: twins, siblings, a household
     return "different"
 
 

@@ -13,12 +13,13 @@ from pipeline.identity.compare import compare
 from pipeline.identity.model import MatchModel
 from pipeline.identity.profile import Profile
 
-# A pair whose given names or birth dates disagree outright is never linked without an identifier that agrees:
-# the fields of one household (address, postal code, phone, e-mail, surname) are not independent, so twins and
-# siblings (another given name) or a father and son of one name (another birth date) would otherwise score as
-# high as one person does. They are possible matches, for review.
-_DISAGREE = {"name": ("given_differs", "different"), "birth_date": ("different",)}
+# A pair whose given names (beside the same surnames) or birth dates disagree outright is never linked without
+# an identifier that agrees: the fields of one household (address, postal code, phone, e-mail, surname) are not
+# independent, so twins and siblings (another given name) or a father and son of one name (another birth date)
+# would otherwise score as high as one person does. They are possible matches, for review.
+_DISAGREE = {"name": ("given_differs",), "birth_date": ("different",)}
 _IDENTIFIERS = ("curp", "ssn")
+CLEAR_MARGIN = 10.0  # log2 match weight: a person 2**10 times likelier than another is the one a patient matches
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,13 @@ def decide(
             possible.append(Possible(person_id, s.probability, s.evidence, f"the {field.replace('_', ' ')}s disagree"))
         else:
             matches.append(s)
+    if len(matches) > 1:  # only the best matches count: one a thousand times likelier outranks the rest
+        best = max(m.evidence.get("weight", 0.0) for m in matches)
+        outranked = [m for m in matches if m.evidence.get("weight", 0.0) < best - CLEAR_MARGIN]
+        matches = [m for m in matches if m not in outranked]
+        possible += [
+            Possible(m.person_id, m.probability, m.evidence, "another person matches better") for m in outranked
+        ]
     staying = next((m for m in matches if m.person_id == current), None)
     if len(matches) == 1 or staying is not None:
         join = staying or matches[0]

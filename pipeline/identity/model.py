@@ -30,8 +30,9 @@ def _levels(**agreeing: tuple[float, float]) -> dict[str, tuple[float, float]]:
 DEFAULT_LEVELS: dict[str, dict[str, tuple[float, float]]] = {
     "name": _levels(
         exact=(0.55, 1e-5),
-        contained=(0.25, 1e-5),
+        contained=(0.24, 1e-5),
         similar=(0.12, 1e-4),
+        one_name=(0.01, 2e-3),
         surname_differs=(0.04, 2e-3),
         given_differs=(0.01, 2e-3),
     ),
@@ -39,7 +40,7 @@ DEFAULT_LEVELS: dict[str, dict[str, tuple[float, float]]] = {
     "address": _levels(exact=(0.45, 1e-5), street=(0.1, 1e-3)),
     "postal_code": _levels(exact=(0.5, 1e-3)),
     "city": _levels(exact=(0.5, 0.02)),
-    "email": _levels(exact=(0.7, 1e-5), local=(0.05, 1e-4)),
+    "email": _levels(exact=(0.85, 1e-5), local=(0.05, 1e-4)),
     "phone": _levels(exact=(0.5, 1e-6), last7=(0.05, 1e-5)),
     "curp": _levels(exact=(0.96, 1e-7), close=(0.02, 1e-6)),
     "ssn": _levels(exact=(0.97, 1e-8)),
@@ -78,7 +79,14 @@ class MatchModel:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], version: int) -> MatchModel:
-        levels = {c: {lv: (float(m), float(u)) for lv, (m, u) in ls.items()} for c, ls in data["levels"].items()}
+        """A stored model; a level it predates keeps its default (m, u)."""
+        stored = data["levels"]
+        levels: dict[str, dict[str, tuple[float, float]]] = {}
+        for c, defaults in DEFAULT_LEVELS.items():
+            levels[c] = {}
+            for lv, mu in defaults.items():
+                m, u = stored.get(c, {}).get(lv, mu)
+                levels[c][lv] = (float(m), float(u))
         return cls(prior=float(data["prior"]), levels=levels, version=version)
 
 
