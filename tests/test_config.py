@@ -78,6 +78,10 @@ def test_postgres_url_gets_the_shipped_driver():
         (with_source(streams=["patients", "bills"]), {"TOK": "t"}, "sources.rx.streams: unknown stream 'bills'"),
         ({**GOOD, "database": {"url": "mysql://x/y"}}, {"TOK": "t"}, "database.url: 'mysql' is not supported"),
         ({"database": {"url": "sqlite:///x.db"}}, {}, "sources: required"),
+        ({**GOOD, "identity": {"match_threshold": 0.6, "review_threshold": 0.8}}, {"TOK": "t"}, "identity: "),
+        ({**GOOD, "identity": {"hash_key": "short"}}, {"TOK": "t"}, "identity.hash_key: must be at least 16"),
+        ({**GOOD, "identity": {"match_treshold": 0.9}}, {"TOK": "t"}, "identity.match_treshold: unknown key"),
+        ({**GOOD, "identity": {"match_threshold": 1.5}}, {"TOK": "t"}, "identity.match_threshold: "),
     ],
 )
 def test_errors_name_the_key(raw: dict, environ: dict, message: str):
@@ -205,3 +209,20 @@ def test_yaml_errors_do_not_quote_the_file(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load(path, {})
     assert "tok-5c1d-secret-alias" not in str(caught.value) and "line 3" in str(caught.value)
+
+
+def test_the_identity_hash_key_is_every_hashing_sources_key_and_a_secret():
+    from pipeline.config import secrets
+
+    raw = {
+        **GOOD,
+        "sources": {
+            **GOOD["sources"],
+            "pa": {"kind": "particle", "base_url": "http://127.0.0.1:1/p", "token": "t", "ssn_hash_key": "k" * 20},
+        },
+        "identity": {"hash_key": "${IDENTITY_KEY}"},
+    }
+    config = parse(raw, {"TOK": "t", "IDENTITY_KEY": "one-key-for-every-source"})
+    assert config.sources["pa"].ssn_key() == b"one-key-for-every-source"  # it wins over the source's own
+    assert "one-key-for-every-source" in secrets(config)
+    assert parse(GOOD, {"TOK": "t"}).identity.match_threshold == 0.99  # the defaults without an identity block

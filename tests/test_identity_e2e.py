@@ -30,7 +30,7 @@ from tests.support import (
     run,
 )
 
-PEOPLE = 230  # the sandbox fixture's
+PEOPLE = 60  # fewer than the sandbox fixture's 230: four sources of them are synced by every test here
 
 
 def _sources(sandbox: Any) -> dict[str, dict[str, Any]]:
@@ -51,6 +51,8 @@ def _identity(engine: Any) -> dict[str, list[tuple[str, ...]]]:
 
 
 def _synced(sandbox: Any, db_url: str) -> tuple[Any, Any]:
+    sandbox.reset(patients=PEOPLE, medics=5, seed=7)
+    sandbox.post("/_sandbox/prescrypto/switches", {"patients_envelope": False})
     config = make_config(db_url, _sources(sandbox))
     engine = engine_for(config)
     results = run(config, engine, "sweep")
@@ -164,8 +166,10 @@ def test_accepting_a_possible_match_moves_the_patient_even_into_a_person_of_its_
 def test_a_crash_during_linking_loses_and_duplicates_nothing(
     sandbox: Any, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    sandbox.reset(patients=PEOPLE, medics=5, seed=7)
     config = make_config(db_url, _sources(sandbox))
     engine = engine_for(config)
+    monkeypatch.setattr(linking, "BATCH", 100)  # three batches of the 240 patients
     calls = {"n": 0}
     real = store.record_history
 
@@ -237,3 +241,49 @@ def test_the_readme_answers_how_many_people_and_a_patients_ids_in_every_source(s
     found = rows(engine, ids.replace("b5555-5555-5555-5555-55555555", uid))
     assert {r["source"] for r in found} == {"rx", "pf", "ga", "pa"}
     assert {"uid", "unique_id", "patient_id"} <= {r["id_type"] for r in found}
+
+
+EVIDENCE = {"reason": "below the match threshold", "fields": {"name": {"level": "similar"}}}
+
+
+def test_link_and_review_from_the_command_line(sandbox: Any, sqlite_url: str) -> None:
+    _, engine = _synced(sandbox, sqlite_url)
+    path = sandbox_config(sandbox, sqlite_url)
+    cli = CliRunner()
+    rebuilt = cli.invoke(app, ["--config", path, "link", "--rebuild"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert f"{4 * PEOPLE} live patients queued" in rebuilt.output and f"{PEOPLE} persons hold" in rebuilt.output
+    assert count(engine, "person", "deleted_at IS NULL") == PEOPLE  # scoring again changes no membership
+    nothing = cli.invoke(app, ["--config", path, "review", "list"])
+    assert "no possible matches" in nothing.output
+    first, second = (r["id_value"] for r in rows(engine, "SELECT id_value FROM crosswalk WHERE source = 'ga' LIMIT 2"))
+    a, b = _person_of(engine, "ga", first), _person_of(engine, "ga", second)
+    patient = rows(engine, "SELECT id FROM patient WHERE person_id = :p AND source = 'ga'", p=a)[0]["id"]
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO identity_link (patient_id, person_id, status, origin, score, evidence, decided_at) "
+                "VALUES (:p, :q, 'possible_match', 'auto', 0.7, :e, CURRENT_TIMESTAMP)"
+            ),
+            {
+                "p": patient,
+                "q": b,
+                "e": '{"reason": "below the match threshold", "fields": {"name": {"level": "similar"}}}',
+            },
+        )
+    listed = cli.invoke(app, ["--config", path, "review"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0 and "score 0.700" in listed.output and "below the match threshold" in listed.output
+    assert "<hidden>" in listed.output  # not a terminal: no names
+    given = rows(engine, "SELECT given_name FROM patient WHERE id = :p", p=patient)[0]["given_name"]
+    assert given not in listed.output
+    assert given in cli.invoke(app, ["--config", path, "review", "list", "--show-pii"], env={"COLUMNS": "200"}).output
+    link_id = rows(engine, "SELECT id FROM identity_link WHERE status = 'possible_match'")[0]["id"]
+    accepted = cli.invoke(app, ["--config", path, "review", "accept", str(link_id)])
+    assert accepted.exit_code == 0 and "match" in accepted.output
+    assert _person_of(engine, "ga", first) == b
+    undone = cli.invoke(app, ["--config", path, "review", "undo", str(link_id)])
+    assert undone.exit_code == 0 and _person_of(engine, "ga", first) != b
+    missing = cli.invoke(app, ["--config", path, "review", "reject", "999999"])
+    assert missing.exit_code == 2 and "no link 999999" in missing.output
+    trained = cli.invoke(app, ["--config", path, "link", "--train"])
+    assert trained.exit_code == 0 and "match model version 1 trained" in trained.output

@@ -51,7 +51,9 @@ def street_parts(address_line: str | None) -> tuple[str | None, str | None]:
 def profile(row: Mapping[str, Any], source: str, ssn_hash: str | None = None) -> Profile:
     """The comparable view of a ``patient`` row (a mapping of its columns)."""
     given, family, full = row.get("given_name"), row.get("family_name"), row.get("full_name")
-    street, number = street_parts(row.get("address_line"))
+    street, number = (
+        (row["street"], row.get("street_number")) if row.get("street") else street_parts(row.get("address_line"))
+    )
     birth = row.get("birth_date")
     if isinstance(birth, str):
         birth = dt.date.fromisoformat(birth)

@@ -1,7 +1,7 @@
 """``link --train``: the match model re-estimated from the stored patients, as Splink does it.
 
 - u (how often two different people agree at each level) from random pairs: almost every random pair is two
-  different people.
+  different people, and the few the starting model takes for one person are left out.
 - m (how often one person agrees with itself) by expectation-maximisation on the pairs of each blocking rule,
   with the fields that rule blocks on held out (the pairs of a "same birth date" rule all agree on the birth
   date, so they cannot say how often one person's records disagree on it).
@@ -51,7 +51,12 @@ def estimate_u(
         a, b = rng.randrange(n), rng.randrange(n)
         if a == b:
             continue
-        for comparison, level in compare(profiles[a], profiles[b]).items():
+        levels = compare(profiles[a], profiles[b])
+        if model.score(levels)[0] >= 0.5:
+            # One person's own records, drawn at random: with several sources per person they are a share of
+            # the random pairs large enough to make agreement look common among strangers.
+            continue
+        for comparison, level in levels.items():
             if level is not None:
                 counts[comparison][level] += 1
     return {c: _observed(counts[c], {lv: mu[1] for lv, mu in levels.items()}) for c, levels in model.levels.items()}

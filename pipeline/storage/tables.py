@@ -67,6 +67,10 @@ class Demographics(SQLModel):
     latitude: float | None = None
     longitude: float | None = None
     active: bool = True
+    # The address line's parts (pipeline.identity.profile.street_parts): street name and number apart, as
+    # identity compares them; no source sends them apart.
+    street: str | None = None
+    street_number: str | None = None
 
 
 DEMOGRAPHIC = tuple(Demographics.model_fields)

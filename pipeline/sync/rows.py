@@ -16,7 +16,7 @@ from canonical.ids import canonical_id
 from canonical.model import Entity, EntityType, Mapped, MedicRecord, ObservationRecord, PatientRecord
 from mappings.context import MappingContext
 from pipeline.identity.keys import match_keys
-from pipeline.identity.profile import profile
+from pipeline.identity.profile import profile, street_parts
 from pipeline.kinds import StreamSpec
 from pipeline.storage.load import PageRows
 from pipeline.sync.prepare import PreparedPage, Rejected, map_record
@@ -158,6 +158,7 @@ class _Rows:
             row["patient_id"] = self._id(EntityType.patient, row.pop("patient_key"))
         elif isinstance(entity.record, PatientRecord):
             row["source"] = self.source
+            row["street"], row["street_number"] = street_parts(row["address_line"])
             ssn_hash = row.pop("ssn_hash")
             self.match_keys[entity_id] = match_keys(profile({**row, "id": entity_id}, self.source, ssn_hash))
         row.update(id=entity_id, created_at=self.now, updated_at=self.now, deleted_at=None)

@@ -1,9 +1,10 @@
 """identity: person, identity_link, identity_history, match_key, identity_pending, identity_model;
-patient.source and patient.person_id; the person_identifier view
+patient.source, patient.person_id, patient.street and patient.street_number; the person_identifier view
 
 Every live patient already stored is queued for linking with ``rekey`` set: its match keys are derived from
 its stored row by the first link pass (``patientsync link``, or the next sync), which gives it a person.
-``patient.source`` is filled from the source record each patient landed on.
+``patient.source`` is filled from the source record each patient landed on; ``street`` and ``street_number``
+are filled as each patient's next changed record lands.
 
 Revision ID: 0004
 Revises: 0003
@@ -56,10 +57,14 @@ def _demographic() -> list[sa.Column[object]]:
         sa.Column("latitude", sa.Float(), nullable=True),
         sa.Column("longitude", sa.Float(), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("street", _STR(), nullable=True),
+        sa.Column("street_number", _STR(), nullable=True),
     ]
 
 
 def upgrade() -> None:
+    op.add_column("patient", sa.Column("street", _STR(), nullable=True))
+    op.add_column("patient", sa.Column("street_number", _STR(), nullable=True))
     op.add_column("patient", sa.Column("source", _STR(), nullable=True))
     op.add_column("patient", sa.Column("person_id", _STR(length=36), nullable=True))
     op.create_index(op.f("ix_patient_person_id"), "patient", ["person_id"], unique=False)
@@ -138,5 +143,5 @@ def downgrade() -> None:
     for table in ("identity_model", "identity_pending", "match_key", "identity_history", "identity_link", "person"):
         op.drop_table(table)
     op.drop_index(op.f("ix_patient_person_id"), table_name="patient")
-    op.drop_column("patient", "person_id")
-    op.drop_column("patient", "source")
+    for column in ("person_id", "source", "street_number", "street"):
+        op.drop_column("patient", column)

@@ -1,0 +1,50 @@
+"""``link --train``: the model re-estimated from patients whose truth is known, and stored as a version."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from pipeline.identity.model import MatchModel
+from pipeline.identity.profile import Profile, profile
+from pipeline.identity.training import train_on
+from sandbox.noise import noisy
+from sandbox.people import generate_people
+
+
+def _profiles(n: int) -> list[Profile]:
+    """n people, each as three sources hold them (with the sandbox's noise)."""
+    people = generate_people(n, 21)
+    out = []
+    for source in ("a", "b", "c"):
+        for i, p in enumerate(noisy(people, source, 21)):
+            row = {
+                "id": f"{source}{i}",
+                "given_name": p.given_names,
+                "family_name": f"{p.surname1} {p.surname2}",
+                "birth_date": dt.date.fromisoformat(p.birth_date),
+                "email": p.email or None,
+                "postal_code": p.zip_code,
+                "city": p.city,
+                "address_line": p.street,
+            }
+            out.append(profile(row, source))
+    return out
+
+
+def test_training_learns_that_one_person_agrees_and_strangers_do_not() -> None:
+    trained, summary = train_on(_profiles(400), MatchModel())
+    assert summary["rules"]["dob"]["pairs"] > 0 and summary["patients"] == 1200
+    for comparison in ("name", "birth_date", "email", "postal_code"):
+        assert trained.weight(comparison, "exact") > 5, comparison  # agreement is evidence for
+        assert trained.weight(comparison, "different") < 0, comparison  # and disagreement against
+    # Three records a person among 1,200: about two in a thousand pairs are one person.
+    assert 1e-4 < trained.prior < 1e-2
+    json_model = trained.to_json()
+    assert MatchModel.from_json(json_model, 3).levels == trained.levels
+
+
+def test_training_refuses_too_few_patients() -> None:
+    with pytest.raises(ValueError, match="too few"):
+        train_on(_profiles(10), MatchModel())
