@@ -19,6 +19,9 @@ def golden_record(
     patients: Sequence[Mapping[str, Any]], fields: Sequence[str], priority: Mapping[str, Sequence[str]]
 ) -> dict[str, Any]:
     """The person's columns from its patients' rows (each with ``source``, ``updated_at`` and ``id``)."""
+    if len(patients) == 1:  # most persons: nothing to choose between
+        only = patients[0]
+        return {name: only.get(name) if name != "sex" or only.get("sex") else "unknown" for name in fields}
     record: dict[str, Any] = {}
     for name in fields:
         if name == "active":

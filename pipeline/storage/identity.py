@@ -8,10 +8,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from pipeline.storage.db import among, upsert_insert
-from pipeline.storage.load import queue
+from pipeline.storage.load import insert_rows, queue
 from pipeline.storage.tables import (
     DEMOGRAPHIC,
     IdentityHistory,
@@ -37,7 +37,7 @@ def _chunks(items: Sequence[str]) -> Iterable[list[str]]:
 def pending(conn: Connection, limit: int) -> list[tuple[str, bool]]:
     """The next queued patients (oldest first) and whether their match keys are to be derived again."""
     query = select(_pending.c.patient_id, _pending.c.rekey).order_by(_pending.c.queued_at, _pending.c.patient_id)
-    return [(p, bool(r)) for p, r in conn.execute(query.limit(limit))]
+    return [(p, bool(r)) for p, r in conn.execute(query.limit(limit)).all()]
 
 
 def pending_count(conn: Connection) -> int:
@@ -61,12 +61,12 @@ def patient_rows(conn: Connection, patient_ids: Sequence[str]) -> dict[str, dict
     """Patient rows by id, each with its SSN hash (from its match keys) as ``ssn_hash``."""
     rows: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(sorted(set(patient_ids))):
-        for row in conn.execute(select(_patient).where(among(conn, _patient.c.id, chunk))).mappings():
+        for row in conn.execute(select(_patient).where(among(conn, _patient.c.id, chunk))).mappings().all():
             rows[row["id"]] = {**row, "ssn_hash": None}
         ssn = select(_key.c.patient_id, _key.c.key_value).where(
             _key.c.key_type == "ssn", among(conn, _key.c.patient_id, chunk)
         )
-        for patient_id, value in conn.execute(ssn):
+        for patient_id, value in conn.execute(ssn).all():
             if patient_id in rows:
                 rows[patient_id]["ssn_hash"] = value
     return rows
@@ -82,43 +82,27 @@ def replace_keys(conn: Connection, keys: Mapping[str, list[tuple[str, str]]]) ->
         conn.execute(insert(_key), rows)
 
 
-def keys_of(conn: Connection, patient_ids: Sequence[str]) -> dict[str, list[tuple[str, str]]]:
-    found: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for chunk in _chunks(sorted(set(patient_ids))):
-        query = select(_key.c.patient_id, _key.c.key_type, _key.c.key_value).where(
-            among(conn, _key.c.patient_id, chunk)
-        )
-        for patient_id, key_type, value in conn.execute(query):
-            found[patient_id].append((key_type, value))
-    return found
-
-
-def blocks(
-    conn: Connection, keys: Iterable[tuple[str, str]], bound: int
-) -> tuple[dict[tuple[str, str], list[str]], int]:
-    """The patients holding each key, for the keys held by at most ``bound`` patients; and how many keys were
-    skipped as too common (a placeholder birth date, a very common name in one year)."""
-    by_type: dict[str, set[str]] = defaultdict(set)
-    for key_type, value in keys:
-        by_type[key_type].add(value)
-    members: dict[tuple[str, str], list[str]] = {}
+def shared_keys(
+    conn: Connection, patient_ids: Sequence[str], bound: int
+) -> tuple[dict[str, dict[str, list[str]]], int]:
+    """For each patient, the other patients it shares match keys with (other -> the shared key types), through
+    the keys held by at most ``bound`` patients; and how many of the patients' keys were skipped as too common
+    (a placeholder birth date, a very common name). One self-join per chunk, in the database."""
+    a, b, c = _key.alias("a"), _key.alias("b"), _key.alias("c")
+    size = select(func.count()).where(c.c.key_type == a.c.key_type, c.c.key_value == a.c.key_value).scalar_subquery()
+    shared: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     skipped = 0
-    for key_type, values in sorted(by_type.items()):
-        for chunk in _chunks(sorted(values)):
-            where = and_(_key.c.key_type == key_type, among(conn, _key.c.key_value, chunk))
-            sizes = conn.execute(select(_key.c.key_value, func.count()).where(where).group_by(_key.c.key_value))
-            small = [value for value, n in sizes if n <= bound]
-            skipped += len(chunk) - len(small)
-            if not small:
-                continue
-            rows = conn.execute(
-                select(_key.c.key_value, _key.c.patient_id).where(
-                    _key.c.key_type == key_type, among(conn, _key.c.key_value, small)
-                )
-            )
-            for value, patient_id in rows:
-                members.setdefault((key_type, value), []).append(patient_id)
-    return members, skipped
+    for chunk in _chunks(sorted(set(patient_ids))):
+        mine = among(conn, a.c.patient_id, chunk)
+        query = (
+            select(a.c.patient_id, b.c.patient_id, a.c.key_type)
+            .join(b, (b.c.key_type == a.c.key_type) & (b.c.key_value == a.c.key_value))
+            .where(mine, b.c.patient_id != a.c.patient_id, size <= bound)
+        )
+        for patient_id, other, key_type in conn.execute(query).all():
+            shared[patient_id][other].append(key_type)
+        skipped += int(conn.execute(select(func.count()).select_from(a).where(mine, size > bound)).scalar() or 0)
+    return shared, skipped
 
 
 def members(conn: Connection, person_ids: Sequence[str]) -> dict[str, dict[str, str]]:
@@ -128,7 +112,7 @@ def members(conn: Connection, person_ids: Sequence[str]) -> dict[str, dict[str, 
         query = select(_patient.c.person_id, _patient.c.id, _patient.c.source).where(
             among(conn, _patient.c.person_id, chunk), _patient.c.deleted_at.is_(None)
         )
-        for person_id, patient_id, source in conn.execute(query):
+        for person_id, patient_id, source in conn.execute(query).all():
             found[person_id][patient_id] = source or ""
     return found
 
@@ -137,7 +121,7 @@ def links_of(conn: Connection, patient_ids: Sequence[str]) -> dict[str, list[dic
     """Every stored link of these patients."""
     found: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for chunk in _chunks(sorted(set(patient_ids))):
-        for row in conn.execute(select(_link).where(among(conn, _link.c.patient_id, chunk))).mappings():
+        for row in conn.execute(select(_link).where(among(conn, _link.c.patient_id, chunk))).mappings().all():
             found[row["patient_id"]].append(dict(row))
     return found
 
@@ -169,20 +153,28 @@ def write_links(conn: Connection, links: Mapping[tuple[str, str], dict[str, Any]
 
 
 def record_history(conn: Connection, changes: list[dict[str, Any]]) -> None:
-    if changes:
-        conn.execute(insert(_history), changes)
+    insert_rows(conn, _history, changes)
 
 
-def create_persons(conn: Connection, person_ids: Sequence[str], now: dt.datetime) -> None:
-    rows = [{"id": p, "sex": "unknown", "active": True, "created_at": now, "updated_at": now} for p in person_ids]
-    if rows:
-        conn.execute(insert(_person), rows)
+def create_persons(conn: Connection, golden: Mapping[str, Mapping[str, Any]], now: dt.datetime) -> None:
+    """New persons with their golden records (the DEMOGRAPHIC columns)."""
+    rows = [
+        {
+            "id": p,
+            **{name: record[name] for name in DEMOGRAPHIC},
+            "created_at": now,
+            "updated_at": now,
+            "deleted_at": None,
+        }
+        for p, record in sorted(golden.items())
+    ]
+    insert_rows(conn, _person, rows)
 
 
 def person_rows(conn: Connection, person_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(sorted(set(person_ids))):
-        for row in conn.execute(select(_person).where(among(conn, _person.c.id, chunk))).mappings():
+        for row in conn.execute(select(_person).where(among(conn, _person.c.id, chunk))).mappings().all():
             found[row["id"]] = dict(row)
     return found
 
@@ -192,7 +184,7 @@ def member_rows(conn: Connection, person_ids: Sequence[str]) -> dict[str, list[d
     found: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for chunk in _chunks(sorted(set(person_ids))):
         query = select(_patient).where(among(conn, _patient.c.person_id, chunk), _patient.c.deleted_at.is_(None))
-        for row in conn.execute(query).mappings():
+        for row in conn.execute(query).mappings().all():
             found[row["person_id"]].append(dict(row))
     return found
 

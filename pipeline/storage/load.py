@@ -125,6 +125,12 @@ def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keep
         )
 
 
+def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """A plain INSERT of rows that all have the same columns, through the driver's executemany."""
+    if rows:
+        _bulk(conn, ("plain insert", table.name, tuple(rows[0])), lambda: table.insert(), rows)
+
+
 def _insert_new(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """INSERT ... ON CONFLICT DO NOTHING: rows whose key is stored already stay as they are."""
     columns = tuple(rows[0])

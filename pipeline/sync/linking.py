@@ -97,6 +97,7 @@ class _Batch:
         self.moved: dict[str, str | None] = {}
         self.link_writes: dict[tuple[str, str], dict[str, Any] | None] = {}
         self.created: list[str] = []
+        self.created_set: set[str] = set()
         self.touched: set[str] = set()  # persons whose golden record is to be recomputed
         self.history: list[dict[str, Any]] = []
 
@@ -107,10 +108,9 @@ class _Batch:
         rekeyed = {p: match_keys(self._profile(rows[p])) for p, rekey in batch if rekey and p in rows}
         if rekeyed:
             store.replace_keys(conn, rekeyed)
-        keys = store.keys_of(conn, ids)
-        blocks, skipped = store.blocks(conn, {k for p in ids for k in keys.get(p, ())}, self.config.block_bound)
+        shared, skipped = store.shared_keys(conn, ids, self.config.block_bound)
         self.stats.skipped_blocks += skipped
-        candidates = {p: self._candidates(p, keys.get(p, ()), blocks) for p in ids}
+        candidates = {p: self._candidates(shared.get(p, {})) for p in ids}
         others = {c for found in candidates.values() for c in found} - set(rows)
         rows.update(store.patient_rows(conn, sorted(others)))
         profiles = {p: self._profile(row) for p, row in rows.items() if row["deleted_at"] is None}
@@ -134,18 +134,10 @@ class _Batch:
         return profile(row, row.get("source") or "", row.get("ssn_hash"))
 
     @staticmethod
-    def _candidates(patient_id: str, keys: Any, blocks: dict[tuple[str, str], list[str]]) -> set[str]:
+    def _candidates(shared: dict[str, list[str]]) -> set[str]:
         """Patients sharing two of its keys, or one identifier: one shared postal code or birth date alone
         cannot reach the review threshold, and scoring it would cost more than the rest of the pass."""
-        shared: Counter[str] = Counter()
-        strong: set[str] = set()
-        for key in keys:
-            for other in blocks.get(key, ()):
-                if other != patient_id:
-                    shared[other] += 1
-                    if key[0] in _STRONG_KEYS:
-                        strong.add(other)
-        return {other for other, n in shared.items() if n >= 2} | strong
+        return {other for other, types in shared.items() if len(types) >= 2 or not _STRONG_KEYS.isdisjoint(types)}
 
     def _link(self, p: Profile, candidates: set[str], profiles: dict[str, Profile]) -> None:
         links = self.links.get(p.patient_id, [])
@@ -245,6 +237,7 @@ class _Batch:
     def _new_person(self) -> str:
         person_id = str(uuid.uuid4())
         self.created.append(person_id)
+        self.created_set.add(person_id)
         self.members[person_id] = {}
         self.stats.persons_created += 1
         self._changed(None, person_id, "person_created", None, person_id, "")
@@ -252,7 +245,6 @@ class _Batch:
 
     def _write(self) -> None:
         conn, now = self.conn, self.now
-        store.create_persons(conn, self.created, now)
         store.set_persons(conn, self.moved)
         store.write_links(conn, self.link_writes)
         touched = sorted(self.touched)
@@ -261,10 +253,12 @@ class _Batch:
         for person_id in emptied:
             self.stats.persons_deleted += 1
             self._changed(None, person_id, "person_deleted", person_id, None, "no live patient remains")
-        store.delete_persons(conn, emptied, now)
+        store.delete_persons(conn, [p for p in emptied if p not in self.created_set], now)
         priority = self.config.source_priority
         golden = {p: golden_record(rows[p], DEMOGRAPHIC, priority) for p in touched if rows.get(p)}
-        store.update_persons(conn, golden, now)
+        created = {p: golden[p] for p in self.created if p in golden}
+        store.create_persons(conn, created, now)  # a person created and emptied within the batch is not written
+        store.update_persons(conn, {p: g for p, g in golden.items() if p not in created}, now)
         store.record_history(conn, self.history)
 
     def _changed(

@@ -109,12 +109,13 @@ def upgrade() -> None:
     op.create_index(op.f("ix_identity_history_person_id"), "identity_history", ["person_id"], unique=False)
     op.create_table(
         "match_key",
-        sa.Column("patient_id", _STR(length=36), nullable=False),
         sa.Column("key_type", _STR(length=16), nullable=False),
         sa.Column("key_value", _STR(), nullable=False),
-        sa.PrimaryKeyConstraint("patient_id", "key_type", "key_value"),
+        sa.Column("patient_id", _STR(length=36), nullable=False),
+        sa.PrimaryKeyConstraint("key_type", "key_value", "patient_id"),
+        sqlite_with_rowid=False,
     )
-    op.create_index("ix_match_key_value", "match_key", ["key_type", "key_value"], unique=False)
+    op.create_index("ix_match_key_patient_id", "match_key", ["patient_id"], unique=False)
     op.create_table(
         "identity_pending",
         sa.Column("patient_id", _STR(length=36), nullable=False),
