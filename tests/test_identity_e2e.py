@@ -169,28 +169,29 @@ def test_a_crash_during_linking_loses_and_duplicates_nothing(
     sandbox.reset(patients=PEOPLE, medics=5, seed=7)
     config = make_config(db_url, _sources(sandbox))
     engine = engine_for(config)
-    monkeypatch.setattr(linking, "BATCH", 100)  # three batches of the 240 patients
     calls = {"n": 0}
     real = store.record_history
 
-    def crash_on_the_second_batch(conn: Any, changes: list[dict[str, Any]]) -> None:
+    def killed_in_the_second_link_batch(conn: Any, changes: list[dict[str, Any]]) -> None:
         calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("the process dies here")
+        if calls["n"] == 2:  # the second stream's commit, linked as it lands
+            raise KeyboardInterrupt("the process dies here")
         real(conn, changes)
 
-    monkeypatch.setattr(linking.store, "record_history", crash_on_the_second_batch)
-    with pytest.raises(RuntimeError, match="dies here"):
-        run(config, engine, "sweep")  # the sync commits its pages, then links as it ends
-    # The first batch committed, the second rolled back: its patients are still queued, nobody half-linked.
-    linked = count(engine, "patient", "person_id IS NOT NULL")
-    assert linked == linking.BATCH
-    assert count(engine, "identity_pending") == 4 * PEOPLE - linking.BATCH
+    monkeypatch.setattr(linking.store, "record_history", killed_in_the_second_link_batch)
+    with pytest.raises(KeyboardInterrupt):
+        run(config, engine, "sweep")
+    # The first stream's patients were linked as its page committed; the second's page committed, but its
+    # link batch rolled back: still queued, nobody half-linked.
+    assert count(engine, "patient", "person_id IS NOT NULL") == PEOPLE
+    assert count(engine, "identity_pending") == count(engine, "patient") - PEOPLE
+    assert count(engine, "identity_link", "status = 'match'") == PEOPLE == count(engine, "person")
     monkeypatch.setattr(linking.store, "record_history", real)
-    link_pending(engine, config.identity)
+    assert all(r.ok for r in run(config, engine, "sweep"))  # run again: it continues and links the rest
     assert count(engine, "person", "deleted_at IS NULL") == PEOPLE
     assert count(engine, "patient", "person_id IS NULL") == 0
     assert count(engine, "identity_pending") == 0
+    assert count(engine, "identity_link", "status = 'match'") == 4 * PEOPLE  # one a patient: none twice
 
 
 def test_the_person_command_shows_every_source_of_a_prescrypto_patient(sandbox: Any, sqlite_url: str) -> None:

@@ -34,7 +34,7 @@ from canonical.errors import LeaseHeldError, PatientSyncError, Stopped
 from connectors.client import RetryPolicy, SourceClient
 from mappings.context import MappingContext
 from pipeline.bind import mapping_context, open_client, stream_names, stream_spec
-from pipeline.config import Config, SourceConfig
+from pipeline.config import Config, IdentityConfig, SourceConfig
 from pipeline.kinds import KINDS, StreamSpec
 from pipeline.storage import load, lookups, state
 from pipeline.storage.db import reading
@@ -115,17 +115,19 @@ def run_sources(
     with Mapper(workers) as mapper:
         results = _run_sources(config, engine, mode, only, options, mapper)
     if config.identity.link_during_sync and not options.stop.is_set():
-        link(engine, config)
+        link(engine, config.identity)  # what the streams' deletions queued, and anything an earlier run left
     return results
 
 
-def link(engine: Engine, config: Config) -> LinkStats | None:
-    """Link the patients the run queued (pipeline.sync.linking); a failure is logged, never raised: the
-    patients stay queued for the next run or ``patientsync link``."""
+def link(engine: Engine, identity: IdentityConfig) -> LinkStats | None:
+    """Link the queued patients (pipeline.sync.linking). A failure is logged, never raised, so it fails no
+    stream: the patients stay queued for the next pass, run or ``patientsync link``."""
     try:
-        return link_pending(engine, config.identity)
+        return link_pending(engine, identity)
     except SQLAlchemyError as exc:
         log.error("linking failed: the patients stay queued", error=database_reason(exc))
+    except Exception as exc:  # noqa: BLE001 - a linking bug must not cost the records already landed
+        log.error("linking crashed: the patients stay queued", error=type(exc).__name__, frames=frames(exc))
     return None
 
 
@@ -144,7 +146,8 @@ def _run_sources(
                 if options.stop.is_set():
                     return results
                 spec = stream_spec(source, stream)
-                results.append(StreamRun(engine, name, source, spec, mode, client, options, mapper).run())
+                identity = config.identity if config.identity.link_during_sync else None
+                results.append(StreamRun(engine, name, source, spec, mode, client, options, mapper, identity).run())
     return results
 
 
@@ -250,8 +253,10 @@ class StreamRun:
         client: SourceClient,
         options: RunOptions,
         mapper: Mapper | None = None,
+        identity: IdentityConfig | None = None,
     ) -> None:
         self.engine = engine
+        self.identity = identity  # link the patients of each commit as it lands; None: leave them queued
         self.name = source_name
         self.source = source
         self.spec = spec
@@ -453,6 +458,8 @@ class StreamRun:
             self.analyze_at *= 2
         if options.progress:
             options.progress(name, stream, result.counts.fetched, self.walk.total)
+        if self.identity is not None and rows.patients:
+            link(engine, self.identity)
 
     def _walks_everything(self) -> bool:
         """Whether a walk from the very start sees the whole stream: a fan-out's incremental pass asks only
