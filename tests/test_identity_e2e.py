@@ -209,6 +209,7 @@ def test_the_person_command_shows_every_source_of_a_prescrypto_patient(sandbox: 
     assert view["person"]["given_name"] in shown.output
     missing = CliRunner().invoke(app, ["--config", path, "person", "no-such-id"])
     assert missing.exit_code == 1 and "no person" in missing.output
+    assert "no-such-id" not in missing.output  # what was looked up may be a patient's file number: not echoed
 
 
 def sandbox_config(sandbox: Any, db_url: str) -> str:

@@ -51,7 +51,7 @@ def find_person(engine: Engine, ref: str) -> str:
             .order_by(patient.c.deleted_at.is_not(None), patient.c.id)
         ).first()
     if found is None:
-        raise NotFound(f"no person, patient or source identifier {ref!r}")
+        raise NotFound("no person, patient or source identifier matches it")
     return str(found[0])
 
 
@@ -201,18 +201,6 @@ def _link_row(engine: Engine, link_id: int) -> dict[str, Any]:
 
 
 def _history(conn: Any, row: dict[str, Any], change: str, before: str, after: str | None, now: dt.datetime) -> None:
-    store.record_history(
-        conn,
-        [
-            {
-                "changed_at": now,
-                "patient_id": row["patient_id"],
-                "person_id": row["person_id"],
-                "change": change,
-                "before": before,
-                "after": after,
-                "reason": f"link {row['id']}",
-                "origin": Origin.manual,
-            }
-        ],
-    )
+    reason = f"link {row['id']}"
+    entry = store.history_row(now, row["patient_id"], row["person_id"], change, before, after, reason, Origin.manual)
+    store.record_history(conn, [entry])

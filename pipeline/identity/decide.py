@@ -103,10 +103,7 @@ def decide(
             Possible(m.person_id, m.probability, m.evidence, "another person matches better") for m in outranked
         ]
     staying = next((m for m in matches if m.person_id == current), None)
-    if len(matches) == 1 or staying is not None:
-        join = staying or matches[0]
-        reason = "matches more than one person"
-        others = [Possible(m.person_id, m.probability, m.evidence, reason) for m in matches if m is not join]
-        return Decision(join, possible + others)
+    join = staying or (matches[0] if len(matches) == 1 else None)
     reason = "matches more than one person"
-    return Decision(None, possible + [Possible(m.person_id, m.probability, m.evidence, reason) for m in matches])
+    others = [Possible(m.person_id, m.probability, m.evidence, reason) for m in matches if m is not join]
+    return Decision(join, possible + others)

@@ -152,6 +152,29 @@ def write_links(conn: Connection, links: Mapping[tuple[str, str], dict[str, Any]
         conn.execute(statement, kept)
 
 
+def history_row(
+    at: dt.datetime,
+    patient_id: str | None,
+    person_id: str | None,
+    change: str,
+    before: str | None,
+    after: str | None,
+    reason: str | None,
+    origin: str,
+) -> dict[str, Any]:
+    """One ``identity_history`` row."""
+    return {
+        "changed_at": at,
+        "patient_id": patient_id,
+        "person_id": person_id,
+        "change": change,
+        "before": before,
+        "after": after,
+        "reason": reason or None,
+        "origin": origin,
+    }
+
+
 def record_history(conn: Connection, changes: list[dict[str, Any]]) -> None:
     insert_rows(conn, _history, changes)
 

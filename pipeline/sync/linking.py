@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -47,7 +46,6 @@ class LinkStats:
     persons_deleted: int = 0
     possible: int = 0  # possible matches written for review
     skipped_blocks: int = 0  # match keys too common to block on
-    changes: Counter[str] = field(default_factory=Counter)
 
 
 def current_model(engine: Engine) -> MatchModel:
@@ -96,8 +94,7 @@ class _Batch:
         # What the batch writes: patient.person_id, links by (patient, person) (None: removed), new persons.
         self.moved: dict[str, str | None] = {}
         self.link_writes: dict[tuple[str, str], dict[str, Any] | None] = {}
-        self.created: list[str] = []
-        self.created_set: set[str] = set()
+        self.created: set[str] = set()
         self.touched: set[str] = set()  # persons whose golden record is to be recomputed
         self.history: list[dict[str, Any]] = []
 
@@ -236,8 +233,7 @@ class _Batch:
 
     def _new_person(self) -> str:
         person_id = str(uuid.uuid4())
-        self.created.append(person_id)
-        self.created_set.add(person_id)
+        self.created.add(person_id)
         self.members[person_id] = {}
         self.stats.persons_created += 1
         self._changed(None, person_id, "person_created", None, person_id, "")
@@ -253,7 +249,7 @@ class _Batch:
         for person_id in emptied:
             self.stats.persons_deleted += 1
             self._changed(None, person_id, "person_deleted", person_id, None, "no live patient remains")
-        store.delete_persons(conn, [p for p in emptied if p not in self.created_set], now)
+        store.delete_persons(conn, [p for p in emptied if p not in self.created], now)
         priority = self.config.source_priority
         golden = {p: golden_record(rows[p], DEMOGRAPHIC, priority) for p in touched if rows.get(p)}
         created = {p: golden[p] for p in self.created if p in golden}
@@ -270,19 +266,7 @@ class _Batch:
         after: str | None,
         why: str,
     ) -> None:
-        self.stats.changes[change] += 1
-        self.history.append(
-            {
-                "changed_at": self.now,
-                "patient_id": patient_id,
-                "person_id": person_id,
-                "change": change,
-                "before": before,
-                "after": after,
-                "reason": why or None,
-                "origin": Origin.auto,
-            }
-        )
+        self.history.append(store.history_row(self.now, patient_id, person_id, change, before, after, why, Origin.auto))
 
 
 def train_model(engine: Engine, model: MatchModel) -> tuple[MatchModel, str]:
