@@ -73,10 +73,43 @@ class IdentityConfig(Strict):
         return self
 
 
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
+
+
+def _uri(value: str) -> str:
+    if not _URI.fullmatch(value):
+        raise ValueError(f"{value!r} is not a URI (such as https://example.org/ids or urn:oid:1.2.3)")
+    return value
+
+
+class FhirConfig(Strict):
+    """The FHIR export (README: FHIR export)."""
+
+    # source -> id_type -> the identifier system URI integrators know it by; any other identifier's system is
+    # urn:patientsync:<source>:<id_type>.
+    identifier_systems: dict[str, dict[str, str]] = {}
+    license_system: str = "urn:patientsync:license"  # of a Practitioner's licence (cédula) number
+
+    @field_validator("identifier_systems")
+    @classmethod
+    def _uris(cls, systems: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for by_type in systems.values():
+            for uri in by_type.values():
+                _uri(uri)
+        return systems
+
+    _license_uri = field_validator("license_system")(lambda cls, v: _uri(v))
+
+
+class ExportConfig(Strict):
+    fhir: FhirConfig = FhirConfig()
+
+
 class Config(Strict):
     database: DatabaseConfig = DatabaseConfig()
     sources: dict[str, SourceConfig]
     identity: IdentityConfig = Field(default_factory=lambda: IdentityConfig())
+    export: ExportConfig = ExportConfig()
 
     @model_validator(mode="after")
     def _one_hash_key(self) -> Config:

@@ -35,6 +35,20 @@ def test_log_lines_go_through_the_live_display_and_a_finished_bar_stops(monkeypa
     assert "rx/patients" not in line
 
 
+def test_an_export_shows_a_bar_per_resource_type_on_a_terminal(monkeypatch):
+    screen = io.StringIO()
+    monkeypatch.setattr(cli_module, "err", Console(file=screen, force_terminal=True, width=100))
+    with cli_module.export_progress() as update:
+        assert update is not None
+        update("Patient", 0, 305)
+        update("Patient", 305, 305)
+        update("Observation", 500, 945)
+    assert "Patient" in screen.getvalue() and "305/305" in screen.getvalue() and "500/945" in screen.getvalue()
+    monkeypatch.setattr(cli_module, "err", Console(file=io.StringIO(), force_terminal=False))
+    with cli_module.export_progress() as update:
+        assert update is None  # not a terminal: no bar, no cost of counting
+
+
 def test_a_bad_log_level_or_format_is_one_line_and_exit_2():
     for args in (("--log-level", "bogus", "status"), ("--log-format", "xml", "status")):
         proc = cli(*args)

@@ -240,7 +240,7 @@ def test_the_readme_answers_how_many_people_and_a_patients_ids_in_every_source(s
     counted = {r["source"]: r["patients"] for r in rows(engine, per_source)}
     assert counted == dict.fromkeys(("rx", "pf", "ga", "pa"), PEOPLE)
     [ids] = _readme_query("This Prescrypto patient's ids in every source")
-    found = rows(engine, ids.replace("b5555-5555-5555-5555-55555555", uid))
+    found = rows(engine, ids.replace("8a11e908-f718-4a31-9cbc-c2067acd9a12", uid))
     assert {r["source"] for r in found} == {"rx", "pf", "ga", "pa"}
     assert {"uid", "unique_id", "patient_id"} <= {r["id_type"] for r in found}
 

@@ -39,9 +39,11 @@ DEMO_DATABASE = "sqlite:///patientsync-demo.db"
 
 
 def run_demo(
-    config: Config, engine: Engine, patients: int, options: RunOptions
+    config: Config, engine: Engine, patients: int, options: RunOptions, noise: bool = True
 ) -> tuple[list[RunResult], Callable[[Console], None]]:
     with running_sandbox(patients=patients) as sandbox:
+        if noise:  # each API's copy of a person as real registries get it wrong, and look-alikes (sandbox.noise)
+            sandbox.reset(noise=True)
         # Sandbox data lands under sources of its own: a real source's records, cursor and deletions in the
         # same database are never touched by a demo.
         sources = {
@@ -82,6 +84,9 @@ def _summary(engine: Engine, console: Console) -> None:
         patients = conn.execute(select(func.count()).where(p.c.deleted_at.is_(None))).scalar()
         persons = conn.execute(select(func.count()).where(person.c.deleted_at.is_(None))).scalar()
         console.print(f"{patients} live patients resolve to {persons} persons (patientsync person ID shows one)")
+        links = table_of(IdentityLink)
+        review = conn.execute(select(func.count()).where(links.c.status == "possible_match")).scalar()
+        console.print(f"{review} possible matches wait for review (patientsync review)")
         cw = table_of(Crosswalk)
         ids = Table(title="source identifiers in the crosswalk")
         for column in ("source", "entity_type", "id_type", "rows"):
