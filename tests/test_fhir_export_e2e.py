@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from pipeline.app.cli import app
@@ -102,23 +103,48 @@ def test_the_export_validates_and_matches_the_database(sandbox: Any, db_url: str
 
 def test_since_exports_what_changed_and_lists_the_deleted(sandbox: Any, db_url: str, tmp_path: Path) -> None:
     config, engine = _synced(sandbox, db_url)
+    with_readings = "SELECT DISTINCT c.id_value FROM crosswalk c JOIN observation o ON o.patient_id = c.entity_id "
+    renamed, leaving, moving = sorted(r["id_value"] for r in rows(engine, with_readings + "WHERE c.source = 'ga'"))[:3]
+    [rx] = [
+        r["id_value"]
+        for r in rows(
+            engine,
+            "SELECT id_value FROM crosswalk WHERE source = 'rx' AND id_type = 'id' AND entity_type = 'patient' LIMIT 1",
+        )
+    ]
     # A patient of its own person (its birth date no longer agrees), which then leaves its source.
-    sandbox.client.patch("/_sandbox/gauges/patients/4", json={"date_of_birth": "1901-01-01"}).raise_for_status()
+    sandbox.client.patch(
+        f"/_sandbox/gauges/patients/{leaving}", json={"date_of_birth": "1901-01-01"}
+    ).raise_for_status()
     assert all(r.ok for r in run(config, engine, "sweep"))
-    alone = _person_of_gauges(engine, "4")
+    alone = _person_of(engine, "ga", leaving)
     first = export_fhir(engine, ExportRequest(tmp_path / "all")).manifest
     since = dt.datetime.fromisoformat(first["transactionTime"])
-    sandbox.client.patch("/_sandbox/gauges/patients/3", json={"first_name": "Renamed"}).raise_for_status()
-    sandbox.client.delete("/_sandbox/gauges/patients/4").raise_for_status()
+    readings_before = {o["id"]: o["subject"] for o in _lines(tmp_path / "all" / "Observation.ndjson")}
+    sandbox.client.patch(f"/_sandbox/gauges/patients/{renamed}", json={"first_name": "Renamed"}).raise_for_status()
+    sandbox.client.delete(f"/_sandbox/gauges/patients/{leaving}").raise_for_status()
+    # An identifier alone: no patient column changes, only the crosswalk.
+    sandbox.client.patch(
+        f"/_sandbox/prescrypto/patients/{rx}", json={"external_patient_file": "EXP-NEW-7"}
+    ).raise_for_status()
+    # A patient that leaves its person for one of its own: its readings now have another subject.
+    sandbox.client.patch(f"/_sandbox/gauges/patients/{moving}", json={"date_of_birth": "1902-02-02"}).raise_for_status()
     assert all(r.ok for r in run(config, engine, "sweep"))
     assert count(engine, "person", "id = :p AND deleted_at IS NOT NULL", p=alone) == 1
 
     out = tmp_path / "since"
-    manifest, found = _exported(_export(engine, out, since))
+    export_fhir(engine, ExportRequest(out, since=since, overlap=dt.timedelta(0)))
+    manifest, found = _exported(out)
     assert "_since=" in manifest["request"]
     changed = {p["id"] for p in found["Patient"]}
-    assert _person_of_gauges(engine, "3") in changed and len(changed) < PEOPLE  # the others are not exported again
+    moved = _person_of(engine, "ga", moving)
+    expected = {_person_of(engine, "ga", renamed), _person_of(engine, "rx", rx), moved}
+    assert expected <= changed and len(changed) < PEOPLE  # the unchanged persons are not exported again
     assert alone not in changed
+    identifiers = {i["value"] for p in found["Patient"] for i in p["identifier"]}
+    assert "EXP-NEW-7" in identifiers
+    relinked = [o for o in found["Observation"] if o["subject"]["reference"] == f"Patient/{moved}"]
+    assert relinked and all(readings_before[o["id"]] != o["subject"] for o in relinked)
     assert "Practitioner" not in found  # no medic changed: no file, not listed
     assert not (out / "Practitioner.ndjson").exists()
     bundles = [b for entry in manifest["deleted"] for b in _lines(Path(entry["url"]))]
@@ -128,19 +154,35 @@ def test_since_exports_what_changed_and_lists_the_deleted(sandbox: Any, db_url: 
     assert all(b["entry"][0]["request"]["method"] == "DELETE" and problems(b) == [] for b in bundles)
 
 
-def _person_of_gauges(engine: Any, gauges_id: str) -> str:
+def test_since_reaches_back_for_a_row_committed_after_the_last_snapshot(
+    sandbox: Any, sqlite_url: str, tmp_path: Path
+) -> None:
+    _, engine = _synced(sandbox, sqlite_url)
+    first = export_fhir(engine, ExportRequest(tmp_path / "all")).manifest
+    since = dt.datetime.fromisoformat(first["transactionTime"])
+    # A writer stamped this person before the first export's snapshot and committed after it.
+    late = rows(engine, "SELECT id FROM person ORDER BY id LIMIT 1")[0]["id"]
+    with engine.begin() as conn:
+        stamped = (since - dt.timedelta(seconds=2)).replace(tzinfo=None)
+        conn.execute(
+            text("UPDATE person SET full_name = 'Late', updated_at = :t WHERE id = :p"), {"t": stamped, "p": late}
+        )
+    strict = export_fhir(engine, ExportRequest(tmp_path / "strict", since=since, overlap=dt.timedelta(0))).manifest
+    assert strict["output"] == []  # without the overlap it would be missed for good
+    export_fhir(engine, ExportRequest(tmp_path / "next", since=since))
+    _, found = _exported(tmp_path / "next")
+    assert late in {p["id"] for p in found["Patient"]}
+
+
+def _person_of(engine: Any, source: str, id_value: str) -> str:
     found = rows(
         engine,
         "SELECT p.person_id FROM patient p JOIN crosswalk c ON c.entity_id = p.id "
-        "WHERE c.source = 'ga' AND c.entity_type = 'patient' AND c.id_value = :v",
-        v=gauges_id,
+        "WHERE c.source = :s AND c.entity_type = 'patient' AND c.id_type = 'id' AND c.id_value = :v",
+        s=source,
+        v=id_value,
     )
     return str(found[0]["person_id"])
-
-
-def _export(engine: Any, out: Path, since: dt.datetime) -> Path:
-    export_fhir(engine, ExportRequest(out, since=since))
-    return out
 
 
 def test_chunks_bound_what_is_read_at_once_and_change_nothing(
@@ -187,6 +229,29 @@ def test_a_failed_export_leaves_the_previous_one_whole_and_no_partial_file(
     with pytest.raises(RuntimeError):
         export_fhir(engine, ExportRequest(out))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing half-written, nothing replaced
+
+
+def test_validation_problems_go_to_the_error_file_and_the_files_are_private(
+    sandbox: Any, sqlite_url: str, tmp_path: Path
+) -> None:
+    _, engine = _synced(sandbox, sqlite_url)
+    out = tmp_path / "out"
+
+    def refuse_organizations(resource: dict[str, Any]) -> list[str]:
+        return ["name: value_error.str.regex"] if resource["resourceType"] == "Organization" else []
+
+    result = export_fhir(engine, ExportRequest(out), validate=refuse_organizations)
+    organizations = count(engine, "organization", "deleted_at IS NULL")
+    assert result.invalid == organizations > 0
+    [error] = result.manifest["error"]
+    assert error["type"] == "OperationOutcome" and error["count"] == organizations
+    outcomes = _lines(Path(error["url"]))
+    assert all(problems(o) == [] for o in outcomes)
+    assert {o["issue"][0]["diagnostics"].split(":", 1)[1].strip() for o in outcomes} == {"name: value_error.str.regex"}
+    assert out.stat().st_mode & 0o777 == 0o700
+    assert {p.stat().st_mode & 0o777 for p in out.iterdir()} == {0o600}  # patient data, as the database file
+    # The next export without problems drops the error file, and its manifest names none.
+    assert export_fhir(engine, ExportRequest(out)).manifest["error"] == [] and not Path(error["url"]).exists()
 
 
 def test_export_from_the_command_line(sandbox: Any, sqlite_url: str, tmp_path: Path) -> None:

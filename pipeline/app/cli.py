@@ -535,7 +535,10 @@ def export_fhir(
     engine = open_database(config, database)
     fhir = config.export.fhir
     request = ExportRequest(
-        out_dir, tuple(t for t in TYPES if t in chosen), instant, Systems(fhir.identifier_systems, fhir.license_system)
+        out=out_dir,
+        types=tuple(t for t in TYPES if t in chosen),
+        since=instant,
+        systems=Systems(fhir.identifier_systems, fhir.license_system),
     )
     validator: Any = None
     if validate:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlencode
@@ -32,6 +33,12 @@ DELETED_FILE = "deleted.ndjson"
 ERROR_FILE = "OperationOutcome.ndjson"
 MANIFEST = "manifest.json"
 
+# A writer stamps a row's updated_at before its transaction commits (a page's or a link batch's: seconds). A row
+# stamped before one export's transactionTime but committed after its snapshot would be missed by it and by the
+# next `--since <that transactionTime>`; looking this much further back exports it then. What is exported twice
+# is the same resource again, which a Bulk Data consumer applies as an update.
+OVERLAP = dt.timedelta(minutes=5)
+
 Progress = Callable[[str, int, int], None]  # (resource type, written so far, total)
 Validator = Callable[[dict[str, Any]], list[str]]  # a resource's problems (field paths, never values)
 
@@ -39,8 +46,10 @@ Validator = Callable[[dict[str, Any]], list[str]]  # a resource's problems (fiel
 @dataclass(frozen=True)
 class ExportRequest:
     out: Path
+    _: KW_ONLY  # the rest by name
     types: tuple[str, ...] = TYPES
     since: dt.datetime | None = None  # only what changed after this instant, and what was deleted since
+    overlap: dt.timedelta = OVERLAP  # how much further back than `since` to look (see OVERLAP)
     systems: Systems = field(default_factory=Systems)
 
 
@@ -55,13 +64,17 @@ def export_fhir(
 ) -> ExportResult:
     """Write the export into ``request.out`` and return its manifest."""
     out = request.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    since = request.since.astimezone(dt.UTC) if request.since else None
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)  # patient data: the owner's only, as the database is
+    instant = None
+    if request.since is not None:  # a naive instant is UTC, as on the command line
+        given = request.since if request.since.tzinfo else request.since.replace(tzinfo=dt.UTC)
+        instant = given.astimezone(dt.UTC)
     # Stamped before the snapshot is taken: a change committed in between is exported now and again by the
-    # next `--since <transactionTime>`, never missed by both.
+    # next `--since <transactionTime>`.
     stamp = dt.datetime.now(dt.UTC)
     problems: list[tuple[str, str, str]] = []
     with _Files(out) as files, _snapshot(engine) as conn:
+        since = None if instant is None else store.changed_since(conn, instant - request.overlap)
         for resource_type in request.types:
             listing = store.LISTINGS[resource_type]
             total = listing.count(conn, since) if progress else 0  # a count costs a pass: only for the bar
@@ -78,14 +91,14 @@ def export_fhir(
         if since is not None:
             with files.writing(DELETED_FILE, "Bundle", "deleted") as lines:
                 for resource_type in request.types:
-                    for resource_id in store.LISTINGS[resource_type].deleted_since(conn, since):
+                    for resource_id in store.LISTINGS[resource_type].deleted_since(conn, since.instant):
                         lines.write(resources.deletion(resource_type, resource_id))
         with files.writing(ERROR_FILE, "OperationOutcome", "error") as lines:
             for resource_type, resource_id, problem in problems:
                 lines.write(_outcome(f"{resource_type}/{resource_id}: {problem}"))
         manifest = {
             "transactionTime": stamp.isoformat(),
-            "request": _request_url(request, since),
+            "request": _request_url(request, instant),
             "requiresAccessToken": False,
             "output": files.listed["output"],
             **({"deleted": files.listed["deleted"]} if since is not None else {}),
@@ -113,6 +126,7 @@ class _Files:
 
     def __init__(self, out: Path) -> None:
         self.out = out
+        self.tag = uuid.uuid4().hex[:12]  # two exports into one directory never write each other's files
         self.complete: list[tuple[Path, Path]] = []  # (temporary, final) names
         self.listed: dict[str, list[dict[str, Any]]] = {"output": [], "deleted": [], "error": []}
 
@@ -129,7 +143,7 @@ class _Files:
         final = self.out / name
         partial = self._partial(final)
         try:
-            with partial.open("wb") as f:
+            with os.fdopen(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb") as f:
                 lines = _Lines(f)
                 yield lines
                 f.flush()
@@ -146,7 +160,10 @@ class _Files:
     def publish(self, manifest: dict[str, Any]) -> None:
         final = self.out / MANIFEST
         partial = self._partial(final)
-        partial.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+        with os.fdopen(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb") as f:
+            f.write(orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+            f.flush()
+            os.fsync(f.fileno())
         self.complete.append((partial, final))
         kept = {final.name for _, final in self.complete}
         for name in [MANIFEST, *(f"{t}.ndjson" for t in TYPES), DELETED_FILE, ERROR_FILE]:
@@ -154,10 +171,14 @@ class _Files:
                 (self.out / name).unlink(missing_ok=True)
         for partial, final in self.complete:  # the manifest last
             os.replace(partial, final)
+        directory = os.open(self.out, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the renames themselves survive a crash
+        finally:
+            os.close(directory)
 
-    @staticmethod
-    def _partial(final: Path) -> Path:
-        return final.with_name(f".{final.name}.partial")
+    def _partial(self, final: Path) -> Path:
+        return final.with_name(f".{final.name}.{self.tag}.partial")
 
 
 def _build(conn: Connection, resource_type: str, rows: store.Rows, systems: Systems) -> Iterator[dict[str, Any]]:

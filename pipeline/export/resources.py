@@ -54,10 +54,11 @@ class Systems:
 
 def identifiers(ids: Iterable[tuple[str, str, str]], systems: Systems) -> list[dict[str, str]]:
     """FHIR identifiers of (source, id_type, id_value) crosswalk rows; never one that names an SSN."""
-    out = []
+    out, seen = [], set()
     for source, id_type, value in ids:
         value = value.strip()
-        if value and "ssn" not in id_type.lower():
+        if value and "ssn" not in id_type.lower() and (source, id_type, value) not in seen:
+            seen.add((source, id_type, value))  # two patients of one person may carry the same id
             out.append({"system": systems.of(source, id_type), "value": value})
     return out
 
@@ -115,7 +116,7 @@ def organization(org: Mapping[str, Any], ids: list[dict[str, str]]) -> dict[str,
 
 def observation(reading: Mapping[str, Any], person_id: str, ids: list[dict[str, str]]) -> dict[str, Any]:
     """A gauge reading's ``Observation`` about the person's ``Patient``: a score on the gauge's scale."""
-    code = reading["code"]
+    code = " ".join(reading["code"].split()) or "unknown"  # a FHIR code has single spaces only
     coding = {"system": GAUGE_SYSTEM, "code": code}
     if code in GAUGE_DISPLAY:
         coding["display"] = GAUGE_DISPLAY[code]
@@ -202,4 +203,5 @@ def _instant(value: Any) -> str | None:
 
 
 def _number(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else value
+    """A whole number as an integer (7, not 7.0) while a float holds it exactly; beyond that, the float."""
+    return int(value) if float(value).is_integer() and abs(value) < 2**53 else value

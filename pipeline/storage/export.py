@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, exists, func, or_, select
+from sqlalchemy import Connection, Select, Table, func, or_, select
 
 from pipeline.storage.db import among
 from pipeline.storage.tables import (
     Crosswalk,
+    IdentityHistory,
     Medic,
     Observation,
     Organization,
@@ -24,6 +25,7 @@ from pipeline.storage.tables import (
     PatientMedic,
     PatientOrganization,
     Person,
+    SourceRecord,
     table_of,
 )
 
@@ -32,6 +34,55 @@ Rows = list[dict[str, Any]]
 
 _patient = table_of(Patient)
 _crosswalk = table_of(Crosswalk)
+_CARE = (  # a patient's care-team links: (link table, the table it points at, the link's column)
+    (table_of(PatientMedic), table_of(Medic), "medic_id"),
+    (table_of(PatientOrganization), table_of(Organization), "organization_id"),
+)
+
+
+@dataclass(frozen=True)
+class Since:
+    """An incremental export's instant, and what changed after it that no row's own ``updated_at`` shows,
+    found once per export (``changed_since``)."""
+
+    instant: dt.datetime
+    persons: tuple[str, ...] = ()  # persons whose membership, or whose patients' records or care links, changed
+    records: tuple[str, ...] = ()  # entities whose source record changed (an identifier alone, say)
+    relinked: tuple[str, ...] = ()  # patients that joined or left a person: their readings have a new subject
+
+
+def changed_since(conn: Connection, instant: dt.datetime) -> Since:
+    """What changed after ``instant`` beyond the rows' own ``updated_at``:
+
+    - a source record's ``last_seen_at`` is when its payload last changed, so an identifier or a care link that
+      changed while no column of its row did still counts;
+    - ``identity_history`` says which patients joined or left which persons;
+    - a medic or hospital deleted since leaves the persons it cared for with a reference to drop.
+    """
+    p, r, h = _patient.c, table_of(SourceRecord).c, table_of(IdentityHistory).c
+    records = select(r.entity_id).distinct().where(r.last_seen_at > instant, r.entity_id.is_not(None))
+    changed_records = sorted(conn.execute(records).scalars().all())
+    person_queries: list[Select[Any]] = [
+        select(p.person_id).where(p.updated_at > instant),
+        select(p.person_id).where(among(conn, p.id, changed_records)),
+        select(h.person_id).where(h.changed_at > instant),
+    ]
+    for link, target, column in _CARE:
+        person_queries.append(
+            select(p.person_id)
+            .join(link, link.c.patient_id == p.id)
+            .join(target, target.c.id == link.c[column])
+            .where(target.c.deleted_at > instant)
+        )
+    persons = {person for q in person_queries for person in conn.execute(q).scalars().all() if person}
+    moved = ("joined", "left")
+    relinked = select(h.patient_id).distinct().where(h.changed_at > instant, h.change.in_(moved))
+    return Since(
+        instant,
+        tuple(sorted(persons)),
+        tuple(changed_records),
+        tuple(sorted(x for x in conn.execute(relinked).scalars().all() if x)),
+    )
 
 
 @dataclass(frozen=True)
@@ -41,7 +92,7 @@ class Listing:
     table: Table
     entity_type: str  # in the crosswalk
 
-    def query(self, since: dt.datetime | None) -> Select[Any]:
+    def query(self, conn: Connection, since: Since | None) -> Select[Any]:
         t = self.table
         if t.name == "observation":  # a reading is about its patient's person
             query = select(t, _patient.c.person_id).join(_patient, _patient.c.id == t.c.patient_id)
@@ -50,21 +101,25 @@ class Listing:
             query = select(t)
         query = query.where(t.c.deleted_at.is_(None))
         if since is not None:
-            changed = t.c.updated_at > since
-            if t.name == "person":  # a member that changed changes its person's resource
-                member = _patient.c.person_id == t.c.id
-                changed = or_(changed, exists().where(member, _patient.c.updated_at > since))
-            query = query.where(changed)
+            if t.name == "person":
+                column, ids = t.c.id, since.persons
+            elif t.name == "observation":
+                column, ids = t.c.patient_id, since.relinked
+            else:
+                column, ids = t.c.id, since.records
+            changed = t.c.updated_at > since.instant
+            query = query.where(or_(changed, among(conn, column, list(ids))) if ids else changed)
         return query
 
-    def count(self, conn: Connection, since: dt.datetime | None) -> int:
-        return int(conn.execute(select(func.count()).select_from(self.query(since).subquery())).scalar() or 0)
+    def count(self, conn: Connection, since: Since | None) -> int:
+        query = select(func.count()).select_from(self.query(conn, since).subquery())
+        return int(conn.execute(query).scalar() or 0)
 
-    def chunks(self, conn: Connection, since: dt.datetime | None) -> Iterator[Rows]:
+    def chunks(self, conn: Connection, since: Since | None) -> Iterator[Rows]:
         after = ""
         id_ = self.table.c.id
         while True:
-            query = self.query(since).where(id_ > after).order_by(id_).limit(CHUNK)
+            query = self.query(conn, since).where(id_ > after).order_by(id_).limit(CHUNK)
             rows = [dict(row) for row in conn.execute(query).mappings().all()]  # one fetchall, not a fetch a row
             if not rows:
                 return
@@ -115,10 +170,7 @@ def members(conn: Connection, person_ids: list[str]) -> dict[str, str]:
 def care_links(conn: Connection, patient_ids: list[str]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """The live medics and the live organizations each patient is linked to."""
     links: list[dict[str, list[str]]] = []
-    for link, target, column in (
-        (table_of(PatientMedic), table_of(Medic), "medic_id"),
-        (table_of(PatientOrganization), table_of(Organization), "organization_id"),
-    ):
+    for link, target, column in _CARE:
         query = (
             select(link.c.patient_id, link.c[column])
             .join(target, (target.c.id == link.c[column]) & target.c.deleted_at.is_(None))
