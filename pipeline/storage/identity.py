@@ -88,20 +88,26 @@ def shared_keys(
     """For each patient, the other patients it shares match keys with (other -> the shared key types), through
     the keys held by at most ``bound`` patients; and how many of the patients' keys were skipped as too common
     (a placeholder birth date, a very common name). One self-join per chunk, in the database."""
-    a, b, c = _key.alias("a"), _key.alias("b"), _key.alias("c")
-    size = select(func.count()).where(c.c.key_type == a.c.key_type, c.c.key_value == a.c.key_value).scalar_subquery()
+    m, b, c = _key.alias("m"), _key.alias("b"), _key.alias("c")
+    holders = select(func.count()).where(c.c.key_type == m.c.key_type, c.c.key_value == m.c.key_value)
     shared: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     skipped = 0
     for chunk in _chunks(sorted(set(patient_ids))):
-        mine = among(conn, a.c.patient_id, chunk)
-        query = (
-            select(a.c.patient_id, b.c.patient_id, a.c.key_type)
-            .join(b, (b.c.key_type == a.c.key_type) & (b.c.key_value == a.c.key_value))
-            .where(mine, b.c.patient_id != a.c.patient_id, size <= bound)
+        # Each of the chunk's keys with its number of holders; the other holders joined only where that number
+        # is within the bound, so a too common key comes back once, as a row with no other patient.
+        a = (
+            select(m.c.patient_id, m.c.key_type, m.c.key_value, holders.scalar_subquery().label("n"))
+            .where(among(conn, m.c.patient_id, chunk))
+            .subquery("a")
         )
-        for patient_id, other, key_type in conn.execute(query).all():
-            shared[patient_id][other].append(key_type)
-        skipped += int(conn.execute(select(func.count()).select_from(a).where(mine, size > bound)).scalar() or 0)
+        same_key = (b.c.key_type == a.c.key_type) & (b.c.key_value == a.c.key_value)
+        joined = a.outerjoin(b, same_key & (b.c.patient_id != a.c.patient_id) & (a.c.n <= bound))
+        query = select(a.c.patient_id, b.c.patient_id, a.c.key_type, a.c.n).select_from(joined)
+        for patient_id, other, key_type, n in conn.execute(query).all():
+            if other is not None:
+                shared[patient_id][other].append(key_type)
+            elif n > bound:
+                skipped += 1
     return shared, skipped
 
 

@@ -97,11 +97,12 @@ class _Batch:
         self.created: set[str] = set()
         self.touched: set[str] = set()  # persons whose golden record is to be recomputed
         self.history: list[dict[str, Any]] = []
+        self.rows: dict[str, dict[str, Any]] = {}  # the patient rows read: the batch's and their candidates'
 
     def run(self, batch: list[tuple[str, bool]]) -> None:
         conn = self.conn
         ids = [patient_id for patient_id, _ in batch]
-        rows = store.patient_rows(conn, ids)
+        rows = self.rows = store.patient_rows(conn, ids)
         rekeyed = {p: match_keys(self._profile(rows[p])) for p, rekey in batch if rekey and p in rows}
         if rekeyed:
             store.replace_keys(conn, rekeyed)
@@ -110,7 +111,9 @@ class _Batch:
         candidates = {p: self._candidates(shared.get(p, {})) for p in ids}
         others = {c for found in candidates.values() for c in found} - set(rows)
         rows.update(store.patient_rows(conn, sorted(others)))
-        profiles = {p: self._profile(row) for p, row in rows.items() if row["deleted_at"] is None}
+        # Only patients with candidates are scored: the rest (most of a first backfill) need no profile.
+        scored = {p for p in ids if candidates[p]} | {c for found in candidates.values() for c in found}
+        profiles = {p: self._profile(rows[p]) for p in scored if p in rows and rows[p]["deleted_at"] is None}
         for p, row in rows.items():
             self.person_of[p] = row["person_id"]
         persons = {row["person_id"] for row in rows.values() if row["person_id"]}
@@ -122,8 +125,13 @@ class _Batch:
             if rows[patient_id]["deleted_at"] is not None:
                 self._leave(patient_id, "the patient was deleted")
                 self.person_of[patient_id] = self.moved[patient_id] = None
-            else:
+            elif patient_id in profiles:
                 self._link(profiles[patient_id], candidates[patient_id], profiles)
+            elif self.person_of.get(patient_id) is None and not self.links.get(patient_id):
+                # Nobody to compare with, nothing decided before: a person of its own, as scoring would decide.
+                self._move(patient_id, rows[patient_id]["source"] or "", self._new_person(), None, "no match")
+            else:
+                self._link(self._profile(rows[patient_id]), set(), profiles)
             self.stats.linked += 1
         self._write()
 
@@ -141,7 +149,7 @@ class _Batch:
         manual = [link for link in links if link["origin"] == Origin.manual]
         held = next((link["person_id"] for link in manual if link["status"] == LinkStatus.match), None)
         if held is not None:
-            self._move(p, held, None, "a manual decision holds it", write_link=False)
+            self._move(p.patient_id, p.source, held, None, "a manual decision holds it", write_link=False)
             return
         rejected = {link["person_id"] for link in manual if link["status"] == LinkStatus.no_match}
         pairs = [
@@ -162,10 +170,11 @@ class _Batch:
     def _apply(self, p: Profile, decision: Decision, links: list[dict[str, Any]]) -> None:
         current = self.person_of.get(p.patient_id)
         if decision.join is not None:
-            self._move(p, decision.join.person_id, decision.join, "matched")
+            self._move(p.patient_id, p.source, decision.join.person_id, decision.join, "matched")
         elif current is None or set(self.members.get(current, {})) - {p.patient_id}:
             # No person yet, or it shares one it no longer matches: a person of its own.
-            self._move(p, self._new_person(), None, "no match" if current is None else "no longer matches")
+            reason = "no match" if current is None else "no longer matches"
+            self._move(p.patient_id, p.source, self._new_person(), None, reason)
         kept = {possible.person_id for possible in decision.possible}
         for link in links:  # possible matches the new scores no longer support
             stale = link["status"] == LinkStatus.possible_match and link["person_id"] not in kept
@@ -198,8 +207,9 @@ class _Batch:
             "decided_at": self.now,
         }
 
-    def _move(self, p: Profile, person_id: str, scored: Scored | None, reason: str, write_link: bool = True) -> None:
-        patient_id = p.patient_id
+    def _move(
+        self, patient_id: str, source: str, person_id: str, scored: Scored | None, reason: str, write_link: bool = True
+    ) -> None:
         current = self.person_of.get(patient_id)
         if current == person_id:
             return
@@ -208,7 +218,7 @@ class _Batch:
         self.person_of[patient_id] = self.moved[patient_id] = person_id
         if self.members.get(person_id):
             self.stats.joined += 1
-        self.members.setdefault(person_id, {})[patient_id] = p.source
+        self.members.setdefault(person_id, {})[patient_id] = source
         self.touched.add(person_id)
         if write_link:
             score = None if scored is None else scored.probability
@@ -244,7 +254,14 @@ class _Batch:
         store.set_persons(conn, self.moved)
         store.write_links(conn, self.link_writes)
         touched = sorted(self.touched)
-        rows = store.member_rows(conn, touched)
+        # A person whose live patients this batch has read (a new person, most often) takes its golden record
+        # from those rows; the others' members are read again.
+        known = {
+            person: [self.rows[m] for m in self.members[person]]
+            for person in touched
+            if person in self.members and all(m in self.rows for m in self.members[person])
+        }
+        rows = {**store.member_rows(conn, [p for p in touched if p not in known]), **known}
         emptied = [person for person in touched if not rows.get(person)]
         for person_id in emptied:
             self.stats.persons_deleted += 1
