@@ -238,7 +238,11 @@ def test_validation_problems_go_to_the_error_file_and_the_files_are_private(
     out = tmp_path / "out"
 
     def refuse_organizations(resource: dict[str, Any]) -> list[str]:
-        return ["name: value_error.str.regex"] if resource["resourceType"] == "Organization" else []
+        return (
+            ["name: value_error.str.regex", "id: value_error.missing"]
+            if resource["resourceType"] == "Organization"
+            else []
+        )
 
     result = export_fhir(engine, ExportRequest(out), validate=refuse_organizations)
     organizations = count(engine, "organization", "deleted_at IS NULL")
@@ -247,6 +251,7 @@ def test_validation_problems_go_to_the_error_file_and_the_files_are_private(
     assert error["type"] == "OperationOutcome" and error["count"] == organizations
     outcomes = _lines(Path(error["url"]))
     assert all(problems(o) == [] for o in outcomes)
+    assert all(len(o["issue"]) == 2 for o in outcomes)  # one outcome per resource, an issue per problem
     assert {o["issue"][0]["diagnostics"].split(":", 1)[1].strip() for o in outcomes} == {"name: value_error.str.regex"}
     assert out.stat().st_mode & 0o777 == 0o700
     assert {p.stat().st_mode & 0o777 for p in out.iterdir()} == {0o600}  # patient data, as the database file
@@ -254,7 +259,9 @@ def test_validation_problems_go_to_the_error_file_and_the_files_are_private(
     assert export_fhir(engine, ExportRequest(out)).manifest["error"] == [] and not Path(error["url"]).exists()
 
 
-def test_export_from_the_command_line(sandbox: Any, sqlite_url: str, tmp_path: Path) -> None:
+def test_export_from_the_command_line(
+    sandbox: Any, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _synced(sandbox, sqlite_url)
     path = tmp_path / "config.yaml"
     sources = every_source(sandbox)
@@ -277,6 +284,12 @@ def test_export_from_the_command_line(sandbox: Any, sqlite_url: str, tmp_path: P
     assert bad_type.exit_code == 2 and "'Bogus'" in bad_type.output
     bad_since = cli.invoke(app, ["--config", str(path), "export", "fhir", "--out", str(out), "--since", "last week"])
     assert bad_since.exit_code == 2 and "ISO 8601" in bad_since.output
+    import pipeline.export.validate
+
+    monkeypatch.setattr(pipeline.export.validate, "problems", lambda resource: ["gender: value_error"])
+    refused = cli.invoke(app, ["--config", str(path), "export", "fhir", "--out", str(out), "--validate"])
+    assert refused.exit_code == 1 and "failed validation" in refused.output
+    assert json.loads((out / "manifest.json").read_text())["error"][0]["type"] == "OperationOutcome"
     missing = tmp_path / "typo.db"
     no_db = cli.invoke(
         app, ["--config", str(path), "export", "fhir", "--out", str(out), "--database", f"sqlite:///{missing}"]

@@ -72,30 +72,29 @@ def export_fhir(
     # Stamped before the snapshot is taken: a change committed in between is exported now and again by the
     # next `--since <transactionTime>`.
     stamp = dt.datetime.now(dt.UTC)
-    problems: list[tuple[str, str, str]] = []
     with _Files(out) as files, _snapshot(engine) as conn:
         since = None if instant is None else store.changed_since(conn, instant - request.overlap)
-        for resource_type in request.types:
-            listing = store.LISTINGS[resource_type]
-            total = listing.count(conn, since) if progress else 0  # a count costs a pass: only for the bar
-            if progress:
-                progress(resource_type, 0, total)
-            with files.writing(f"{resource_type}.ndjson", resource_type, "output") as lines:
-                for chunk in listing.chunks(conn, since):
-                    for resource in _build(conn, resource_type, chunk, request.systems):
-                        if validate:
-                            problems += [(resource_type, resource["id"], p) for p in validate(resource)]
-                        lines.write(resource)
-                    if progress:
-                        progress(resource_type, lines.count, total)
+        # Written as found (one OperationOutcome per invalid resource), not gathered: memory stays flat.
+        with files.writing(ERROR_FILE, "OperationOutcome", "error") as invalid:
+            for resource_type in request.types:
+                listing = store.LISTINGS[resource_type]
+                total = listing.count(conn, since) if progress else 0  # a count costs a pass: only for the bar
+                if progress:
+                    progress(resource_type, 0, total)
+                with files.writing(f"{resource_type}.ndjson", resource_type, "output") as lines:
+                    for chunk in listing.chunks(conn, since):
+                        for resource in _build(conn, resource_type, chunk, request.systems):
+                            found = validate(resource) if validate else None
+                            if found:
+                                invalid.write(_outcome(f"{resource_type}/{resource['id']}", found))
+                            lines.write(resource)
+                        if progress:
+                            progress(resource_type, lines.count, total)
         if since is not None:
             with files.writing(DELETED_FILE, "Bundle", "deleted") as lines:
                 for resource_type in request.types:
                     for resource_id in store.LISTINGS[resource_type].deleted_since(conn, since.instant):
                         lines.write(resources.deletion(resource_type, resource_id))
-        with files.writing(ERROR_FILE, "OperationOutcome", "error") as lines:
-            for resource_type, resource_id, problem in problems:
-                lines.write(_outcome(f"{resource_type}/{resource_id}: {problem}"))
         manifest = {
             "transactionTime": stamp.isoformat(),
             "request": _request_url(request, instant),
@@ -105,7 +104,7 @@ def export_fhir(
             "error": files.listed["error"],
         }
         files.publish(manifest)
-    return ExportResult(manifest, invalid=len(problems))
+    return ExportResult(manifest, invalid=invalid.count)
 
 
 class _Lines:
@@ -223,11 +222,9 @@ def _snapshot(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-def _outcome(diagnostics: str) -> dict[str, Any]:
-    return {
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": "error", "code": "invalid", "diagnostics": diagnostics}],
-    }
+def _outcome(resource: str, problems: list[str]) -> dict[str, Any]:
+    issues = [{"severity": "error", "code": "invalid", "diagnostics": f"{resource}: {p}"} for p in problems]
+    return {"resourceType": "OperationOutcome", "issue": issues}
 
 
 def _request_url(request: ExportRequest, since: dt.datetime | None) -> str:
