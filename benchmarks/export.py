@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 
 from pipeline import config as config_file
 from pipeline.app.demo import run_demo
-from pipeline.export.bulk import ExportRequest, _snapshot, export_fhir
+from pipeline.export.bulk import ExportRequest, export_fhir, snapshot
 from pipeline.storage import export as store
 from pipeline.storage.db import migrate, open_engine
 from pipeline.sync.runner import RunOptions
@@ -50,7 +50,7 @@ def dump(engine: Any, out: Path, related: bool = True) -> int:
     building the FHIR resources. ``related=False`` dumps the tables' own rows and their own crosswalk rows only
     (for persons, none), a narrower floor."""
     lines = 0
-    with _snapshot(engine) as conn, (out / "rows.ndjson").open("wb") as f:
+    with snapshot(engine) as conn, (out / "rows.ndjson").open("wb") as f:
         for listing in store.LISTINGS.values():
             for chunk in listing.chunks(conn, None):
                 ids = [row["id"] for row in chunk]

@@ -238,3 +238,29 @@ def particle_truth(sandbox: Any) -> dict[str, dict[str, Any]]:
 def rows(engine: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         return [dict(row) for row in conn.execute(text(sql), params).mappings()]
+
+
+def swept(sandbox: Any, db_url: str, sources: dict[str, dict[str, Any]], **data: int) -> tuple[Config, Engine]:
+    """The sandbox reset to ``data`` (patients, medics, seed) and swept once by ``sources``: every stream ok."""
+    sandbox.reset(**data)
+    sandbox.post("/_sandbox/prescrypto/switches", {"patients_envelope": False})
+    config = make_config(db_url, sources)
+    engine = engine_for(config)
+    results = run(config, engine, "sweep")
+    assert all(r.ok for r in results), [(r.source, r.stream, r.error) for r in results]
+    return config, engine
+
+
+def person_of(engine: Engine, source: str, id_value: str, id_type: str | None = None) -> str:
+    """The person of the one patient that ``source`` knows by ``id_value`` (of ``id_type``, if given)."""
+    found = rows(
+        engine,
+        "SELECT p.person_id FROM patient p JOIN crosswalk c ON c.entity_id = p.id "
+        "WHERE c.source = :s AND c.entity_type = 'patient' AND c.id_value = :v"
+        + (" AND c.id_type = :t" if id_type else ""),
+        s=source,
+        v=id_value,
+        **({"t": id_type} if id_type else {}),
+    )
+    assert len(found) == 1
+    return str(found[0]["person_id"])

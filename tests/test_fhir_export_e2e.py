@@ -20,25 +20,19 @@ from pipeline.storage import export as store
 from tests.support import (
     config_yaml,
     count,
-    engine_for,
     every_source,
-    make_config,
     particle_truth,
+    person_of,
     rows,
     run,
+    swept,
 )
 
 PEOPLE = 40
 
 
 def _synced(sandbox: Any, db_url: str) -> tuple[Any, Any]:
-    sandbox.reset(patients=PEOPLE, medics=6, seed=11)
-    sandbox.post("/_sandbox/prescrypto/switches", {"patients_envelope": False})
-    config = make_config(db_url, every_source(sandbox))
-    engine = engine_for(config)
-    results = run(config, engine, "sweep")
-    assert all(r.ok for r in results), [(r.source, r.stream, r.error) for r in results]
-    return config, engine
+    return swept(sandbox, db_url, every_source(sandbox), patients=PEOPLE, medics=6, seed=11)
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -117,7 +111,7 @@ def test_since_exports_what_changed_and_lists_the_deleted(sandbox: Any, db_url: 
         f"/_sandbox/gauges/patients/{leaving}", json={"date_of_birth": "1901-01-01"}
     ).raise_for_status()
     assert all(r.ok for r in run(config, engine, "sweep"))
-    alone = _person_of(engine, "ga", leaving)
+    alone = person_of(engine, "ga", leaving, "id")
     first = export_fhir(engine, ExportRequest(tmp_path / "all")).manifest
     since = dt.datetime.fromisoformat(first["transactionTime"])
     readings_before = {o["id"]: o["subject"] for o in _lines(tmp_path / "all" / "Observation.ndjson")}
@@ -137,8 +131,8 @@ def test_since_exports_what_changed_and_lists_the_deleted(sandbox: Any, db_url: 
     manifest, found = _exported(out)
     assert "_since=" in manifest["request"]
     changed = {p["id"] for p in found["Patient"]}
-    moved = _person_of(engine, "ga", moving)
-    expected = {_person_of(engine, "ga", renamed), _person_of(engine, "rx", rx), moved}
+    moved = person_of(engine, "ga", moving, "id")
+    expected = {person_of(engine, "ga", renamed, "id"), person_of(engine, "rx", rx, "id"), moved}
     assert expected <= changed and len(changed) < PEOPLE  # the unchanged persons are not exported again
     assert alone not in changed
     identifiers = {i["value"] for p in found["Patient"] for i in p["identifier"]}
@@ -172,17 +166,6 @@ def test_since_reaches_back_for_a_row_committed_after_the_last_snapshot(
     export_fhir(engine, ExportRequest(tmp_path / "next", since=since))
     _, found = _exported(tmp_path / "next")
     assert late in {p["id"] for p in found["Patient"]}
-
-
-def _person_of(engine: Any, source: str, id_value: str) -> str:
-    found = rows(
-        engine,
-        "SELECT p.person_id FROM patient p JOIN crosswalk c ON c.entity_id = p.id "
-        "WHERE c.source = :s AND c.entity_type = 'patient' AND c.id_type = 'id' AND c.id_value = :v",
-        s=source,
-        v=id_value,
-    )
-    return str(found[0]["person_id"])
 
 
 def test_chunks_bound_what_is_read_at_once_and_change_nothing(

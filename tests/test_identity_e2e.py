@@ -24,10 +24,12 @@ from tests.support import (
     gauges_source,
     make_config,
     particle_source,
+    person_of,
     prescrypto_source,
     profiles_source,
     rows,
     run,
+    swept,
 )
 
 PEOPLE = 60  # fewer than the sandbox fixture's 230: four sources of them are synced by every test here
@@ -51,25 +53,7 @@ def _identity(engine: Any) -> dict[str, list[tuple[str, ...]]]:
 
 
 def _synced(sandbox: Any, db_url: str) -> tuple[Any, Any]:
-    sandbox.reset(patients=PEOPLE, medics=5, seed=7)
-    sandbox.post("/_sandbox/prescrypto/switches", {"patients_envelope": False})
-    config = make_config(db_url, _sources(sandbox))
-    engine = engine_for(config)
-    results = run(config, engine, "sweep")
-    assert all(r.ok for r in results), [(r.source, r.stream, r.error) for r in results]
-    return config, engine
-
-
-def _person_of(engine: Any, source: str, id_value: str) -> str:
-    found = rows(
-        engine,
-        "SELECT p.person_id FROM patient p JOIN crosswalk c ON c.entity_id = p.id "
-        "WHERE c.source = :s AND c.entity_type = 'patient' AND c.id_value = :v",
-        s=source,
-        v=id_value,
-    )
-    assert len(found) == 1
-    return str(found[0]["person_id"])
+    return swept(sandbox, db_url, _sources(sandbox), patients=PEOPLE, medics=5, seed=7)
 
 
 def test_one_person_per_synthetic_person_across_the_four_apis_and_a_second_sync_changes_nothing(
@@ -84,7 +68,7 @@ def test_one_person_per_synthetic_person_across_the_four_apis_and_a_second_sync_
     per_source = rows(engine, "SELECT person_id, source, count(*) AS n FROM patient GROUP BY person_id, source")
     assert {r["n"] for r in per_source} == {1}
     # profiles' pat000001 is the sandbox's person 1: Prescrypto's first patient, gauges' first.
-    first = _person_of(engine, "pf", "pat000001")
+    first = person_of(engine, "pf", "pat000001")
     ids = rows(engine, "SELECT source, id_type, id_value FROM person_identifier WHERE person_id = :p", p=first)
     assert {r["source"] for r in ids} == {"rx", "pf", "ga", "pa"}
     before = _identity(engine)
@@ -94,10 +78,10 @@ def test_one_person_per_synthetic_person_across_the_four_apis_and_a_second_sync_
 
 def test_a_changed_birth_date_leaves_its_person_and_a_deleted_patient_too(sandbox: Any, db_url: str) -> None:
     config, engine = _synced(sandbox, db_url)
-    person = _person_of(engine, "ga", "1")
+    person = person_of(engine, "ga", "1")
     sandbox.client.patch("/_sandbox/gauges/patients/1", json={"date_of_birth": "1901-01-01"}).raise_for_status()
     assert all(r.ok for r in run(config, engine, "sweep"))
-    moved = _person_of(engine, "ga", "1")
+    moved = person_of(engine, "ga", "1")
     assert moved != person
     assert count(engine, "patient", "person_id = :p", p=person) == 3  # the other three stay
     history = rows(engine, "SELECT change, before FROM identity_history WHERE after = :m", m=moved)
@@ -111,7 +95,7 @@ def test_a_changed_birth_date_leaves_its_person_and_a_deleted_patient_too(sandbo
 
 def test_a_rejected_match_stays_rejected_after_a_rebuild_and_undo_takes_it_back(sandbox: Any, db_url: str) -> None:
     config, engine = _synced(sandbox, db_url)
-    person = _person_of(engine, "pa", _particle_id(engine))
+    person = person_of(engine, "pa", _particle_id(engine))
     patient = rows(engine, "SELECT id FROM patient WHERE person_id = :p AND source = 'pa'", p=person)[0]["id"]
     link_id = rows(engine, "SELECT id FROM identity_link WHERE patient_id = :p AND person_id = :q", p=patient, q=person)
     decided = decide_manually(engine, config.identity, link_id[0]["id"], accept=False)
@@ -144,7 +128,7 @@ def test_accepting_a_possible_match_moves_the_patient_even_into_a_person_of_its_
 ) -> None:
     config, engine = _synced(sandbox, sqlite_url)
     first, second = (r["id_value"] for r in rows(engine, "SELECT id_value FROM crosswalk WHERE source = 'ga' LIMIT 2"))
-    a, b = _person_of(engine, "ga", first), _person_of(engine, "ga", second)
+    a, b = person_of(engine, "ga", first), person_of(engine, "ga", second)
     patient = rows(engine, "SELECT id FROM patient WHERE person_id = :p AND source = 'ga'", p=a)[0]["id"]
     with engine.begin() as conn:  # a possible match as a reviewer would find it
         conn.execute(
@@ -259,7 +243,7 @@ def test_link_and_review_from_the_command_line(sandbox: Any, sqlite_url: str) ->
     nothing = cli.invoke(app, ["--config", path, "review", "list"])
     assert "no possible matches" in nothing.output
     first, second = (r["id_value"] for r in rows(engine, "SELECT id_value FROM crosswalk WHERE source = 'ga' LIMIT 2"))
-    a, b = _person_of(engine, "ga", first), _person_of(engine, "ga", second)
+    a, b = person_of(engine, "ga", first), person_of(engine, "ga", second)
     patient = rows(engine, "SELECT id FROM patient WHERE person_id = :p AND source = 'ga'", p=a)[0]["id"]
     with engine.begin() as conn:
         conn.execute(
@@ -282,9 +266,9 @@ def test_link_and_review_from_the_command_line(sandbox: Any, sqlite_url: str) ->
     link_id = rows(engine, "SELECT id FROM identity_link WHERE status = 'possible_match'")[0]["id"]
     accepted = cli.invoke(app, ["--config", path, "review", "accept", str(link_id)])
     assert accepted.exit_code == 0 and "match" in accepted.output
-    assert _person_of(engine, "ga", first) == b
+    assert person_of(engine, "ga", first) == b
     undone = cli.invoke(app, ["--config", path, "review", "undo", str(link_id)])
-    assert undone.exit_code == 0 and _person_of(engine, "ga", first) != b
+    assert undone.exit_code == 0 and person_of(engine, "ga", first) != b
     missing = cli.invoke(app, ["--config", path, "review", "reject", "999999"])
     assert missing.exit_code == 2 and "no link 999999" in missing.output
     trained = cli.invoke(app, ["--config", path, "link", "--train"])

@@ -72,7 +72,7 @@ def export_fhir(
     # Stamped before the snapshot is taken: a change committed in between is exported now and again by the
     # next `--since <transactionTime>`.
     stamp = dt.datetime.now(dt.UTC)
-    with _Files(out) as files, _snapshot(engine) as conn:
+    with _Files(out) as files, snapshot(engine) as conn:
         since = None if instant is None else store.changed_since(conn, instant - request.overlap)
         # Written as found (one OperationOutcome per invalid resource), not gathered: memory stays flat.
         with files.writing(ERROR_FILE, "OperationOutcome", "error") as invalid:
@@ -211,7 +211,7 @@ def _build(conn: Connection, resource_type: str, rows: store.Rows, systems: Syst
 
 
 @contextmanager
-def _snapshot(engine: Engine) -> Iterator[Connection]:
+def snapshot(engine: Engine) -> Iterator[Connection]:
     """One read-only transaction that sees one state of the database from its first statement on."""
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
