@@ -13,12 +13,15 @@ the same person across sources, plus the last four digits.
     (['patient_id', 'ssn_hmac', 'ssn_last4'], '6789')
     >>> to_patient({"patient_id": "p1", "ssn": "123-45-6789"}, ctx).entities[0].record.ssn_last4
     '6789'
+    >>> to_patient(scrubbed, ctx) == to_patient({"patient_id": "p1", "ssn": "123-45-6789"}, ctx)  # stored form too
+    True
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,6 +46,7 @@ def to_patient(raw: Mapping[str, Any], ctx: MappingContext) -> Mapped:
     given = n.name(raw.get("given_name"), "given_name")
     family = n.name(raw.get("family_name"), "family_name")
     ssn = n.ssn_digits(raw.get("ssn"), "ssn")
+    last4, hashed = (ssn[-4:], ssn_hmac(ssn, ctx.ssn_key) if ctx.ssn_key else None) if ssn else _derived(raw, ctx)
     record = PatientRecord(
         given_name=given,
         family_name=family,
@@ -55,8 +59,8 @@ def to_patient(raw: Mapping[str, Any], ctx: MappingContext) -> Mapped:
         city=n.text(raw.get("address_city"), "address_city"),
         state=n.text(raw.get("address_state"), "address_state"),
         postal_code=n.text(raw.get("postal_code"), "postal_code"),
-        ssn_last4=ssn[-4:] if ssn else None,
-        ssn_hash=ssn_hmac(ssn, ctx.ssn_key) if ssn and ctx.ssn_key is not None else None,
+        ssn_last4=last4,
+        ssn_hash=hashed,
     )
     patient = Entity(
         type=EntityType.patient, key=key, record=record, ids=(SourceId(id_type="patient_id", id_value=key),)
@@ -66,6 +70,17 @@ def to_patient(raw: Mapping[str, Any], ctx: MappingContext) -> Mapped:
 
 def ssn_hmac(digits: str, key: bytes) -> str:
     return hmac.new(key, digits.encode(), hashlib.sha256).hexdigest()
+
+
+def _derived(raw: Mapping[str, Any], ctx: MappingContext) -> tuple[str | None, str | None]:
+    """A stored record (``scrub``'s output, which ``quarantine retry`` maps again) carries what was derived from
+    its SSN instead of the SSN: taken only in exactly the shapes ``scrub`` writes."""
+    if "ssn" in raw:
+        return None, None
+    last4, hashed = raw.get("ssn_last4"), raw.get("ssn_hmac")
+    last4 = last4 if isinstance(last4, str) and re.fullmatch(r"[0-9]{4}", last4) else None
+    keyed = ctx.ssn_key is not None and isinstance(hashed, str) and re.fullmatch(r"[0-9a-f]{64}", hashed)
+    return last4, hashed if keyed else None
 
 
 def scrub(raw: Any, ctx: MappingContext) -> Any:

@@ -226,3 +226,47 @@ def test_the_identity_hash_key_is_every_hashing_sources_key_and_a_secret():
     assert config.sources["pa"].ssn_key() == b"one-key-for-every-source"  # it wins over the source's own
     assert "one-key-for-every-source" in secrets(config)
     assert parse(GOOD, {"TOK": "t"}).identity.match_threshold == 0.99  # the defaults without an identity block
+
+
+def test_environment_overrides_any_key_whatever_its_case():
+    raw = {
+        "database": {"url": "sqlite:///file.db"},
+        "sources": {"demo-rx": {"kind": "prescrypto", "base_url": "http://127.0.0.1:1/p", "token": "in-the-file"}},
+    }
+    config = parse(
+        raw,
+        {
+            "PATIENTSYNC__DATABASE__URL": "sqlite:///env.db",
+            "patientsync__Sources__DEMO_RX__token": "0042-from-env",  # digits stay text: the leading zeros stay
+            "PATIENTSYNC__SOURCES__DEMO_RX__PAGE_SIZE": "50",
+            "PATIENTSYNC__SOURCES__DEMO_RX__STREAMS": "[patients]",
+            "PATIENTSYNC__IDENTITY__MATCH_THRESHOLD": "0.95",  # a section the file does not have
+            "PATIENTSYNC_CONFIG": "not-an-override.yaml",
+        },
+    )
+    source = config.sources["demo-rx"]
+    assert config.database.url == "sqlite:///env.db"
+    assert (source.token.get_secret_value(), source.page_size, source.streams) == ("0042-from-env", 50, ["patients"])
+    assert config.identity.match_threshold == 0.95
+    assert raw["database"]["url"] == "sqlite:///file.db"  # the file's own values are not changed in place
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"PATIENTSYNC__DATABASE__URL": "mysql://u:hunter22@h/d"}, "database.url: 'mysql' is not supported"),
+        ({"PATIENTSYNC__SOURCES__RX__PAGE_SIZE": "hunter22"}, "sources.rx.page_size: "),
+        ({"PATIENTSYNC__SOURCES__RX__TOKN": "hunter22"}, "sources.rx.tokn: unknown key"),
+        ({"PATIENTSYNC__SOURCES__NOPE__TOKEN": "hunter22"}, "PATIENTSYNC__SOURCES__NOPE__TOKEN: no source 'nope'"),
+        ({"PATIENTSYNC__DATABASE__URL__X": "hunter22"}, "PATIENTSYNC__DATABASE__URL__X: database.url is a value"),
+        ({"PATIENTSYNC__SOURCES____TOKEN": "hunter22"}, "PATIENTSYNC__SOURCES____TOKEN: not a configuration key"),
+        ({"PATIENTSYNC__SOURCES__RX__STREAMS": "[hunter22"}, "PATIENTSYNC__SOURCES__RX__STREAMS: not a valid YAML"),
+    ],
+)
+def test_an_override_error_names_the_variable_never_its_value(environ, message):
+    with pytest.raises(ConfigError) as raised:
+        parse(GOOD, {"TOK": "t", **environ})
+    said = str(raised.value)
+    assert said.startswith(message) and "hunter22" not in said
+    (variable,) = environ
+    assert variable in said

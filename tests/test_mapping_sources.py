@@ -396,3 +396,28 @@ def test_fuzz_documented_example_fields(raw: dict[str, Any]) -> None:
 @given(raw=JSON_VALUES)
 def test_fuzz_any_json_value(raw: Any) -> None:
     _maps_or_record_error(raw)
+
+
+@pytest.mark.parametrize(
+    ("kind", "stream", "raw"),
+    [
+        # its documented phone, +123456789, is SSN-shaped: stored masked (test_quarantine_retry covers it)
+        ("profiles", "patients", {**PROFILE_DETAIL, "patient_mobile_number": "+52 55 1234 5678"}),
+        ("gauges", "patients", GAUGES_PATIENT),
+        ("gauges", "gauges", GAUGES_READING),
+        ("particle", "patients", PARTICLE_DETAIL),
+        ("particle", "patients", {**PARTICLE_DETAIL, "ssn": "123-45-6789"}),
+    ],
+)
+def test_a_stored_payload_maps_as_the_record_it_came_from(kind, stream, raw):
+    """`quarantine retry` maps what was stored (scrubbed: no SSN, its last four and hash instead): the same
+    canonical records must come out, or a retried Particle patient would land without its SSN evidence."""
+    from pipeline.kinds import KINDS
+    from pipeline.sync.prepare import Prepared, prepare
+    from pipeline.sync.retry import unmasked
+
+    spec = KINDS[kind].streams[stream]
+    prepared = prepare(raw, spec, US)
+    assert isinstance(prepared, Prepared)
+    assert "ssn" not in prepared.stored
+    assert spec.mapping(unmasked(prepared.stored), US) == spec.mapping(raw, US)

@@ -7,21 +7,30 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
+
+from pipeline.app.console import (
+    Globals,
+    SourceOption,
+    check_sources,
+    err,
+    existing_sqlite,
+    fail,
+    load_config,
+    open_database,
+    out,
+)
+from pipeline.app.operations import quarantine_app, state_app
 
 # Each command imports what it needs when it runs: `--help` pays for none of the sync path (SQLAlchemy,
 # alembic, httpx, the mappings: most of a second to import on a small machine), and `status` not for alembic.
 if TYPE_CHECKING:
     from rich.progress import Progress
-    from sqlalchemy import Engine
 
-    from pipeline.config import Config
     from pipeline.storage.tables import Mode
     from pipeline.sync.runner import RunOptions, RunResult
 
@@ -31,15 +40,18 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# Piped output is read by people with wide terminals and by grep: do not fold tables to 80 columns.
-out = Console() if sys.stdout.isatty() else Console(width=200)
-err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=200)
 
 
-@dataclass
-class Globals:
-    config_path: Path | None
-    log_level: str
+def _version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            installed = version("patientsync")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            installed = "unknown (not installed)"
+        out.print(f"patientsync {installed}", highlight=False)
+        raise typer.Exit(0)
 
 
 @app.callback()
@@ -60,6 +72,10 @@ def main(
         str,
         typer.Option(metavar="FORMAT", help="json, console, or auto: json unless stderr is a terminal."),
     ] = "auto",
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the installed version and exit."),
+    ] = None,
 ) -> None:
     from pipeline.app import logs
 
@@ -69,45 +85,6 @@ def main(
         fail(f"--log-format: unknown format (use one of {', '.join(logs.FORMATS)})", 2)
     logs.configure(log_level, json=None if log_format == "auto" else log_format == "json")
     ctx.obj = Globals(config, log_level)
-
-
-def fail(message: str, code: int) -> NoReturn:
-    err.print(f"[bold red]patientsync:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def load_config(ctx: typer.Context) -> Config:
-    from canonical.errors import ConfigError
-    from pipeline import config as config_file
-    from pipeline.app import logs
-
-    try:
-        config = config_file.load(ctx.obj.config_path)
-    except ConfigError as exc:
-        fail(f"configuration: {exc}", 2)
-    logs.register_secrets(config_file.secrets(config))
-    return config
-
-
-def open_database(config: Config, url: str | None = None) -> Engine:
-    from sqlalchemy.exc import OperationalError
-
-    from pipeline.storage.db import migrate, open_engine
-    from pipeline.sync.messages import database_reason
-
-    # hide_parameters: a failing statement's message must not carry patient data into a log.
-    engine = open_engine(url or config.database.url, hide_parameters=True)
-    try:
-        migrate(engine)
-    except OperationalError as exc:
-        fail(f"database {engine.url.render_as_string(hide_password=True)}: cannot open it: {database_reason(exc)}", 2)
-    return engine
-
-
-def check_sources(config: Config, names: list[str] | None) -> None:
-    unknown = [name for name in names or [] if name not in config.sources]
-    if unknown:
-        fail(f"--source {unknown[0]!r}: no such source (configured: {', '.join(config.sources)})", 2)
 
 
 @contextmanager
@@ -220,12 +197,6 @@ def _run(ctx: typer.Context, mode: Mode, sources: list[str] | None) -> None:
         err.print("stopped early: the next run continues from the last checkpoint")
         raise typer.Exit(130)
     raise typer.Exit(0 if all(r.ok for r in results) else 1)
-
-
-SourceOption = Annotated[
-    list[str] | None,
-    typer.Option("--source", "-s", metavar="NAME", help="Only this source (repeatable).", show_default=False),
-]
 
 
 @app.command()
@@ -474,6 +445,8 @@ def person(
     out.print(ids)
 
 
+app.add_typer(state_app, name="state")
+app.add_typer(quarantine_app, name="quarantine")
 export_app = typer.Typer(help="Write the canonical database out in a standard format.")
 app.add_typer(export_app, name="export")
 
@@ -531,7 +504,7 @@ def export_fhir(
             fail(f"--since {since!r}: not an ISO 8601 instant such as 2026-01-31T12:00:00Z", 2)
         instant = instant if instant.tzinfo else instant.replace(tzinfo=dt.UTC)
     config = load_config(ctx)
-    _existing_sqlite(database or config.database.url)
+    existing_sqlite(database or config.database.url)
     engine = open_database(config, database)
     fhir = config.export.fhir
     request = ExportRequest(
@@ -555,16 +528,6 @@ def export_fhir(
     out.print(f"manifest: {escape(str(out_dir / 'manifest.json'))}", highlight=False)
     if result.invalid:
         fail(f"export fhir: {result.invalid} resources failed validation (see the manifest's error file)", 1)
-
-
-def _existing_sqlite(url: str) -> None:
-    """A command that only reads refuses a SQLite file that is not there, instead of creating an empty one."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    path = parsed.database
-    if parsed.get_backend_name() == "sqlite" and path and path != ":memory:" and not Path(path).exists():
-        fail(f"database {parsed.render_as_string(hide_password=True)}: no such file (run sync or demo first)", 2)
 
 
 @contextmanager

@@ -10,14 +10,13 @@ from sqlalchemy import Connection, Engine, func, select
 
 from pipeline.bind import stream_names, stream_spec
 from pipeline.config import Config
-from pipeline.storage.state import load_cursor, utcnow
+from pipeline.storage.state import aware, load_cursor, utcnow
 from pipeline.storage.tables import Quarantine, SourceRecord, Status, SyncRun, crosswalk_conflict, table_of
 from pipeline.sync.messages import public
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands back naive datetimes; everything we store is UTC.
-    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
+    return None if value is None else aware(value)
 
 
 def stream_status(config: Config, engine: Engine) -> list[dict[str, Any]]:

@@ -44,6 +44,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def aware(value: dt.datetime) -> dt.datetime:
+    """A stored time as UTC: SQLite hands back naive datetimes, and everything stored is UTC."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
 def new_holder() -> str:
     """A holder id for one run: ``host:pid:start time:random``, so a reused pid is not taken for the holder."""
     started = psutil.Process(os.getpid()).create_time()
@@ -114,6 +119,26 @@ def save_cursor(conn: Connection, source: str, stream: str, cursor: dict[str, An
     conn.execute(
         stmt.on_conflict_do_update(index_elements=["source", "stream"], set_={"cursor": cursor, "updated_at": now})
     )
+
+
+def stored_cursors(conn: Connection, source: str | None = None) -> list[dict[str, Any]]:
+    """Every stored cursor (of one source), as rows of source, stream, cursor and updated_at."""
+    t = table_of(SyncState)
+    query = select(t.c.source, t.c.stream, t.c.cursor, t.c.updated_at).order_by(t.c.source, t.c.stream)
+    if source is not None:
+        query = query.where(t.c.source == source)
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def leases(conn: Connection) -> dict[tuple[str, str], tuple[str, dt.datetime]]:
+    """(source, stream) -> the lease row's holder and expiry: held, or left by a process that died."""
+    t = table_of(SyncLease)
+    return {(s, st): (holder, expires) for s, st, holder, expires in conn.execute(select(t)).all()}
+
+
+def delete_cursors(conn: Connection, source: str, streams: list[str]) -> None:
+    t = table_of(SyncState)
+    conn.execute(delete(t).where(t.c.source == source, t.c.stream.in_(streams)))
 
 
 def acquire_lease(
