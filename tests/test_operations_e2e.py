@@ -17,6 +17,7 @@ import pytest
 from pipeline.kinds import KINDS
 from pipeline.storage import state
 from tests.support import (
+    PROFILES_AUTH,
     by_stream,
     config_yaml,
     count,
@@ -28,8 +29,11 @@ from tests.support import (
     patient_row,
     person_of,
     prescrypto_source,
+    profiles_source,
+    profiles_truth,
     rows,
     run,
+    snapshot,
     source_patients,
 )
 
@@ -206,3 +210,48 @@ def test_quarantine_retry_skips_a_stream_another_process_runs(sandbox, tmp_path,
         claim.release()
     assert proc.returncode == 1 and "rx/patients: not retried: " in proc.stderr
     assert rows(engine, "SELECT run_id IS NOT NULL AS from_a_run FROM quarantine") == [{"from_a_run": True}]
+
+
+def _table(stdout: str) -> dict[str, dict[str, str]]:
+    """The runs table `sync` prints: source/stream -> column -> cell."""
+    lines = [line for line in stdout.splitlines() if line.startswith(("┃", "│"))]
+    cells = [[cell.strip() for cell in line.strip("┃│").split("┃" if line[0] == "┃" else "│")] for line in lines]
+    header, *body = cells
+    return {f"{r[0]}/{r[1]}": dict(zip(header, r, strict=True)) for r in body}
+
+
+def test_a_dry_run_reports_what_a_sync_then_does_and_writes_nothing(sandbox, tmp_path, db_url):
+    sandbox.reset(patients=40, medics=5, seed=4)
+    sources = {"rx": prescrypto_source(sandbox, streams=["patients"]), "pf": profiles_source(sandbox)}
+    config = make_config(db_url, sources)
+    engine = engine_for(config)
+    run(config, engine, "sweep")
+    # At the sources: one new and one bad Prescrypto patient; a changed and a deleted profiles patient.
+    sandbox.post("/_sandbox/prescrypto/patients", {"name": "Ana Nueva", "date_of_birth": "1990-01-02", "uid": "n1"})
+    sandbox.post("/_sandbox/prescrypto/patients", {"name": "Fecha Mala", "date_of_birth": "1990-02-30", "uid": "b1"})
+    changed, gone = profiles_truth(sandbox)[:2]
+    sandbox.client.put(
+        f"/profiles/patients/patients/{changed['unique_id']}/", headers=PROFILES_AUTH, json={"patient_race": "Otra"}
+    )
+    sandbox.client.delete(f"/profiles/patients/patients/{gone['unique_id']}/", headers=PROFILES_AUTH)
+    before = snapshot(engine)
+    runs_before = count(engine, "sync_run")
+    cursors = rows(engine, "SELECT source, stream, cursor FROM sync_state ORDER BY source, stream")
+
+    cfg = config_file(tmp_path, db_url, sources)
+    proc = cli("--config", cfg, "sync", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "dry run: what would be written (nothing was)" in proc.stdout
+    told = _table(proc.stdout)
+    assert [told["rx/patients"][c] for c in ("inserted", "quarantined")] == ["1", "1"]
+    assert [told["pf/patients"][c] for c in ("updated", "deleted", "unchanged")] == ["1", "1", "38"]
+    assert snapshot(engine) == before and count(engine, "sync_run") == runs_before
+    assert rows(engine, "SELECT source, stream, cursor FROM sync_state ORDER BY source, stream") == cursors
+    assert count(engine, "sync_lease") == 0 and count(engine, "identity_pending") == 0
+
+    # The sync itself does what the dry run said.
+    done = _table(cli("--config", cfg, "sync").stdout)
+    for stream, counts in told.items():
+        assert {k: v for k, v in done[stream].items() if k != "status"} == {
+            k: v for k, v in counts.items() if k != "status"
+        }

@@ -130,12 +130,12 @@ def progress_bars(options: RunOptions) -> Iterator[Progress | None]:
         yield bars
 
 
-def print_results(results: list[RunResult]) -> None:
+def print_results(results: list[RunResult], dry_run: bool = False) -> None:
     from rich.table import Table
 
     from pipeline.storage.tables import Status
 
-    table = Table(title="runs")
+    table = Table(title="dry run: what would be written (nothing was)" if dry_run else "runs")
     for column in (
         "source",
         "stream",
@@ -182,17 +182,19 @@ def print_run_message(source: str, stream: str, status: str, message: str | None
     err.print(f"[{style}]{escape(prefix)}[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
-def _run(ctx: typer.Context, mode: Mode, sources: list[str] | None) -> None:
+def _run(ctx: typer.Context, mode: Mode, sources: list[str] | None, dry_run: bool = False) -> None:
     from pipeline.app.signals import graceful_stop
     from pipeline.sync.runner import RunOptions, run_sources
 
     config = load_config(ctx)
     check_sources(config, sources)
+    if dry_run:
+        existing_sqlite(config.database.url)
     engine = open_database(config)
-    options = RunOptions()
+    options = RunOptions(dry_run=dry_run)
     with graceful_stop(options.stop), progress_bars(options):
         results = run_sources(config, engine, mode, sources, options)
-    print_results(results)
+    print_results(results, dry_run)
     if options.stop.is_set():
         err.print("stopped early: the next run continues from the last checkpoint")
         raise typer.Exit(130)
@@ -200,11 +202,22 @@ def _run(ctx: typer.Context, mode: Mode, sources: list[str] | None) -> None:
 
 
 @app.command()
-def sync(ctx: typer.Context, source: SourceOption = None) -> None:
+def sync(
+    ctx: typer.Context,
+    source: SourceOption = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Fetch and map, and report what would be inserted, updated, quarantined and deleted; write "
+            "nothing, not even the cursor. Readings are asked for the patients already stored.",
+        ),
+    ] = False,
+) -> None:
     """One incremental pass: each stream continues from its cursor. Exit 1 if any stream failed."""
     from pipeline.storage.tables import Mode
 
-    _run(ctx, Mode.incremental, source)
+    _run(ctx, Mode.incremental, source, dry_run)
 
 
 @app.command()
@@ -219,14 +232,30 @@ def backfill(ctx: typer.Context, source: SourceOption = None) -> None:
 
 
 @app.command()
-def daemon(ctx: typer.Context) -> None:
+def daemon(
+    ctx: typer.Context,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            metavar="PORT",
+            min=1,
+            max=65535,
+            help="Also serve Prometheus metrics at /metrics and liveness at /healthz on 127.0.0.1:PORT.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Run each source's sync (schedule) and full refresh (full_refresh) on cron until SIGINT/SIGTERM."""
     from pipeline.app.daemon import run_daemon
+    from pipeline.app.metrics import ServeError
     from pipeline.sync.runner import RunOptions
 
     config = load_config(ctx)
     engine = open_database(config)
-    run_daemon(config, engine, RunOptions())
+    try:
+        run_daemon(config, engine, RunOptions(), metrics_port=metrics_port)
+    except ServeError as exc:
+        fail(f"--metrics-port {metrics_port}: {exc}", 2)
 
 
 @app.command()

@@ -2,27 +2,42 @@
 
 A stream never runs twice at once: each (source, mode) job has one instance at most, the two modes of a source
 take turns on a per-source lock, and across processes the database lease decides. SIGINT/SIGTERM set the
-stop event: running streams finish the page in hand, checkpoint and return, then the daemon exits.
+stop event: running streams finish the page in hand, checkpoint and return, then the daemon exits. Each job's
+next run time is logged as it is scheduled and after each run; with a metrics port, ``pipeline.app.metrics``
+serves what the runs did.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import threading
+from typing import Any
 
 import structlog
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 
+from pipeline.app.metrics import Metrics, MetricsServer
 from pipeline.app.signals import graceful_stop
 from pipeline.config import Config
 from pipeline.storage.tables import Mode
-from pipeline.sync.runner import RunOptions, run_sources
+from pipeline.sync.runner import DoneFn, RunOptions, RunResult, run_sources
 
 log = structlog.get_logger(__name__)
 
 
-def run_daemon(config: Config, engine: Engine, options: RunOptions, run_now: bool = True) -> None:
+def run_daemon(
+    config: Config,
+    engine: Engine,
+    options: RunOptions,
+    run_now: bool = True,
+    metrics_port: int | None = None,
+) -> None:
+    """Run until the stop event is set; ``metrics_port`` also serves ``pipeline.app.metrics`` (``ServeError`` if
+    the port cannot be had: raised before any job runs)."""
     stop = options.stop
     locks = {name: threading.Lock() for name in config.sources}
 
@@ -32,25 +47,51 @@ def run_daemon(config: Config, engine: Engine, options: RunOptions, run_now: boo
                 run_sources(config, engine, mode, [name], options)
 
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"max_instances": 1, "coalesce": True})
+    triggers: dict[str, tuple[str, CronTrigger]] = {}  # job id -> its name and trigger, for the next-run lines
     for name, source in config.sources.items():
         for mode, cron in ((Mode.incremental, source.schedule), (Mode.sweep, source.full_refresh)):
             if cron:
-                scheduler.add_job(
-                    job,
-                    CronTrigger.from_crontab(cron, timezone="UTC"),
-                    args=(name, mode),
-                    id=f"{name}:{mode}",
-                    name=f"{name} {mode}",
-                    misfire_grace_time=300,
-                )
+                trigger = CronTrigger.from_crontab(cron, timezone="UTC")
+                job_id, job_name = f"{name}:{mode}", f"{name} {mode}"
+                triggers[job_id] = (job_name, trigger)
+                scheduler.add_job(job, trigger, args=(name, mode), id=job_id, name=job_name, misfire_grace_time=300)
         if run_now and source.schedule:
             scheduler.add_job(job, args=(name, Mode.incremental), id=f"{name}:start", name=f"{name} first sync")
 
-    with graceful_stop(stop):
+    def next_run(event: JobExecutionEvent) -> None:
+        # From the trigger, not the scheduler: this runs in a job's thread, and scheduler.get_job would wait
+        # for the lock a shutdown holds while it waits for this very thread.
+        if event.job_id in triggers:  # a one-off job (the first sync) has no next run
+            job_name, trigger = triggers[event.job_id]
+            at = trigger.get_next_fire_time(None, dt.datetime.now(dt.UTC))
+            if at is not None:
+                log.info("next run", job=job_name, at=at.isoformat())
+
+    scheduler.add_listener(next_run, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+    server: Any = contextlib.nullcontext()
+    if metrics_port is not None:
+        metrics = Metrics(engine)
+        options.done = _also(options.done, metrics.record)
+        server = MetricsServer(metrics, engine, lambda: scheduler.running, metrics_port)
+    with graceful_stop(stop), server:
         scheduler.start()
-        log.info("daemon started", jobs=[job.name for job in scheduler.get_jobs()])
+        log.info("daemon started", jobs=[scheduled.name for scheduled in scheduler.get_jobs()])
+        for scheduled in scheduler.get_jobs():
+            if scheduled.next_run_time is not None:
+                log.info("next run", job=scheduled.name, at=scheduled.next_run_time.isoformat())
         try:
             stop.wait()
         finally:
             scheduler.shutdown(wait=True)
             log.info("daemon stopped")
+
+
+def _also(first: DoneFn | None, then: DoneFn) -> DoneFn:
+    """A run-end callback that calls ``first`` (if any) and then ``then``."""
+
+    def both(result: RunResult) -> None:
+        if first is not None:
+            first(result)
+        then(result)
+
+    return both

@@ -7,6 +7,9 @@ Modes (``Mode``):
 - ``sweep`` (backfill, full refresh) walks the whole stream from the start, checkpointing its own position
   (``Cursor.sweep``) so a crashed sweep resumes from its last committed batch.
 
+A dry run (``RunOptions.dry_run``) fetches and maps as a run would, and counts what it would write; it writes
+nothing at all: no lease, run row, record, cursor or link.
+
 A walk that ran from the stream's first page to its last in one process saw the whole stream: it soft-deletes
 the records it did not see and clears quarantine rows of records now good or gone (unless the listing looks
 truncated). A resumed walk cannot know what the crashed process saw, so it leaves that to the next complete one.
@@ -15,6 +18,7 @@ Batches come from ``pipeline.sync.batches``, fetched one ahead in a thread while
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import os
@@ -74,6 +78,7 @@ class RunResult:
     deleted: int = 0
     error: str | None = None
     run_id: int | None = None
+    seconds: float = 0.0  # how long the run took, lease and bookkeeping included
 
     @property
     def ok(self) -> bool:
@@ -98,6 +103,7 @@ class RunOptions:
     # machine has a core to spare (a worker costs a second or so to start: not worth it for a short sync).
     mapping_workers: int | None = None
     transport: httpx.BaseTransport | None = None  # None: the network; a test may hand in the sandbox's app
+    dry_run: bool = False  # fetch and map, count what would be written, write nothing
 
 
 _told_no_hash_key: set[str] = set()  # sources already warned about, so the daemon says it once
@@ -114,7 +120,7 @@ def run_sources(
         workers = 1 if mode is Mode.sweep and (os.cpu_count() or 1) >= 2 else 0
     with Mapper(workers) as mapper:
         results = _run_sources(config, engine, mode, only, options, mapper)
-    if config.identity.link_during_sync and not options.stop.is_set():
+    if config.identity.link_during_sync and not options.stop.is_set() and not options.dry_run:
         link(engine, config.identity)  # what the streams' deletions queued, and anything an earlier run left
     return results
 
@@ -146,7 +152,7 @@ def _run_sources(
                 if options.stop.is_set():
                     return results
                 spec = stream_spec(source, stream)
-                identity = config.identity if config.identity.link_during_sync else None
+                identity = config.identity if config.identity.link_during_sync and not options.dry_run else None
                 results.append(StreamRun(engine, name, source, spec, mode, client, options, mapper, identity).run())
     return results
 
@@ -278,9 +284,14 @@ class StreamRun:
         self.mapper = mapper if mapper is not None and not per_record else Mapper()
         self.analyze_at = 1000
         self.counted_at = state.utcnow()
+        self.started = time.monotonic()
 
     def run(self) -> RunResult:
         name, stream, result = self.name, self.stream, self.result
+        self.started = time.monotonic()
+        if self.options.dry_run:  # no lease either: it writes nothing another run could collide with
+            self._attempt()
+            return self._done()
         try:
             claim = state.claim_stream(self.engine, name, stream, self.options.lease_ttl)
         except LeaseHeldError as exc:
@@ -293,17 +304,7 @@ class StreamRun:
             return self._done()
         self.holder = claim.holder
         try:
-            result.run_id = state.start_run(self.engine, name, stream, self.mode)
-            log.info("stream started", source=name, stream=stream, mode=self.mode, run_id=result.run_id)
-            self._walk()
-        except Stopped:  # asked to stop while the next batch was on its way: the cursor is at the last commit
-            result.status = Status.interrupted
-        except (PatientSyncError, SQLAlchemyError) as exc:  # a source, the lease or the database: said in one line
-            result.status, result.error = Status.failed, run_error(name, stream, exc)
-        except Exception as exc:  # noqa: BLE001 - one stream's bug must not stop the other streams
-            result.status, result.error = Status.failed, run_error(name, stream, exc)
-            # The frames to debug by, and none of the exception's own text: it may quote a record.
-            log.error("stream crashed", source=name, stream=stream, error=result.error, frames=frames(exc))
+            self._attempt()
         finally:
             if result.status is Status.running:  # cut short by KeyboardInterrupt or SystemExit
                 result.status, result.error = Status.interrupted, "stopped before the page in hand was committed"
@@ -318,12 +319,30 @@ class StreamRun:
                     log.error("the lease could not be released", source=name, stream=stream, error=database_reason(exc))
         return self._done()
 
+    def _attempt(self) -> None:
+        """Record the run and walk the stream: its own failures become the result's status and error."""
+        name, stream, result = self.name, self.stream, self.result
+        try:
+            if not self.options.dry_run:
+                result.run_id = state.start_run(self.engine, name, stream, self.mode)
+            log.info("stream started", source=name, stream=stream, mode=self.mode, run_id=result.run_id)
+            self._walk()
+        except Stopped:  # asked to stop while the next batch was on its way: the cursor is at the last commit
+            result.status = Status.interrupted
+        except (PatientSyncError, SQLAlchemyError) as exc:  # a source, the lease or the database: said in one line
+            result.status, result.error = Status.failed, run_error(name, stream, exc)
+        except Exception as exc:  # noqa: BLE001 - one stream's bug must not stop the other streams
+            result.status, result.error = Status.failed, run_error(name, stream, exc)
+            # The frames to debug by, and none of the exception's own text: it may quote a record.
+            log.error("stream crashed", source=name, stream=stream, error=result.error, frames=frames(exc))
+
     def _done(self) -> RunResult:
         result = self.result
+        result.seconds = time.monotonic() - self.started
         if self.options.done:
             self.options.done(result)
         (log.info if result.ok else log.error)(
-            "stream finished",
+            "stream finished" if not self.options.dry_run else "stream rehearsed (dry run: nothing written)",
             source=self.name,
             stream=self.stream,
             mode=self.mode,
@@ -340,7 +359,6 @@ class StreamRun:
 
     def _walk(self) -> None:
         engine, name, stream, options, result = self.engine, self.name, self.stream, self.options, self.result
-        assert result.run_id is not None, "the run row is written before the walk"
         with engine.connect() as conn:
             stored = Cursor.from_json(state.load_cursor(conn, name, stream))
         self.cursor, position = stored.start(self.mode, state.utcnow())
@@ -355,7 +373,11 @@ class StreamRun:
             (batch, prepare_page(batch.records, self.spec, self.ctx))
             for batch in self._batches(position, self.ctx.today, leaving)
         )
-        keeper = state.LeaseKeeper(engine, name, stream, self.holder, options.lease_ttl)
+        keeper = (
+            contextlib.nullcontext()
+            if options.dry_run
+            else state.LeaseKeeper(engine, name, stream, self.holder, options.lease_ttl)
+        )
         self.mapper.start()  # while the first pages are fetched, not when the first is ready to map
         prefetched = Prefetched(ahead, depth=options.prefetch, stop=leaving, interrupt=options.stop)
         group = self.group
@@ -375,21 +397,31 @@ class StreamRun:
                     return
             self._flush(drain=True)
 
-        now = state.utcnow()
-        with engine.begin() as conn:
-            if self.walk.complete:
-                result.deleted = self._settle(conn, self.walk, now)
-            elif self.mode is Mode.sweep:
-                log.info("deletions left to the next complete sweep", source=name, stream=stream)
-            if self.mode is Mode.sweep:
-                state.save_cursor(conn, name, stream, self.cursor.swept().to_json(), now)
-            state.renew_lease(conn, name, stream, self.holder, now, options.lease_ttl)
+        if options.dry_run:
+            with reading(engine).connect() as conn:
+                gone = self._deletions(conn, self.walk) if self.walk.complete else None
+            result.deleted = len(gone or {})
+        else:
+            self._end_walk()
         result.status = Status.succeeded
         if self.walk.refused:  # a success with a warning: kept on the run row, so status shows it
             result.error = public(
                 f"{name}/{stream}: {self.walk.refused} parent(s) refused with HTTP 403 although the token is good: "
                 "their records were not read, and no deletion was decided"
             )
+
+    def _end_walk(self) -> None:
+        """Settle what a complete walk establishes; a sweep's position becomes the tail."""
+        engine, name, stream, options = self.engine, self.name, self.stream, self.options
+        now = state.utcnow()
+        with engine.begin() as conn:
+            if self.walk.complete:
+                self.result.deleted = self._settle(conn, self.walk, now)
+            elif self.mode is Mode.sweep:
+                log.info("deletions left to the next complete sweep", source=name, stream=stream)
+            if self.mode is Mode.sweep:
+                state.save_cursor(conn, name, stream, self.cursor.swept().to_json(), now)
+            state.renew_lease(conn, name, stream, self.holder, now, options.lease_ttl)
 
     def _kept(self, items: Iterator[Any]) -> Iterator[Any]:
         """``items``; if fetching them fails (a source error, a stop during a retry wait), the batches that
@@ -414,7 +446,6 @@ class StreamRun:
             if self.pending is not None and not page.good.keys().isdisjoint(self.pending.keys):
                 self._write_pending()  # their stored hashes must be read after the earlier version is written
             run_id = self.result.run_id
-            assert run_id is not None
             now = state.utcnow()
             with reading(self.engine).connect() as conn:  # this stream's rows are written by this run only
                 stored = load.stored_hashes(conn, self.name, self.stream, list(page.good))
@@ -437,23 +468,25 @@ class StreamRun:
         """Write the batches handed to the mapper, with the cursor after them, in one transaction."""
         engine, name, stream, options, result = self.engine, self.name, self.stream, self.options, self.result
         pending, self.pending = self.pending, None
-        assert pending is not None and result.run_id is not None
+        assert pending is not None
         rows, counts = pending.mapped.result()
         counts.keys, counts.unchanged = pending.keys, counts.unchanged + pending.unchanged
         now = pending.now
-        with engine.begin() as conn:
-            load.write(conn, rows)
-            state.save_cursor(conn, name, stream, pending.cursor.to_json(), now)
-            state.renew_lease(conn, name, stream, self.holder, now, options.lease_ttl)
-            if now - self.counted_at >= RUN_COUNTS_EVERY:  # so status shows a long run's progress
-                state.update_run(conn, result.run_id, **_count_values(result, counts))
-                self.counted_at = now
+        if not options.dry_run:
+            assert result.run_id is not None, "the run row is written before the walk"
+            with engine.begin() as conn:
+                load.write(conn, rows)
+                state.save_cursor(conn, name, stream, pending.cursor.to_json(), now)
+                state.renew_lease(conn, name, stream, self.holder, now, options.lease_ttl)
+                if now - self.counted_at >= RUN_COUNTS_EVERY:  # so status shows a long run's progress
+                    state.update_run(conn, result.run_id, **_count_values(result, counts))
+                    self.counted_at = now
         self.cursor = pending.cursor  # only once committed, like the counts
         result.counts.add(counts)
         if pending.batch.restart:
             self.walk.restart(self._walks_everything())
         self.walk.take(pending.batch, counts)
-        if result.counts.inserted >= self.analyze_at:
+        if result.counts.inserted >= self.analyze_at and not options.dry_run:
             refresh_statistics(engine)
             self.analyze_at *= 2
         if options.progress:
@@ -487,12 +520,22 @@ class StreamRun:
 
     def _settle(self, conn: Any, walk: _Walk, now: dt.datetime) -> int:
         """What a complete walk establishes, unless its listing looks truncated: records it did not see are
-        soft-deleted, and quarantine rows of records no longer bad (fixed, reverted or gone) are cleared.
+        soft-deleted, and quarantine rows of records no longer bad (fixed, reverted or gone) are cleared."""
+        gone = self._deletions(conn, walk)
+        if gone is None:
+            return 0
+        if gone:
+            soft_delete(conn, self.name, self.stream, self.spec.entity.value, gone, now)
+        clear_quarantine(conn, self.name, self.stream, walk.still_bad)
+        return len(gone)
+
+    def _deletions(self, conn: Any, walk: _Walk) -> dict[str, str] | None:
+        """The stored records a complete walk did not see; None when its listing looks truncated.
 
         A source that answers one page short or empty (an outage, a bug) would otherwise make the sweep look
         complete and delete everything after it; then nothing is settled and the next sweep decides.
         """
-        name, spec, source = self.name, self.spec, self.source
+        name, source = self.name, self.source
         gone, live = missing_records(conn, name, self.stream, walk.seen)
         withheld = None
         if not walk.seen and (live or gone):
@@ -506,11 +549,8 @@ class StreamRun:
             log.warning(
                 "deletions withheld: the listing looks truncated", source=name, stream=self.stream, reason=withheld
             )
-            return 0
-        if gone:
-            soft_delete(conn, name, self.stream, spec.entity.value, gone, now)
-        clear_quarantine(conn, name, self.stream, walk.still_bad)
-        return len(gone)
+            return None
+        return gone
 
 
 def _count_values(result: RunResult, pending: PageCounts | None = None) -> dict[str, int]:
