@@ -255,3 +255,13 @@ def test_a_dry_run_reports_what_a_sync_then_does_and_writes_nothing(sandbox, tmp
         assert {k: v for k, v in done[stream].items() if k != "status"} == {
             k: v for k, v in counts.items() if k != "status"
         }
+
+
+def test_a_dry_run_before_the_first_sync_creates_no_database(sandbox, tmp_path):
+    db = tmp_path / "not-yet.db"
+    cfg = config_file(tmp_path, f"sqlite:///{db}", {"rx": prescrypto_source(sandbox, streams=["patients"])})
+    proc = cli("--config", cfg, "sync", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "compares with an empty one" in proc.stderr
+    assert _table(proc.stdout)["rx/patients"]["inserted"] == "230"
+    assert not db.exists()

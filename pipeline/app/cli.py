@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from pipeline.app.console import (
     existing_sqlite,
     fail,
     load_config,
+    missing_sqlite,
     open_database,
     out,
 )
@@ -188,12 +190,16 @@ def _run(ctx: typer.Context, mode: Mode, sources: list[str] | None, dry_run: boo
 
     config = load_config(ctx)
     check_sources(config, sources)
-    if dry_run:
-        existing_sqlite(config.database.url)
-    engine = open_database(config)
-    options = RunOptions(dry_run=dry_run)
-    with graceful_stop(options.stop), progress_bars(options):
-        results = run_sources(config, engine, mode, sources, options)
+    with tempfile.TemporaryDirectory(prefix="patientsync-dry-run-") as scratch:
+        url = None
+        if dry_run and missing_sqlite(config.database.url):  # compared with an empty database, not created
+            err.print("no database yet: the dry run compares with an empty one, and creates none", highlight=False)
+            url = f"sqlite:///{Path(scratch) / 'empty.db'}"
+        engine = open_database(config, url)
+        options = RunOptions(dry_run=dry_run)
+        with graceful_stop(options.stop), progress_bars(options):
+            results = run_sources(config, engine, mode, sources, options)
+        engine.dispose()
     print_results(results, dry_run)
     if options.stop.is_set():
         err.print("stopped early: the next run continues from the last checkpoint")

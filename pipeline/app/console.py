@@ -72,11 +72,19 @@ SourceOption = Annotated[
 ]
 
 
-def existing_sqlite(url: str) -> None:
-    """A command that only reads refuses a SQLite file that is not there, instead of creating an empty one."""
+def missing_sqlite(url: str) -> bool:
+    """Whether ``url`` names a SQLite file that is not there (opening it would create it)."""
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
     path = parsed.database
-    if parsed.get_backend_name() == "sqlite" and path and path != ":memory:" and not Path(path).exists():
-        fail(f"database {parsed.render_as_string(hide_password=True)}: no such file (run sync or demo first)", 2)
+    return parsed.get_backend_name() == "sqlite" and bool(path) and path != ":memory:" and not Path(str(path)).exists()
+
+
+def existing_sqlite(url: str) -> None:
+    """A command that only reads refuses a SQLite file that is not there, instead of creating an empty one."""
+    from sqlalchemy.engine import make_url
+
+    if missing_sqlite(url):
+        shown = make_url(url).render_as_string(hide_password=True)
+        fail(f"database {shown}: no such file (run sync or demo first)", 2)
