@@ -281,6 +281,9 @@ def timestamp(value: Any, field: str) -> dt.datetime | None:
         raise RecordError(field, "is outside the years 1 to 9999 in UTC") from None
 
 
+NOT_AN_SSN = "not a social security number (expected 123-45-6789 or nine digits)"
+
+
 def ssn_digits(value: Any, field: str) -> str | None:
     """A US SSN as its nine digits, written in any common form ("123-45-6789", "123 45 6789", "123456789",
     fullwidth digits); the message never repeats the value.
@@ -293,7 +296,7 @@ def ssn_digits(value: Any, field: str) -> str | None:
         return None
     s = unicodedata.normalize("NFKC", s)
     if SSN_PATTERN.fullmatch(s) is None or not s.isascii():
-        raise RecordError(field, "not a social security number (expected 123-45-6789 or nine digits)")
+        raise RecordError(field, NOT_AN_SSN)
     return "".join(c for c in s if c.isdigit())
 
 

@@ -13,7 +13,9 @@ the same person across sources, plus the last four digits.
     (['patient_id', 'ssn_hmac', 'ssn_last4'], '6789')
     >>> to_patient({"patient_id": "p1", "ssn": "123-45-6789"}, ctx).entities[0].record.ssn_last4
     '6789'
-    >>> to_patient(scrubbed, ctx) == to_patient({"patient_id": "p1", "ssn": "123-45-6789"}, ctx)  # stored form too
+    >>> from dataclasses import replace
+    >>> stored = replace(ctx, stored=True)  # quarantine retry maps the stored form
+    >>> to_patient(scrubbed, stored) == to_patient({"patient_id": "p1", "ssn": "123-45-6789"}, ctx)
     True
 """
 
@@ -45,8 +47,11 @@ def to_patient(raw: Mapping[str, Any], ctx: MappingContext) -> Mapped:
         raise RecordError("address_lines", "expected a list of lines")
     given = n.name(raw.get("given_name"), "given_name")
     family = n.name(raw.get("family_name"), "family_name")
-    ssn = n.ssn_digits(raw.get("ssn"), "ssn")
-    last4, hashed = (ssn[-4:], ssn_hmac(ssn, ctx.ssn_key) if ctx.ssn_key else None) if ssn else _derived(raw, ctx)
+    if ctx.stored:
+        last4, hashed = _derived(raw, ctx)
+    else:
+        ssn = n.ssn_digits(raw.get("ssn"), "ssn")
+        last4, hashed = (ssn[-4:], ssn_hmac(ssn, ctx.ssn_key) if ctx.ssn_key else None) if ssn else (None, None)
     record = PatientRecord(
         given_name=given,
         family_name=family,
@@ -73,26 +78,34 @@ def ssn_hmac(digits: str, key: bytes) -> str:
 
 
 def _derived(raw: Mapping[str, Any], ctx: MappingContext) -> tuple[str | None, str | None]:
-    """A stored record (``scrub``'s output, which ``quarantine retry`` maps again) carries what was derived from
-    its SSN instead of the SSN: taken only in exactly the shapes ``scrub`` writes."""
+    """The SSN evidence of a stored record (``scrub``'s output): its last four digits and hash, in exactly the
+    shapes ``scrub`` writes. A stored record that still has an ``ssn`` had one that could not be read."""
     if "ssn" in raw:
-        return None, None
+        raise RecordError("ssn", n.NOT_AN_SSN)
     last4, hashed = raw.get("ssn_last4"), raw.get("ssn_hmac")
     last4 = last4 if isinstance(last4, str) and re.fullmatch(r"[0-9]{4}", last4) else None
     keyed = ctx.ssn_key is not None and isinstance(hashed, str) and re.fullmatch(r"[0-9a-f]{64}", hashed)
     return last4, hashed if keyed else None
 
 
+_DERIVED = ("ssn_hmac", "ssn_last4")  # written by scrub only: a source's own fields of these names are dropped
+
+
 def scrub(raw: Any, ctx: MappingContext) -> Any:
     """The record as it may be stored: ``ssn`` replaced by ``ssn_hmac`` (when a key is configured) and
-    ``ssn_last4``. An SSN that is not nine digits is dropped here; the mapping quarantines the record."""
-    if not isinstance(raw, Mapping) or "ssn" not in raw:
-        return raw
-    kept = {k: v for k, v in raw.items() if k != "ssn"}
+    ``ssn_last4``. An SSN that cannot be read stays (to be redacted): the mapping quarantines the record, and so
+    does mapping the stored form again. Fields of those names that the source sent are dropped: only ours are
+    ever taken for SSN evidence."""
+    if ctx.stored or not isinstance(raw, Mapping) or ("ssn" not in raw and not any(k in raw for k in _DERIVED)):
+        return raw  # a stored form is scrubbed already: its ssn_last4 and ssn_hmac are ours
+    kept = {k: v for k, v in raw.items() if k not in _DERIVED}
+    if "ssn" not in kept:
+        return kept
     try:
-        digits = n.ssn_digits(raw["ssn"], "ssn")
+        digits = n.ssn_digits(kept["ssn"], "ssn")
     except RecordError:
         return kept
+    del kept["ssn"]
     if digits:
         if ctx.ssn_key is not None:
             kept["ssn_hmac"] = ssn_hmac(digits, ctx.ssn_key)

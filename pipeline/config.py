@@ -1,4 +1,5 @@
-"""The configuration file: read, ``${VAR}`` interpolated and validated once, before any request.
+"""The configuration file: read, overridden from the environment (``pipeline.overrides``), ``${VAR}``
+interpolated and validated once, before any request.
 
 Every problem is a ``ConfigError`` whose message names the key (``sources.prescrypto.token: ...``).
 """
@@ -18,10 +19,11 @@ from sqlalchemy.exc import ArgumentError
 from canonical.errors import ConfigError
 from pipeline.kinds import KINDS, SourceBase
 from pipeline.kinds.base import Strict, hmac_key
+from pipeline.overrides import Literal
+from pipeline.overrides import apply as apply_overrides
 
 DEFAULT_PATH = "config.yaml"
 ENV_PATH = "PATIENTSYNC_CONFIG"
-OVERRIDE_PREFIX = "PATIENTSYNC__"  # PATIENTSYNC__DATABASE__URL sets database.url
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -171,76 +173,21 @@ def load(path: str | Path | None = None, environ: dict[str, str] | None = None) 
 
 def parse(raw: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -> Config:
     interpolation = _Interpolation(environ)
-    data = interpolation.value(raw, ())
-    overridden = _override(data, environ, interpolation)
+    overridden, overrides = apply_overrides(raw, environ)
+    interpolation.came_from.update(overrides.texts)
+    data = interpolation.value(overridden, ())
     try:
         try:
             config = Config.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError("; ".join(_named(_describe(error), overridden) for error in exc.errors())) from None
-        _check_streams(config)
+            raise ConfigError("; ".join(overrides.named(_describe(error)) for error in exc.errors())) from None
+        try:
+            _check_streams(config)
+        except ConfigError as exc:
+            raise ConfigError(overrides.named(str(exc))) from None
     except ConfigError as exc:
         raise ConfigError(interpolation.unquoted(str(exc))) from None
     return config
-
-
-def _override(data: dict[str, Any], environ: Any, interpolation: _Interpolation) -> dict[str, str]:
-    """Apply every ``PATIENTSYNC__A__B=value`` to ``data`` (``a.b``), matching keys whatever their case, with
-    ``_`` also standing for ``-`` and ``.`` (source names may hold them; variable names may not).
-
-    Returns each dotted key set this way with the variable that set it, so errors can name the variable. A value
-    starting with ``[`` or ``{`` is read as YAML (a list of streams); any other stays text, for the model to
-    convert (``100``, ``true``), so a token of digits keeps its leading zeros.
-    """
-    overridden: dict[str, str] = {}
-    for variable in sorted(environ):
-        if not variable.upper().startswith(OVERRIDE_PREFIX):
-            continue
-        segments = variable[len(OVERRIDE_PREFIX) :].split("__")
-        if not all(segments):
-            raise ConfigError(f"{variable}: not a configuration key (the key's parts are joined by '__')")
-        text = str(environ[variable])
-        node, path = data, list[str]()
-        for depth, segment in enumerate(segments):
-            key = _matching_key(node, segment, variable)
-            if depth == 1 and path == ["sources"] and key not in node:
-                raise ConfigError(f"{variable}: no source {segment.lower()!r} in the configuration file")
-            path.append(key)
-            if depth == len(segments) - 1:
-                node[key] = _override_value(text, variable)
-            else:
-                node = node.setdefault(key, {})
-                if not isinstance(node, dict):
-                    raise ConfigError(f"{variable}: {'.'.join(path)} is a value, not a section")
-        interpolation.came_from[text] = variable
-        overridden[".".join(path)] = variable
-    return overridden
-
-
-def _matching_key(node: dict[str, Any], segment: str, variable: str) -> str:
-    wanted = segment.lower()
-    matches = [key for key in node if re.sub(r"[-.]", "_", str(key)).lower() == wanted]
-    if len(matches) > 1:
-        raise ConfigError(f"{variable}: matches more than one key ({', '.join(map(str, matches))})")
-    return str(matches[0]) if matches else wanted
-
-
-def _override_value(text: str, variable: str) -> Any:
-    if not text.lstrip().startswith(("[", "{")):
-        return text
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise ConfigError(f"{variable}: not a valid YAML list or mapping") from None
-
-
-def _named(message: str, overridden: dict[str, str]) -> str:
-    """A validation message about a key set from the environment, naming the variable that set it."""
-    key = message.split(": ", 1)[0]
-    for path, variable in overridden.items():
-        if key == path or key.startswith(f"{path}."):
-            return f"{message} (set by {variable})"
-    return message
 
 
 class _Interpolation:
@@ -252,6 +199,8 @@ class _Interpolation:
         self.came_from: dict[str, str] = {}  # interpolated text -> the variable it came from
 
     def value(self, value: Any, where: tuple[str, ...]) -> Any:
+        if isinstance(value, Literal):  # from the environment: as it is
+            return value.value
         if isinstance(value, dict):
             return {key: self.value(item, (*where, str(key))) for key, item in value.items()}
         if isinstance(value, list):

@@ -254,7 +254,8 @@ def test_environment_overrides_any_key_whatever_its_case():
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
-        ({"PATIENTSYNC__DATABASE__URL": "mysql://u:hunter22@h/d"}, "database.url: 'mysql' is not supported"),
+        # the backend's name is cut out too: it is a part of the value
+        ({"PATIENTSYNC__DATABASE__URL": "mysql://u:hunter22@h/d"}, "database.url: '…' is not supported"),
         ({"PATIENTSYNC__SOURCES__RX__PAGE_SIZE": "hunter22"}, "sources.rx.page_size: "),
         ({"PATIENTSYNC__SOURCES__RX__TOKN": "hunter22"}, "sources.rx.tokn: unknown key"),
         ({"PATIENTSYNC__SOURCES__NOPE__TOKEN": "hunter22"}, "PATIENTSYNC__SOURCES__NOPE__TOKEN: no source 'nope'"),
@@ -270,3 +271,49 @@ def test_an_override_error_names_the_variable_never_its_value(environ, message):
     assert said.startswith(message) and "hunter22" not in said
     (variable,) = environ
     assert variable in said
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        # a part of a YAML value, quoted by a later check
+        ({"PATIENTSYNC__SOURCES__RX__STREAMS": "[patients, hunter22-secret]"}, "sources.rx.streams: unknown stream"),
+        (
+            {"PATIENTSYNC__EXPORT__FHIR__IDENTIFIER_SYSTEMS": '{rx: {uid: "hunter22 secret"}}'},
+            "export.fhir.identifier_systems: ",
+        ),
+        ({"PATIENTSYNC__SOURCES__RX__SCHEDULE": "* * * * hunter22secret"}, "sources.rx.schedule: "),  # a fragment
+        ({"PATIENTSYNC__SOURCES__RX__CONTINUATION_PARAM": "hunter22"}, "sources.rx: continuation_param applies"),
+    ],
+)
+def test_no_part_of_an_override_is_echoed_by_a_later_check(environ, message):
+    with pytest.raises(ConfigError) as raised:
+        parse(GOOD, {"TOK": "t", **environ})
+    said = str(raised.value)
+    (variable,) = environ
+    assert said.startswith(message) and f"(set by {variable})" in said
+    assert "hunter" not in said and "secret" not in said
+
+
+def test_an_override_stands_in_for_an_unset_variable_and_fills_an_empty_section():
+    raw = {**GOOD, "identity": None}  # `identity:` left empty in the file
+    config = parse(
+        raw,
+        {"PATIENTSYNC__SOURCES__RX__TOKEN": "from-env", "PATIENTSYNC__IDENTITY__BLOCK_BOUND": "7"},  # TOK unset
+    )
+    assert config.sources["rx"].token.get_secret_value() == "from-env"
+    assert config.identity.block_bound == 7
+    with pytest.raises(ConfigError, match="TOK is not set"):
+        parse(GOOD, {})
+    # A value from the environment is taken as it is, never interpolated.
+    assert parse(GOOD, {"PATIENTSYNC__SOURCES__RX__TOKEN": "a${TOK}b"}).sources["rx"].token.get_secret_value() == (
+        "a${TOK}b"
+    )
+
+
+def test_a_new_key_naming_a_source_takes_the_sources_spelling():
+    raw = {**GOOD, "sources": {"Demo-RX": GOOD["sources"]["rx"]}}
+    config = parse(
+        raw, {"TOK": "t", "PATIENTSYNC__EXPORT__FHIR__IDENTIFIER_SYSTEMS__DEMO_RX__UID": "https://rx.example/uid"}
+    )
+    assert config.export.fhir.identifier_systems == {"Demo-RX": {"uid": "https://rx.example/uid"}}

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from mappings.context import MappingContext
 from pipeline.kinds import KINDS
+from pipeline.sync.retry import retry_quarantine
 from pipeline.sync.runner import INCREMENTAL, SWEEP
 from pipeline.sync.store import write_page
 from tests.support import (
@@ -61,6 +62,7 @@ def test_hostile_records_are_quarantined_with_true_reasons_and_the_page_lands(sa
             {"uid": "a\u0000b", "name": "Ana Cinco"},
         ],
         "/_sandbox/profiles/patients": [{"unique_id": "pat-long", "patient_profile": {"unique_id": long}}],
+        "/_sandbox/particle/patients": [{"patient_id": "pt-bad-ssn", "given_name": "Ana", "ssn": "12-34"}],
         "/_sandbox/gauges/gauges": [
             {
                 "id": 999_001,
@@ -76,24 +78,33 @@ def test_hostile_records_are_quarantined_with_true_reasons_and_the_page_lands(sa
             assert sandbox.client.post(path, json=record).status_code == 201
     sources = {"rx": prescrypto_source(sandbox, streams=["patients"]), "pf": profiles_source(sandbox)}
     sources["ga"] = gauges_source(sandbox)
+    sources["pa"] = particle_source(sandbox)
     config = make_config(db_url, sources)
     engine = engine_for(config)
 
     for mode in (SWEEP, INCREMENTAL, SWEEP):  # every later run succeeds too: no stream is stuck on a record
         results = _succeeded(run(config, engine, mode))
-    assert count(engine, "patient", "deleted_at IS NULL") == 3 * 230  # every good record beside them landed
+    assert count(engine, "patient", "deleted_at IS NULL") == 4 * 230  # every good record beside them landed
     reasons = _reasons(engine)
     by_reason = {reason: key for (_, key), reason in reasons.items()}
     assert reasons[("patients", "u-long-file")] == "external_patient_file: is longer than 255 characters"
     assert reasons[("patients", "u-deep")] == "record: nested more than 32 levels deep"
     assert reasons[("patients", "pat-long")] == "patient_profile.unique_id: is longer than 255 characters"
     assert reasons[("gauges", "999001")] == "recorded_at: is outside the years 1 to 9999 in UTC"
+    assert reasons[("patients", "pt-bad-ssn")].startswith("ssn: not a social security number")
     for reason in ("uid: is longer than 255 characters", "uid: is a boolean, not an identifier"):
         assert by_reason[reason].startswith("sha256:")
     assert "uid: contains a NUL or an unpaired surrogate" in by_reason
     assert results["ga/gauges"].counts.fetched >= 1
     deep = rows(engine, "SELECT payload FROM quarantine WHERE source_key = 'u-deep'")[0]["payload"]
     assert "[truncated: nested too deep]" in (deep if isinstance(deep, str) else json.dumps(deep))
+
+    # Mapped again from what was stored, each is still refused or left as it is: what a stored payload lost (the
+    # depth cut off, a key with a NUL made storable) must not let a record land that a sync refuses.
+    retried, _ = retry_quarantine(config, engine)
+    assert sum(r.landed for r in retried) == 0
+    assert _reasons(engine) == reasons
+    assert count(engine, "patient", "deleted_at IS NULL") == 4 * 230
 
 
 def test_no_full_ssn_is_stored_under_any_key_or_in_any_text(sandbox, db_url):

@@ -5,6 +5,7 @@ ever escapes."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as dt
 import doctest
 import hashlib
@@ -28,8 +29,10 @@ from canonical.model import (
     Sex,
     SourceId,
 )
+from canonical.privacy import REDACTED
 from mappings import gauges, particle, profiles
 from mappings.context import MappingContext
+from pipeline.sync.redaction import redact
 from tests.seed_examples import documented_examples
 from tests.test_mapping_prescrypto import JSON_VALUES
 
@@ -374,7 +377,10 @@ def _maps_or_record_error(raw: Any) -> None:
             continue
         assert all(entity.key for entity in mapped.entities)
     stored = particle.scrub(raw, US)
-    assert not (isinstance(stored, dict) and "ssn" in stored)
+    if isinstance(stored, dict) and "ssn" in stored:  # an SSN it cannot read: the record is refused, and the
+        with pytest.raises(RecordError):  # value never stored
+            particle.to_patient(raw, US)
+        assert redact(stored).payload["ssn"] == REDACTED
 
 
 @settings(max_examples=300, deadline=None)
@@ -407,11 +413,13 @@ def test_fuzz_any_json_value(raw: Any) -> None:
         ("gauges", "gauges", GAUGES_READING),
         ("particle", "patients", PARTICLE_DETAIL),
         ("particle", "patients", {**PARTICLE_DETAIL, "ssn": "123-45-6789"}),
+        ("particle", "patients", {**PARTICLE_DETAIL, "ssn": "12-34"}),  # refused, stored and mapped again
     ],
 )
 def test_a_stored_payload_maps_as_the_record_it_came_from(kind, stream, raw):
     """`quarantine retry` maps what was stored (scrubbed: no SSN, its last four and hash instead): the same
-    canonical records must come out, or a retried Particle patient would land without its SSN evidence."""
+    canonical records, or the same refusal, must come out, or a retried Particle patient would land without
+    its SSN evidence, or land with an SSN that a sync refuses."""
     from pipeline.kinds import KINDS
     from pipeline.sync.prepare import Prepared, prepare
     from pipeline.sync.retry import unmasked
@@ -419,5 +427,26 @@ def test_a_stored_payload_maps_as_the_record_it_came_from(kind, stream, raw):
     spec = KINDS[kind].streams[stream]
     prepared = prepare(raw, spec, US)
     assert isinstance(prepared, Prepared)
-    assert "ssn" not in prepared.stored
-    assert spec.mapping(unmasked(prepared.stored), US) == spec.mapping(raw, US)
+    stored = dataclasses.replace(US, stored=True)
+
+    def mapped(record: Any, ctx: MappingContext) -> Any:
+        try:
+            return spec.mapping(record, ctx)
+        except RecordError as exc:
+            return str(exc)
+
+    again = prepare(prepared.stored, spec, stored)  # what retry does first: a stored form stays as it is
+    assert isinstance(again, Prepared) and (again.stored, again.digest) == (prepared.stored, prepared.digest)
+    assert mapped(unmasked(again.stored), stored) == mapped(raw, US)
+    assert "ssn" not in prepared.stored or prepared.stored["ssn"] == "[redacted]"
+
+
+def test_ssn_evidence_a_source_sends_under_our_names_is_never_taken():
+    """Only scrub writes ssn_last4 and ssn_hmac: a source's own fields of those names could forge a match."""
+    without = {k: v for k, v in PARTICLE_DETAIL.items() if k != "ssn"}
+    forged = {**without, "ssn_last4": "4321", "ssn_hmac": "ab" * 32}
+    assert particle.to_patient(forged, US).entities[0].record.ssn_last4 is None
+    assert particle.to_patient(forged, US).entities[0].record.ssn_hash is None
+    stored = particle.scrub(forged, US)
+    assert "ssn_last4" not in stored and "ssn_hmac" not in stored
+    assert particle.to_patient(stored, dataclasses.replace(US, stored=True)).entities[0].record.ssn_last4 is None

@@ -107,7 +107,7 @@ def test_the_daemon_serves_what_its_runs_did_and_what_the_database_holds(sandbox
     assert value("patientsync_run_duration_seconds_count", **stream, mode="incremental") == 1
     assert value("patientsync_database_up") == 1
     assert value("patientsync_stream_lag_seconds", **stream) >= 0
-    assert ("patientsync_stream_lag_seconds", (("source", "bad"), ("stream", "patients"))) not in found  # never ok
+    assert value("patientsync_stream_lag_seconds", source="bad", stream="patients") == float("inf")  # never ok
     engine = engine_for(make_config(db_url, sources))
     assert value("patientsync_persons") == count(engine, "person", "deleted_at IS NULL") > 0
     assert value("patientsync_open_reviews") == rows(engine, "SELECT count(*) AS n FROM identity_review")[0]["n"]
@@ -121,7 +121,7 @@ def test_healthz_fails_without_the_scheduler_or_the_database(tmp_path):
     with good.begin() as conn:
         conn.exec_driver_sql("CREATE VIEW identity_review AS SELECT 1 AS x WHERE 0")
     gone = open_engine("postgresql+psycopg://nobody@127.0.0.1:1/nothing?connect_timeout=2")
-    metrics = Metrics(gone)
+    metrics = Metrics(gone, [("rx", "patients")])
     running = {"now": True}
     with MetricsServer(metrics, gone, lambda: running["now"], 0) as server:
         base = f"http://127.0.0.1:{server.port}"
@@ -129,7 +129,7 @@ def test_healthz_fails_without_the_scheduler_or_the_database(tmp_path):
         assert down.status_code == 503 and down.text.startswith("the database does not answer")
         found = samples(httpx.get(f"{base}/metrics").text)
         assert found[("patientsync_database_up", ())] == 0  # and the scrape itself still answers
-    with MetricsServer(Metrics(good), good, lambda: running["now"], 0) as server:
+    with MetricsServer(Metrics(good, []), good, lambda: running["now"], 0) as server:
         base = f"http://127.0.0.1:{server.port}"
         assert httpx.get(f"{base}/healthz").status_code == 200
         running["now"] = False
@@ -138,7 +138,7 @@ def test_healthz_fails_without_the_scheduler_or_the_database(tmp_path):
 
 
 def test_a_skipped_run_counts_as_a_run_but_not_as_time_spent():
-    metrics = Metrics(open_engine("sqlite://"))
+    metrics = Metrics(open_engine("sqlite://"), [("rx", "patients")])
     metrics.record(RunResult("rx", "patients", Mode.incremental, Status.skipped, PageCounts(), seconds=9.0))
     metrics.record(RunResult("rx", "patients", Mode.sweep, Status.succeeded, PageCounts(fetched=3), seconds=2.0))
     registry = metrics.registry
@@ -171,3 +171,15 @@ def test_a_port_in_use_is_a_clear_error(tmp_path, sqlite_url):
 
 def prescrypto_source_stub() -> dict[str, str]:
     return {"kind": "prescrypto", "base_url": "http://127.0.0.1:1/prescrypto", "token": "t"}
+
+
+def test_a_client_that_sends_half_a_request_is_let_go(monkeypatch):
+    from pipeline.app import metrics as module
+
+    monkeypatch.setattr(module, "REQUEST_TIMEOUT", 0.5)
+    engine = open_engine("sqlite://")
+    with MetricsServer(Metrics(engine, []), engine, lambda: True, 0) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as half:
+            half.sendall(b"GET /metr")
+            assert half.recv(1024) == b""  # closed by the server, long before the client's own 30 s
+        assert httpx.get(f"http://127.0.0.1:{server.port}/healthz").status_code == 200  # still serving

@@ -265,3 +265,56 @@ def test_a_dry_run_before_the_first_sync_creates_no_database(sandbox, tmp_path):
     assert "compares with an empty one" in proc.stderr
     assert _table(proc.stdout)["rx/patients"]["inserted"] == "230"
     assert not db.exists()
+
+
+def test_a_dry_run_neither_sets_up_nor_upgrades_a_schema(sandbox, tmp_path, db_url):
+    """An empty SQLite file or a fresh PostgreSQL database stays empty; one of another revision is refused."""
+    from sqlalchemy import inspect
+
+    from pipeline.storage.db import open_engine
+
+    if db_url.startswith("sqlite"):
+        Path(db_url.removeprefix("sqlite:///")).touch()
+    sources = {"rx": prescrypto_source(sandbox, streams=["patients"])}
+    cfg = config_file(tmp_path, db_url, sources)
+    proc = cli("--config", cfg, "sync", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert _table(proc.stdout)["rx/patients"]["inserted"] == "230"
+    bare = open_engine(db_url)
+    assert inspect(bare).get_table_names() == []
+
+    engine = engine_for(make_config(db_url, sources))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0004'")
+    proc = cli("--config", cfg, "sync", "--dry-run")
+    assert proc.returncode == 2 and "its schema is revision 0004" in proc.stderr
+    assert rows(engine, "SELECT version_num FROM alembic_version") == [{"version_num": "0004"}]
+
+
+def test_keys_a_source_chose_are_shown_as_text_and_masked(sandbox, tmp_path, sqlite_url):
+    """A key is the source's text: rich markup in it is printed as it is, and an SSN or the token is masked."""
+    for uid in ("123-45-6789", "sandbox-prescrypto"):
+        sandbox.post("/_sandbox/prescrypto/patients", {"name": "Fecha Mala", "date_of_birth": "1990-02-30", "uid": uid})
+    sandbox.post("/_sandbox/prescrypto/patients", {"name": "Ana Marca", "date_of_birth": "1990-01-02", "uid": "[/]"})
+    cfg = config_file(tmp_path, sqlite_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
+    assert cli("--config", cfg, "sync").returncode == 0
+    for command in (("state", "show"), ("status",)):
+        proc = cli("--config", cfg, *command)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        assert '"anchor": "[/]"' in proc.stdout
+    for args in ((), ("--json",)):
+        proc = cli("--config", cfg, "quarantine", "list", *args)
+        assert proc.returncode == 0, proc.stderr
+        assert "123-45-6789" not in proc.stdout and "sandbox-prescrypto" not in proc.stdout
+        assert proc.stdout.count("[redacted]") == 2
+
+
+def test_a_database_failure_in_an_operations_command_is_one_line():
+    import typer
+    from sqlalchemy.exc import OperationalError
+
+    from pipeline.app.operations import database_errors
+
+    with pytest.raises(typer.Exit) as exited, database_errors("quarantine retry"):
+        raise OperationalError("UPDATE quarantine SET reason = 'Ana Pérez'", {}, Exception("database is locked"))
+    assert exited.value.exit_code == 1

@@ -22,8 +22,8 @@ from pipeline.app.console import (
     existing_sqlite,
     fail,
     load_config,
-    missing_sqlite,
     open_database,
+    open_unchanged,
     out,
 )
 from pipeline.app.operations import quarantine_app, state_app
@@ -191,11 +191,7 @@ def _run(ctx: typer.Context, mode: Mode, sources: list[str] | None, dry_run: boo
     config = load_config(ctx)
     check_sources(config, sources)
     with tempfile.TemporaryDirectory(prefix="patientsync-dry-run-") as scratch:
-        url = None
-        if dry_run and missing_sqlite(config.database.url):  # compared with an empty database, not created
-            err.print("no database yet: the dry run compares with an empty one, and creates none", highlight=False)
-            url = f"sqlite:///{Path(scratch) / 'empty.db'}"
-        engine = open_database(config, url)
+        engine = open_unchanged(config, Path(scratch)) if dry_run else open_database(config)
         options = RunOptions(dry_run=dry_run)
         with graceful_stop(options.stop), progress_bars(options):
             results = run_sources(config, engine, mode, sources, options)
@@ -284,7 +280,7 @@ def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", h
         table.add_row(
             row["source"],
             row["stream"],
-            json.dumps(row["cursor"]),
+            escape(json.dumps(row["cursor"])),  # an anchor is a source's key: text, never markup
             str(row["records"]),
             str(row["quarantined"]),
             "never" if run is None else f"{run['mode']} {run['status']} (+{run['inserted']} ~{run['updated']})",

@@ -72,6 +72,37 @@ SourceOption = Annotated[
 ]
 
 
+def open_unchanged(config: Config, scratch: Path) -> Engine:
+    """The configured database for a dry run, opened without creating or migrating anything: a database that
+    does not exist yet or was never set up is compared as an empty one (a fresh file in ``scratch``), and one
+    of another schema revision is refused (exit 2)."""
+    from sqlalchemy.exc import OperationalError
+
+    from pipeline.storage.db import HEAD, open_engine, stored_revision
+    from pipeline.sync.messages import database_reason
+
+    url = config.database.url
+    revision = None
+    if not missing_sqlite(url):
+        engine = open_engine(url, hide_parameters=True)
+        shown = engine.url.render_as_string(hide_password=True)
+        try:
+            revision = stored_revision(engine)
+        except OperationalError as exc:
+            fail(f"database {shown}: cannot open it: {database_reason(exc)}", 2)
+        if revision == HEAD:
+            return engine
+        engine.dispose()
+        if revision is not None:
+            fail(
+                f"database {shown}: its schema is revision {revision}, this version's is {HEAD}; a dry run does "
+                "not upgrade it (any other command does)",
+                2,
+            )
+    err.print("no database yet: the dry run compares with an empty one, and creates none", highlight=False)
+    return open_database(config, f"sqlite:///{scratch / 'empty.db'}")
+
+
 def missing_sqlite(url: str) -> bool:
     """Whether ``url`` names a SQLite file that is not there (opening it would create it)."""
     from sqlalchemy.engine import make_url

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 
 from pipeline.app.metrics import Metrics, MetricsServer
 from pipeline.app.signals import graceful_stop
+from pipeline.bind import stream_names
 from pipeline.config import Config
 from pipeline.storage.tables import Mode
 from pipeline.sync.runner import DoneFn, RunOptions, RunResult, run_sources
@@ -70,7 +71,7 @@ def run_daemon(
     scheduler.add_listener(next_run, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
     server: Any = contextlib.nullcontext()
     if metrics_port is not None:
-        metrics = Metrics(engine)
+        metrics = Metrics(engine, [(name, stream) for name, s in config.sources.items() for stream in stream_names(s)])
         options.done = _also(options.done, metrics.record)
         server = MetricsServer(metrics, engine, lambda: scheduler.running, metrics_port)
     with graceful_stop(stop), server:

@@ -10,6 +10,8 @@ Labels are source and stream names, modes and statuses only: nothing from a reco
 
 from __future__ import annotations
 
+import math
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,7 +53,7 @@ class ServeError(PatientSyncError):
 class Metrics:
     """The registry the daemon serves; ``record`` takes each stream run's result as it ends."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, streams: list[tuple[str, str]]) -> None:
         self.registry = CollectorRegistry()
         stream = ["source", "stream"]
         self.records = Counter(
@@ -66,7 +68,7 @@ class Metrics:
             "patientsync_run_duration_seconds", "How long stream runs took.", [*stream, "mode"],
             buckets=DURATION_BUCKETS, registry=self.registry,
         )  # fmt: skip
-        self.registry.register(DatabaseCollector(engine))
+        self.registry.register(DatabaseCollector(engine, streams))
 
     def record(self, result: RunResult) -> None:
         labels = {"source": result.source, "stream": result.stream}
@@ -82,10 +84,14 @@ class Metrics:
 
 
 class DatabaseCollector(Collector):
-    """Gauges read from the database at each scrape; if it does not answer, ``patientsync_database_up`` 0."""
+    """Gauges read from the database at each scrape; if it does not answer, ``patientsync_database_up`` 0.
 
-    def __init__(self, engine: Engine) -> None:
+    The lag is given for each configured stream (``streams``), +Inf for one that never succeeded, so that an
+    alert on it fires for a stream that always fails too."""
+
+    def __init__(self, engine: Engine, streams: list[tuple[str, str]]) -> None:
         self.engine = reading(engine)
+        self.streams = streams
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("patientsync_database_up", "Whether the database answered this scrape.")
@@ -107,8 +113,9 @@ class DatabaseCollector(Collector):
             "Seconds since the stream's last successful run.",
             labels=["source", "stream"],
         )
-        for (source, stream), at in sorted(successes.items()):
-            lag.add_metric([source, stream], (now - aware(at)).total_seconds())
+        for source, stream in self.streams:
+            at = successes.get((source, stream))
+            lag.add_metric([source, stream], math.inf if at is None else (now - aware(at)).total_seconds())
         yield lag
         held = GaugeMetricFamily(
             "patientsync_quarantined_records", "Records in quarantine now.", labels=["source", "stream"]
@@ -130,6 +137,17 @@ def healthy(engine: Engine, scheduler_running: Callable[[], bool]) -> str | None
     except SQLAlchemyError as exc:
         return f"the database does not answer: {database_reason(exc)}"
     return None
+
+
+REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request or read the answer
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """One log line for a request that failed (a client gone mid-answer), not a traceback on stderr."""
+        log.warning("metrics: a request failed", error=type(sys.exc_info()[1]).__name__)
 
 
 class MetricsServer:
@@ -159,11 +177,11 @@ class MetricsServer:
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's name
                 """Scrapes are not logged: one every few seconds would drown the runs' lines."""
 
+        Handler.timeout = REQUEST_TIMEOUT  # a client that sends half a request does not keep its thread
         try:
-            self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+            self.server = _Server(("127.0.0.1", port), Handler)
         except OSError as exc:
             raise ServeError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
-        self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
         self._thread = threading.Thread(target=self.server.serve_forever, name="metrics", daemon=True)
 

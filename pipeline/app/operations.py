@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from pipeline.app.console import check_sources, err, fail, load_config, open_database, out
+from pipeline.app.console import check_sources, err, existing_sqlite, fail, load_config, open_database, out
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -29,8 +31,9 @@ def state_rows(config: Config, engine: Engine, source: str | None) -> list[dict[
     from pipeline.app.status import shown_cursor
     from pipeline.bind import stream_names
     from pipeline.storage import state
+    from pipeline.storage.db import reading
 
-    with engine.connect() as conn:
+    with reading(engine).connect() as conn:
         stored = {(row["source"], row["stream"]): row for row in state.stored_cursors(conn, source)}
         leases = state.leases(conn)
     now = state.utcnow()
@@ -65,6 +68,7 @@ def state_show(ctx: typer.Context, source: OneSource = None, as_json: JsonOption
     from rich.table import Table
 
     config = load_config(ctx)
+    existing_sqlite(config.database.url)
     rows = state_rows(config, open_database(config), source)
     if source is not None and not rows:
         fail(f"--source {source!r}: no such source and no stored state (configured: {', '.join(config.sources)})", 2)
@@ -80,9 +84,9 @@ def state_show(ctx: typer.Context, source: OneSource = None, as_json: JsonOption
         table.add_row(
             row["source"] + ("" if row["configured"] else " (not configured)"),
             row["stream"],
-            "none: starts from the beginning" if row["cursor"] is None else json.dumps(row["cursor"]),
+            "none: starts from the beginning" if row["cursor"] is None else escape(json.dumps(row["cursor"])),
             row["updated_at"] or "",
-            held,
+            escape(held),
         )
     out.print(table)
 
@@ -104,10 +108,12 @@ def state_reset(
     from canonical.errors import LeaseHeldError
     from pipeline.bind import stream_names
     from pipeline.storage import state
+    from pipeline.storage.db import reading
 
     config = load_config(ctx)
+    existing_sqlite(config.database.url)
     engine = open_database(config)
-    with engine.connect() as conn:
+    with reading(engine).connect() as conn:
         stored = [row["stream"] for row in state.stored_cursors(conn, source)]
     known = stream_names(config.sources[source]) if source in config.sources else []
     known += [s for s in stored if s not in known]
@@ -118,13 +124,31 @@ def state_reset(
     if unknown:
         fail(f"--stream {unknown[0]!r}: {source} has no such stream ({', '.join(known)})", 2)
     try:
-        before = reset_streams(engine, source, chosen)
+        with database_errors("state reset"):
+            before = reset_streams(engine, source, chosen)
     except LeaseHeldError as exc:
         fail(f"state reset refused, nothing was reset: {exc}", 1)
     for stream in chosen:
         cursor = before.get(stream)
         said = "had no cursor" if cursor is None else "cursor cleared"
         out.print(f"{escape(source)}/{escape(stream)}: {said}; the next run starts from the beginning", highlight=False)
+
+
+@contextmanager
+def database_errors(command: str) -> Iterator[None]:
+    """A database failure (locked, gone, the lease lost meanwhile) as one line and exit 1, not a traceback; what
+    was committed before it stays."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pipeline.storage.state import LeaseLostError
+    from pipeline.sync.messages import database_reason
+
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        fail(f"{command}: database: {database_reason(exc)}", 1)
+    except LeaseLostError as exc:
+        fail(f"{command}: {exc}", 1)
 
 
 def reset_streams(engine: Engine, source: str, streams: list[str]) -> dict[str, Any]:
@@ -156,16 +180,24 @@ def quarantine_list(ctx: typer.Context, source: OneSource = None, as_json: JsonO
     from rich.table import Table
 
     from pipeline.storage import quarantine
+    from pipeline.storage.db import reading
     from pipeline.storage.state import aware
-    from pipeline.sync.messages import public
+    from pipeline.sync.messages import public, shown_key
 
     config = load_config(ctx)
+    existing_sqlite(config.database.url)
     engine = open_database(config)
-    with engine.connect() as conn:
+    with reading(engine).connect() as conn:
         rows = quarantine.listed(conn, source)
     # masked again: a row written by an older version may hold what it now would not
+    # A source may key a record by an SSN or by the token: those are masked (pipeline.sync.messages.shown_key).
     shown = [
-        {**row, "reason": public(row["reason"]), "created_at": aware(row["created_at"]).isoformat(timespec="seconds")}
+        {
+            **row,
+            "source_key": shown_key(row["source_key"]),
+            "reason": public(row["reason"]),
+            "created_at": aware(row["created_at"]).isoformat(timespec="seconds"),
+        }
         for row in rows
     ]
     if as_json:
@@ -195,13 +227,15 @@ def quarantine_retry(ctx: typer.Context, source: OneSource = None) -> None:
 
     config = load_config(ctx)
     check_sources(config, [source] if source else None)
+    existing_sqlite(config.database.url)
     engine = open_database(config)
-    results, linked = retry_quarantine(config, engine, [source] if source else None)
+    with database_errors("quarantine retry"):
+        results, linked = retry_quarantine(config, engine, [source] if source else None)
     if not results:
         out.print("no quarantined records to retry", highlight=False)
         return
     table = Table(title="quarantine retry")
-    for column in ("source", "stream", "retried", "landed", "still quarantined", "already stored", "no payload"):
+    for column in ("source", "stream", "retried", "landed", "still quarantined", "already stored", "not judged"):
         table.add_column(column, justify="left" if column in ("source", "stream") else "right")
     for r in results:
         numbers = (r.retried, r.landed, r.still_bad, r.stale, r.kept)

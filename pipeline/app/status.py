@@ -10,9 +10,10 @@ from sqlalchemy import Connection, Engine, func, select
 
 from pipeline.bind import stream_names, stream_spec
 from pipeline.config import Config
+from pipeline.storage.db import reading
 from pipeline.storage.state import aware, load_cursor, utcnow
 from pipeline.storage.tables import Quarantine, SourceRecord, Status, SyncRun, crosswalk_conflict, table_of
-from pipeline.sync.messages import public
+from pipeline.sync.messages import public, shown_key
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -23,7 +24,7 @@ def stream_status(config: Config, engine: Engine) -> list[dict[str, Any]]:
     runs, quarantine, records = table_of(SyncRun), table_of(Quarantine), table_of(SourceRecord)
     now = utcnow()
     rows = []
-    with engine.connect() as conn:
+    with reading(engine).connect() as conn:  # no write lock: status must not wait for a running sync
         conflicts = _conflicts(conn)
         for name, source in config.sources.items():
             for stream in stream_names(source):
@@ -96,17 +97,23 @@ _SOURCE_TEXT = ("continuation_token", "next_url")
 
 
 def shown_cursor(cursor: dict[str, Any]) -> dict[str, Any]:
-    """A cursor as status shows it: offsets, pages, anchors and times as stored, a token or link by its length.
+    """A cursor as status shows it: offsets, pages and times as stored, an anchor (a record's key) as a listing
+    shows a key (``shown_key``), a token or link by its length.
 
-    >>> shown_cursor({"continuation_token": "after=Ana,dob=1987", "sweep": {"offset": 4, "anchor": "u9"}})
-    {'continuation_token': '<18 characters>', 'sweep': {'offset': 4, 'anchor': 'u9'}}
+    >>> shown_cursor({"continuation_token": "after=Ana,dob=1987", "sweep": {"offset": 4, "anchor": "123-45-6789"}})
+    {'continuation_token': '<18 characters>', 'sweep': {'offset': 4, 'anchor': '[redacted]'}}
     """
-    return {
-        key: shown_cursor(value)
-        if isinstance(value, dict)
-        else (f"<{len(value)} characters>" if key in _SOURCE_TEXT and isinstance(value, str) else value)
-        for key, value in cursor.items()
-    }
+    return {key: _shown(key, value) for key, value in cursor.items()}
+
+
+def _shown(key: str, value: Any) -> Any:
+    if isinstance(value, dict):
+        return shown_cursor(value)
+    if not isinstance(value, str):
+        return value
+    if key in _SOURCE_TEXT:
+        return f"<{len(value)} characters>"
+    return shown_key(value) if key == "anchor" else value
 
 
 def _iso(value: dt.datetime | None) -> str | None:

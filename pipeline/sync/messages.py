@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from canonical.errors import PatientSyncError, SourceError
-from canonical.privacy import mask_text
+from canonical.privacy import REDACTED, SSN_PATTERN, mask_text
 
 MAX_LENGTH = 500
 _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'|\([^()]*\)=\([^()]*\)")
@@ -42,6 +42,22 @@ SECRETS = _Secrets()
 def public(text: str) -> str:
     """``text`` as it may leave the program: bounded, and masked for every secret and personal shape."""
     return mask_text(text[:MAX_LENGTH], SECRETS.values)
+
+
+# An SSN standing on its own in a key: a hex id's run of nine digits ("…-66f109809328") is not one.
+_KEY_SSN = re.compile(rf"(?<![0-9A-Za-z]){SSN_PATTERN.pattern}(?![0-9A-Za-z])")
+
+
+def shown_key(key: str) -> str:
+    """A record's key as a listing may show it (quarantine, a cursor's anchor): a configured secret or a key
+    that is an SSN is masked, and nothing else, so that the record can be found by it.
+
+    >>> [shown_key(k) for k in ("123-45-6789", "pat-123456789", "b185f6ad-d668-429b-9f49-66f109809328")]
+    ['[redacted]', 'pat-[redacted]', 'b185f6ad-d668-429b-9f49-66f109809328']
+    """
+    for secret in SECRETS.values:
+        key = key.replace(secret, REDACTED)
+    return _KEY_SSN.sub(REDACTED, key[:MAX_LENGTH])
 
 
 def run_error(source: str, stream: str, exc: BaseException) -> str:

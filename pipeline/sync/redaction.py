@@ -49,6 +49,15 @@ def is_storable_text(value: str) -> bool:
     return _UNSTORABLE.search(value) is None
 
 
+def holds_a_cut(payload: Any) -> bool:
+    """Whether a stored payload was cut at ``MAX_DEPTH`` (its record was too deep to keep whole)."""
+    if isinstance(payload, dict):
+        return any(holds_a_cut(v) for v in payload.values())
+    if isinstance(payload, list):
+        return any(holds_a_cut(v) for v in payload)
+    return payload == TRUNCATED
+
+
 def redact(payload: Any) -> Redacted:
     """The payload as it may be stored (see the module's rules)."""
     walk = _Walk()

@@ -5,9 +5,16 @@ keys, queued for linking) and leaves quarantine; one it still refuses keeps its 
 code. Each stream is held by its lease meanwhile, so no run writes it at the same time.
 
 A payload is what ``source_record`` keeps: scrubbed and redacted (``pipeline.sync.redaction``), so it may lack
-what the source sent (an SSN-shaped phone number is masked). So a text that redaction masked reaches the
-mapping as absent, never as ``[redacted]``, and a landed record's stored hash is marked as not the source's
-own: the next run that reads the record maps it again from what the source sends, and stores that.
+what the source sent. So:
+- the mapping is told it reads a stored form (``MappingContext.stored``: Particle's SSN is its last four digits
+  and hash then, and an SSN the scrub could not read still fails);
+- a text that redaction masked reaches the mapping as absent, never as ``[redacted]``, and the record's key is
+  the quarantine row's own (a payload's may be masked);
+- what cannot be judged again stays as it is: a row without a payload, a payload cut at the depth limit (its
+  record was too deep), a row keyed by a hash because the record had no usable key (redaction may have
+  changed the key it had);
+- a landed record's stored hash is marked as not the source's own: the next run that reads the record maps it
+  again from what the source sends, and stores that.
 """
 
 from __future__ import annotations
@@ -26,8 +33,10 @@ from pipeline.bind import mapping_context, stream_names, stream_spec
 from pipeline.config import Config
 from pipeline.kinds import StreamSpec
 from pipeline.storage import load, quarantine, state
+from pipeline.storage.db import reading
 from pipeline.sync.linking import LinkStats
 from pipeline.sync.prepare import Prepared, PreparedPage, Rejected, prepare
+from pipeline.sync.redaction import holds_a_cut
 from pipeline.sync.rows import map_page
 from pipeline.sync.runner import link
 
@@ -44,7 +53,7 @@ class Retried:
     landed: int = 0  # inserted or updated
     stale: int = 0  # the stored record is this very payload already: only the row goes
     still_bad: int = 0
-    kept: int = 0  # no payload was kept (it could not be stored): the row stays as it is
+    kept: int = 0  # rows that cannot be judged again (see the module): they stay as they are
     skipped: str | None = None  # why the stream was not retried (another process runs it)
 
 
@@ -57,11 +66,13 @@ def retry_quarantine(
         if only and name not in only:
             continue
         for stream in stream_names(source):
-            with engine.connect() as conn:
+            with reading(engine).connect() as conn:
                 if not quarantine.payloads(conn, name, stream, None, 1):
                     continue
             results.append(_retry_stream(config, engine, name, stream))
-    stats = link(engine, config.identity) if any(r.landed for r in results) else None
+    # As a sync links what it lands (or leaves it queued for `patientsync link` when told to).
+    landed = any(r.landed for r in results)
+    stats = link(engine, config.identity) if landed and config.identity.link_during_sync else None
     return results, stats
 
 
@@ -75,7 +86,7 @@ def _retry_stream(config: Config, engine: Engine, name: str, stream: str) -> Ret
         result.skipped = str(exc)
         return result
     try:
-        ctx = mapping_context(source, state.utcnow().date())
+        ctx = replace(mapping_context(source, state.utcnow().date()), stored=True)
         after = None
         while True:
             with engine.begin() as conn:
@@ -102,17 +113,15 @@ def _retry_chunk(
     bad: list[Rejected] = []
     kept = []
     for key, payload in chunk:
-        if payload is None:
+        if payload is None or key.startswith("sha256:") or holds_a_cut(payload):
             kept.append(key)
             continue
         # Prepared again (redaction does nothing twice) for the digest and the checks; the key is the row's,
         # since the payload's own may be masked (a Particle id with nine digits in a row).
         record = prepare(payload, spec, ctx)
-        keyed = not key.startswith("sha256:")
         if isinstance(record, Rejected):
-            bad.append(replace(record, key=key) if keyed else record)
+            bad.append(replace(record, key=key))
         else:
-            key = key if keyed else record.key
             good[key] = replace(record, key=key, raw=as_mapped(record.stored, spec.stream.key, key))
     stored = load.stored_hashes(conn, name, stream, list(good))
     stale = {key for key, record in good.items() if stored.get(key) == (record.digest, False)}
@@ -121,8 +130,8 @@ def _retry_chunk(
     )
     rows, counts = map_page(retried, stored, spec, ctx, name, state.utcnow(), None)
     load.write(conn, rows)
-    # A landed record's row went with load.write; a stale one's, or one whose key is now spelt otherwise
-    # (integer keys), goes here: only the rows of records quarantined again stay.
+    # A landed record's row went with load.write; a stale one's goes here: only the rows of records
+    # quarantined again, and those not judged, stay.
     gone = {key for key, _ in chunk}.difference(counts.bad_keys, kept)
     quarantine.remove(conn, name, stream, sorted(gone))
     result.retried += len(chunk)
