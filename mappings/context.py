@@ -12,5 +12,5 @@ class MappingContext:
     phone_region: str = "MX"  # phonenumbers default region for numbers without a country code
     ssn_key: bytes | None = field(default=None, repr=False)  # HMAC key for SSNs; None: SSNs are not kept at all
     # The record is a stored payload (scrubbed and redacted), mapped again by `quarantine retry`, not the
-    # source's own: what a kind's scrub derived stands in for what it removed.
+    # source's own: what a kind's scrub derived from a secret (Particle's SSN) is not taken from it.
     stored: bool = False

@@ -281,7 +281,7 @@ def timestamp(value: Any, field: str) -> dt.datetime | None:
         raise RecordError(field, "is outside the years 1 to 9999 in UTC") from None
 
 
-NOT_AN_SSN = "not a social security number (expected 123-45-6789 or nine digits)"
+NOT_AN_SSN = "not a social security number (expected nine digits: three, two and four, or run together)"
 
 
 def ssn_digits(value: Any, field: str) -> str | None:

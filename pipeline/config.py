@@ -180,7 +180,8 @@ def parse(raw: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -> Co
         try:
             config = Config.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError("; ".join(overrides.named(_describe(error)) for error in exc.errors())) from None
+            said = dict.fromkeys(overrides.named(_describe(error)) for error in exc.errors())  # once each
+            raise ConfigError("; ".join(said)) from None
         try:
             _check_streams(config)
         except ConfigError as exc:

@@ -35,14 +35,20 @@ class Overrides:
     texts: dict[str, str] = field(default_factory=dict)  # every text an override brought -> its variable
 
     def named(self, message: str) -> str:
-        """``message`` naming the variable, and with no part of its value, when it is about an overridden key."""
+        """``message`` naming the variable when it is about an overridden key. A message about the key itself
+        (or a key inside its value) says only that the value is refused: a library's words may quote any part
+        of it. One about a section that mentions the key (a rule between two keys) is ours, and kept."""
         key, _, said = message.partition(": ")
         for path, variable in self.keys.items():
-            # "sources.rx: continuation_param applies to kind particle only" is about sources.rx.continuation_param
-            about = key == path or key.startswith(f"{path}.") or path == f"{key}.{said.split(' ', 1)[0]}"
-            if about and said:
-                return f"{key}: {_without_parts(said, variable, self.texts)} (set by {variable})"
+            if key == path or key.startswith(f"{path}."):
+                return f"{path}: the value of {variable} is refused (it is not shown)"
+            if path.startswith(f"{key}.") and _mentions(said, path):
+                return f"{message} (set by {variable})"
         return message
+
+
+def _mentions(said: str, path: str) -> bool:
+    return re.search(rf"\b{re.escape(path.rsplit('.', 1)[-1])}\b", said) is not None
 
 
 def apply(raw: dict[str, Any], environ: Mapping[str, str]) -> tuple[dict[str, Any], Overrides]:
@@ -108,13 +114,6 @@ def _texts(value: Any) -> list[str]:
     if isinstance(value, list):
         return [t for item in value for t in _texts(item)]
     return [value] if isinstance(value, str) else []
-
-
-def _without_parts(said: str, variable: str, texts: dict[str, str]) -> str:
-    """``said`` with every word (3+ letters or digits) that is a part of the variable's texts cut out: a
-    library's message may quote a fragment of the value (a cron parser quotes the field it could not read)."""
-    values = [text.lower() for text, v in texts.items() if v == variable]
-    return re.sub(r"[A-Za-z0-9]{3,}", lambda m: "…" if any(m[0].lower() in v for v in values) else m[0], said)
 
 
 def _copy(value: Any) -> Any:

@@ -62,7 +62,10 @@ def test_hostile_records_are_quarantined_with_true_reasons_and_the_page_lands(sa
             {"uid": "a\u0000b", "name": "Ana Cinco"},
         ],
         "/_sandbox/profiles/patients": [{"unique_id": "pat-long", "patient_profile": {"unique_id": long}}],
-        "/_sandbox/particle/patients": [{"patient_id": "pt-bad-ssn", "given_name": "Ana", "ssn": "12-34"}],
+        "/_sandbox/particle/patients": [
+            {"patient_id": "pt-bad-ssn", "given_name": "Ana", "ssn": "12-34"},
+            {"patient_id": "pt-ssn-dob", "given_name": "Ana", "date_of_birth": "123-45-6789"},  # stored masked
+        ],
         "/_sandbox/gauges/gauges": [
             {
                 "id": 999_001,

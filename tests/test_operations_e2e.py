@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from pipeline.kinds import KINDS
 from pipeline.storage import state
@@ -178,20 +179,25 @@ def test_quarantine_retry_lands_what_the_current_code_takes(sandbox, tmp_path, d
         patient = patient_row(engine, "rx", uid)
         assert crosswalk_ids(engine, patient["id"])["uid"] == uid
         assert person_of(engine, "rx", uid, "uid")
-    for patient_id in with_ssn:  # with the SSN evidence a sync derives, though only its hash was stored
-        landed = rows(
+
+    def last4(patient_id: str) -> list[dict[str, Any]]:
+        return rows(
             engine,
             "SELECT p.ssn_last4 FROM patient p JOIN crosswalk c ON c.entity_id = p.id "
             "WHERE c.source = 'pa' AND c.id_value = :v",
             v=patient_id,
         )
-        assert landed == [{"ssn_last4": truth[patient_id]["ssn"][-4:]}]
+
+    for patient_id in with_ssn:  # landed and linked; its SSN evidence comes with the source's next answer
+        assert last4(patient_id) == [{"ssn_last4": None}]
         assert person_of(engine, "pa", patient_id)
     assert count(engine, "match_key", "patient_id IN (SELECT entity_id FROM crosswalk WHERE id_value = :v)", v=uids[0])
 
     # The next sweep maps the retried records again from what the source sends; nothing else is written.
     again = by_stream(run(config, engine, "sweep"))
     assert (again["rx/patients"].counts.updated, again["pa/patients"].counts.updated) == (3, 2)
+    for patient_id in with_ssn:
+        assert last4(patient_id) == [{"ssn_last4": truth[patient_id]["ssn"][-4:]}]
     assert count(engine, "quarantine") == 1
     assert cli("--config", cfg, "quarantine", "retry").returncode == 0  # the bad one stays, nothing else to do
     assert count(engine, "quarantine") == 1
@@ -280,6 +286,9 @@ def test_a_dry_run_neither_sets_up_nor_upgrades_a_schema(sandbox, tmp_path, db_u
     proc = cli("--config", cfg, "sync", "--dry-run")
     assert proc.returncode == 0, proc.stderr
     assert _table(proc.stdout)["rx/patients"]["inserted"] == "230"
+    if db_url.startswith("sqlite"):  # not a byte written: not even the switch to WAL that opening it makes
+        file = Path(db_url.removeprefix("sqlite:///"))
+        assert file.stat().st_size == 0 and not Path(f"{file}-wal").exists()
     bare = open_engine(db_url)
     assert inspect(bare).get_table_names() == []
 
@@ -318,3 +327,73 @@ def test_a_database_failure_in_an_operations_command_is_one_line():
     with pytest.raises(typer.Exit) as exited, database_errors("quarantine retry"):
         raise OperationalError("UPDATE quarantine SET reason = 'Ana Pérez'", {}, Exception("database is locked"))
     assert exited.value.exit_code == 1
+
+
+def test_retry_leaves_what_a_stored_form_cannot_show(sqlite_url):
+    """Rows an older version wrote, and payloads redaction changed: none lands, and no forged SSN evidence is
+    taken from a stored form."""
+    from pipeline.sync.retry import retry_quarantine
+
+    config = make_config(sqlite_url, {"pa": {"kind": "particle", "base_url": "http://127.0.0.1:1/p", "token": "t"}})
+    engine = engine_for(config)
+    base = {"given_name": "Ana", "family_name": "Uno", "date_of_birth": "1990-01-02"}
+    staged = {
+        # an older version dropped an SSN it could not read
+        "pt-old-bad-ssn": ({**base, "patient_id": "pt-old-bad-ssn"}, "ssn: not a social security number"),
+        # the value refused was masked when stored
+        "pt-masked-dob": ({**base, "patient_id": "pt-masked-dob", "date_of_birth": "[redacted]"}, "date_of_birth: x"),
+        # an older version stored a source's own SSN evidence as it came; the record itself is good now
+        "pt-forged": (
+            {**base, "patient_id": "pt-forged", "ssn_last4": "3333", "ssn_hmac": "ab" * 32},
+            "record: the mapping failed (ValueError)",
+        ),
+    }
+    with engine.begin() as conn:
+        for key, (payload, reason) in staged.items():
+            conn.execute(
+                text(
+                    "INSERT INTO quarantine (source, stream, source_key, reason, payload, payload_hash, created_at) "
+                    "VALUES ('pa', 'patients', :k, :r, :p, 'h', CURRENT_TIMESTAMP)"
+                ),
+                {"k": key, "r": reason, "p": json.dumps(payload)},
+            )
+    (retried,), _ = retry_quarantine(config, engine)
+    assert (retried.landed, retried.kept) == (1, 2)
+    assert {r["source_key"] for r in rows(engine, "SELECT source_key FROM quarantine")} == {
+        "pt-old-bad-ssn",
+        "pt-masked-dob",
+    }
+    assert rows(engine, "SELECT ssn_last4 FROM patient") == [{"ssn_last4": None}]
+    assert count(engine, "match_key", "key_type = 'ssn'") == 0
+
+
+def test_a_dry_run_decides_deletions_as_the_sync_would_when_records_come_back(sandbox, tmp_path, sqlite_url):
+    """Records back after a deletion, and new ones, count as live for the max_delete_fraction guard."""
+    sandbox.reset(patients=50, medics=5, seed=6)
+    sources = {"pf": profiles_source(sandbox)}
+    cfg = config_file(tmp_path, sqlite_url, sources)
+    assert cli("--config", cfg, "sync").returncode == 0
+    everyone = profiles_truth(sandbox)
+    for record in everyone[:20]:
+        sandbox.client.delete(f"/profiles/patients/patients/{record['unique_id']}/", headers=PROFILES_AUTH)
+    assert _table(cli("--config", cfg, "sync").stdout)["pf/patients"]["deleted"] == "20"
+    for record in everyone[:20]:  # back again, and 20 others gone: 20 of the 50 would go
+        sandbox.post("/_sandbox/profiles/patients", record)
+    for record in everyone[20:40]:
+        sandbox.client.delete(f"/profiles/patients/patients/{record['unique_id']}/", headers=PROFILES_AUTH)
+
+    told = _table(cli("--config", cfg, "sync", "--dry-run").stdout)["pf/patients"]
+    done = _table(cli("--config", cfg, "sync").stdout)["pf/patients"]
+    assert told == done and done["deleted"] == "20"
+
+
+@pytest.mark.parametrize("command", [("status",), ("sync", "--dry-run"), ("quarantine", "list"), ("state", "show")])
+def test_a_file_that_is_not_a_database_is_one_line(tmp_path, command):
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database, just text")
+    cfg = config_file(
+        tmp_path, f"sqlite:///{junk}", {"rx": {"kind": "prescrypto", "base_url": "http://x", "token": "t"}}
+    )
+    proc = cli("--config", cfg, *command)
+    assert proc.returncode == 2 and "cannot open it: file is not a database" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -354,7 +354,11 @@ def test_bad_records_are_quarantined_naming_the_field_and_the_rest_land(sandbox,
         ("pf", "patients", "pat-bad"): "patient_latitude: outside -90..90 degrees",
         ("ga", "patients", "99991"): "date_of_birth: is in the future",
         ("ga", "gauges", "999991"): "value: is outside the scale 1..10",
-        ("pa", "patients", "pt-bad-1"): "ssn: not a social security number (expected 123-45-6789 or nine digits)",
+        (
+            "pa",
+            "patients",
+            "pt-bad-1",
+        ): "ssn: not a social security number (expected nine digits: three, two and four, or run together)",
     }
     assert "12-34" not in str(rows(engine, "SELECT payload FROM quarantine WHERE source = 'pa'"))
     assert count(engine, "patient") == 3 * 230

@@ -46,7 +46,7 @@ def load_config(ctx: typer.Context) -> Config:
 
 
 def open_database(config: Config, url: str | None = None) -> Engine:
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import DatabaseError
 
     from pipeline.storage.db import migrate, open_engine
     from pipeline.sync.messages import database_reason
@@ -55,7 +55,7 @@ def open_database(config: Config, url: str | None = None) -> Engine:
     engine = open_engine(url or config.database.url, hide_parameters=True)
     try:
         migrate(engine)
-    except OperationalError as exc:
+    except DatabaseError as exc:  # unreachable, locked, or a file that is not a database
         fail(f"database {engine.url.render_as_string(hide_password=True)}: cannot open it: {database_reason(exc)}", 2)
     return engine
 
@@ -76,23 +76,29 @@ def open_unchanged(config: Config, scratch: Path) -> Engine:
     """The configured database for a dry run, opened without creating or migrating anything: a database that
     does not exist yet or was never set up is compared as an empty one (a fresh file in ``scratch``), and one
     of another schema revision is refused (exit 2)."""
-    from sqlalchemy.exc import OperationalError
+    import sqlite3
 
-    from pipeline.storage.db import HEAD, open_engine, stored_revision
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DatabaseError
+
+    from pipeline.storage.db import HEAD, open_engine, sqlite_revision, stored_revision
     from pipeline.sync.messages import database_reason
 
     url = config.database.url
+    parsed = make_url(url)
     revision = None
     if not missing_sqlite(url):
-        engine = open_engine(url, hide_parameters=True)
-        shown = engine.url.render_as_string(hide_password=True)
+        shown = parsed.render_as_string(hide_password=True)
+        engine = None if parsed.get_backend_name() == "sqlite" else open_engine(url, hide_parameters=True)
         try:
-            revision = stored_revision(engine)
-        except OperationalError as exc:
-            fail(f"database {shown}: cannot open it: {database_reason(exc)}", 2)
+            revision = stored_revision(engine) if engine is not None else sqlite_revision(str(parsed.database))
+        except (DatabaseError, sqlite3.Error) as exc:
+            reason = database_reason(exc) if isinstance(exc, DatabaseError) else str(exc)
+            fail(f"database {shown}: cannot open it: {reason}", 2)
         if revision == HEAD:
-            return engine
-        engine.dispose()
+            return engine or open_engine(url, hide_parameters=True)
+        if engine is not None:
+            engine.dispose()
         if revision is not None:
             fail(
                 f"database {shown}: its schema is revision {revision}, this version's is {HEAD}; a dry run does "

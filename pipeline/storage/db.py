@@ -119,6 +119,19 @@ def stored_revision(engine: Engine) -> str | None:
         return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
+def sqlite_revision(path: str) -> str | None:
+    """``stored_revision`` of an existing SQLite file, read without changing it: opened read-only, and without
+    the engine's connect settings (which would turn on WAL, a write)."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)) as conn:
+        probe = "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+        if conn.execute(probe).fetchone() is None:
+            return None
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        return None if row is None else str(row[0])
+
+
 def among(conn: Connection, column: Any, keys: list[str]) -> Any:
     """``column IN keys`` with the keys as ONE parameter (an array; in SQLite a JSON list).
 

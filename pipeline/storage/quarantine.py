@@ -20,12 +20,13 @@ def listed(conn: Connection, source: str | None = None) -> list[dict[str, Any]]:
     return [dict(row) for row in conn.execute(query.order_by(_q.c.source, _q.c.stream, _q.c.source_key)).mappings()]
 
 
-def payloads(conn: Connection, source: str, stream: str, after: str | None, limit: int) -> list[tuple[str, Any]]:
-    """The next ``limit`` quarantined records of a stream after key ``after``: (key, stored payload)."""
-    query = select(_q.c.source_key, _q.c.payload).where(_q.c.source == source, _q.c.stream == stream)
+def payloads(conn: Connection, source: str, stream: str, after: str | None, limit: int) -> list[tuple[str, Any, str]]:
+    """The next ``limit`` quarantined records of a stream after key ``after``: (key, stored payload, reason)."""
+    query = select(_q.c.source_key, _q.c.payload, _q.c.reason).where(_q.c.source == source, _q.c.stream == stream)
     if after is not None:
         query = query.where(_q.c.source_key > after)
-    return [(key, payload) for key, payload in conn.execute(query.order_by(_q.c.source_key).limit(limit)).all()]
+    rows = conn.execute(query.order_by(_q.c.source_key).limit(limit)).all()
+    return [(key, payload, reason) for key, payload, reason in rows]
 
 
 def remove(conn: Connection, source: str, stream: str, keys: list[str]) -> None:

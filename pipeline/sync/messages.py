@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from canonical.errors import PatientSyncError, SourceError
-from canonical.privacy import REDACTED, SSN_PATTERN, mask_text
+from canonical.privacy import REDACTED, mask_ssns, mask_text
 
 MAX_LENGTH = 500
 _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'|\([^()]*\)=\([^()]*\)")
@@ -44,20 +44,23 @@ def public(text: str) -> str:
     return mask_text(text[:MAX_LENGTH], SECRETS.values)
 
 
-# An SSN standing on its own in a key: a hex id's run of nine digits ("…-66f109809328") is not one.
-_KEY_SSN = re.compile(rf"(?<![0-9A-Za-z]){SSN_PATTERN.pattern}(?![0-9A-Za-z])")
+# A long run of hex digits is an id (a UUID's last group, a Particle id): nine decimal digits inside it are
+# not an SSN. Anything else that holds one, in any form mask_ssns knows, is masked.
+_HEX_ID = re.compile(r"[0-9A-Fa-f]{12,}")
 
 
 def shown_key(key: str) -> str:
-    """A record's key as a listing may show it (quarantine, a cursor's anchor): a configured secret or a key
-    that is an SSN is masked, and nothing else, so that the record can be found by it.
+    """A record's key as a listing may show it (quarantine, a cursor's anchor): a configured secret or an SSN
+    in it is masked, and nothing else, so that the record can be found by it.
 
-    >>> [shown_key(k) for k in ("123-45-6789", "pat-123456789", "b185f6ad-d668-429b-9f49-66f109809328")]
-    ['[redacted]', 'pat-[redacted]', 'b185f6ad-d668-429b-9f49-66f109809328']
+    >>> [shown_key(k) for k in ("123-45-6789", "SSN123-45-6789", "ssn123456789", "pt-000865545db305dc")]
+    ['[redacted]', 'SSN[redacted]', 'ssn[redacted]', 'pt-000865545db305dc']
     """
+    key = key[:MAX_LENGTH]
     for secret in SECRETS.values:
         key = key.replace(secret, REDACTED)
-    return _KEY_SSN.sub(REDACTED, key[:MAX_LENGTH])
+    parts = re.split(f"({_HEX_ID.pattern})", key)  # odd positions: hex ids, kept as they are
+    return "".join(part if i % 2 else mask_ssns(part) for i, part in enumerate(parts))
 
 
 def run_error(source: str, stream: str, exc: BaseException) -> str:

@@ -49,13 +49,17 @@ def is_storable_text(value: str) -> bool:
     return _UNSTORABLE.search(value) is None
 
 
-def holds_a_cut(payload: Any) -> bool:
-    """Whether a stored payload was cut at ``MAX_DEPTH`` (its record was too deep to keep whole)."""
+def holds_a_mark(payload: Any, ignored: frozenset[str] = frozenset()) -> bool:
+    """Whether a stored payload shows where redaction changed it: a masked text (in a value or a key), or a cut
+    at ``MAX_DEPTH``. Values under ``ignored`` keys (at the top level) are not looked at."""
     if isinstance(payload, dict):
-        return any(holds_a_cut(v) for v in payload.values())
+        return any(holds_a_mark(str(k)) or holds_a_mark(v) for k, v in payload.items() if k not in ignored)
     if isinstance(payload, list):
-        return any(holds_a_cut(v) for v in payload)
-    return payload == TRUNCATED
+        return any(holds_a_mark(v) for v in payload)
+    return isinstance(payload, str) and (payload == TRUNCATED or REDACTED in payload)
+
+
+DERIVED_KEYS = frozenset(_DERIVED)  # what a kind's scrub derives (Particle's SSN evidence): ours, not the source's
 
 
 def redact(payload: Any) -> Redacted:

@@ -5,21 +5,18 @@ keys, queued for linking) and leaves quarantine; one it still refuses keeps its 
 code. Each stream is held by its lease meanwhile, so no run writes it at the same time.
 
 A payload is what ``source_record`` keeps: scrubbed and redacted (``pipeline.sync.redaction``), so it may lack
-what the source sent. So:
-- the mapping is told it reads a stored form (``MappingContext.stored``: Particle's SSN is its last four digits
-  and hash then, and an SSN the scrub could not read still fails);
-- a text that redaction masked reaches the mapping as absent, never as ``[redacted]``, and the record's key is
-  the quarantine row's own (a payload's may be masked);
-- what cannot be judged again stays as it is: a row without a payload, a payload cut at the depth limit (its
-  record was too deep), a row keyed by a hash because the record had no usable key (redaction may have
-  changed the key it had);
-- a landed record's stored hash is marked as not the source's own: the next run that reads the record maps it
-  again from what the source sends, and stores that.
+what the source sent. So a record is judged again only where its stored form shows all that a sync judged it
+on (``judged_again``); the others stay as they are, for the source's next answer to decide. The mapping is told
+it reads a stored form (``MappingContext.stored``), so it takes no SSN evidence from it: a stored form made by an
+older version may hold a source's own. The record's key is the quarantine row's (a payload's may be masked). A
+landed record's stored hash is marked as not the source's own: the next run that reads the record maps it again
+from what the source sends (its SSN evidence included), and stores that.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,7 +24,7 @@ import structlog
 from sqlalchemy import Connection, Engine
 
 from canonical.errors import LeaseHeldError
-from canonical.privacy import REDACTED
+from canonical.privacy import is_secret_key
 from mappings.context import MappingContext
 from pipeline.bind import mapping_context, stream_names, stream_spec
 from pipeline.config import Config
@@ -36,7 +33,7 @@ from pipeline.storage import load, quarantine, state
 from pipeline.storage.db import reading
 from pipeline.sync.linking import LinkStats
 from pipeline.sync.prepare import Prepared, PreparedPage, Rejected, prepare
-from pipeline.sync.redaction import holds_a_cut
+from pipeline.sync.redaction import DERIVED_KEYS, holds_a_mark
 from pipeline.sync.rows import map_page
 from pipeline.sync.runner import link
 
@@ -106,14 +103,19 @@ def _retry_stream(config: Config, engine: Engine, name: str, stream: str) -> Ret
 
 
 def _retry_chunk(
-    conn: Connection, name: str, spec: StreamSpec, ctx: MappingContext, chunk: list[tuple[str, Any]], result: Retried
+    conn: Connection,
+    name: str,
+    spec: StreamSpec,
+    ctx: MappingContext,
+    chunk: list[tuple[str, Any, str]],
+    result: Retried,
 ) -> None:
     stream = spec.stream.name
     good: dict[str, Prepared] = {}
     bad: list[Rejected] = []
     kept = []
-    for key, payload in chunk:
-        if payload is None or key.startswith("sha256:") or holds_a_cut(payload):
+    for key, payload, reason in chunk:
+        if not judged_again(key, payload, reason, spec.stream.key):
             kept.append(key)
             continue
         # Prepared again (redaction does nothing twice) for the digest and the checks; the key is the row's,
@@ -122,7 +124,7 @@ def _retry_chunk(
         if isinstance(record, Rejected):
             bad.append(replace(record, key=key))
         else:
-            good[key] = replace(record, key=key, raw=as_mapped(record.stored, spec.stream.key, key))
+            good[key] = replace(record, key=key, raw={**record.stored, spec.stream.key: key})
     stored = load.stored_hashes(conn, name, stream, list(good))
     stale = {key for key, record in good.items() if stored.get(key) == (record.digest, False)}
     retried = PreparedPage(
@@ -132,7 +134,7 @@ def _retry_chunk(
     load.write(conn, rows)
     # A landed record's row went with load.write; a stale one's goes here: only the rows of records
     # quarantined again, and those not judged, stay.
-    gone = {key for key, _ in chunk}.difference(counts.bad_keys, kept)
+    gone = {key for key, _, _ in chunk}.difference(counts.bad_keys, kept)
     quarantine.remove(conn, name, stream, sorted(gone))
     result.retried += len(chunk)
     result.landed += counts.inserted + counts.updated
@@ -141,30 +143,27 @@ def _retry_chunk(
     result.kept += len(kept)
 
 
-def as_mapped(stored: Any, key_field: str, key: str) -> Any:
-    """What the mapping reads of a stored payload: masked texts absent, the record's own key in its key field.
+def judged_again(key: str, payload: Any, reason: str, key_field: str) -> bool:
+    """Whether a quarantined record's stored form still shows all a sync judged it on.
 
-    >>> as_mapped({"patient_id": "pt-[redacted]", "phone": "+[redacted]", "name": "Ana"}, "patient_id", "pt-1")
-    {'patient_id': 'pt-1', 'phone': None, 'name': 'Ana'}
+    Not when: no payload was kept; the row is keyed by a hash (the record had no usable key, and storing it may
+    have changed the one it had); the payload shows a mark of redaction outside its key (a masked text, which
+    may be what was refused, or a cut at the depth limit); or the reason names a secret field (an SSN), whose
+    value is never stored. What a kind's scrub derives is not looked at: a stored form's is not taken.
+
+    >>> judged_again("u1", {"uid": "u1", "date_of_birth": "1990-02-30"}, "date_of_birth: no such day", "uid")
+    True
+    >>> judged_again("u1", {"uid": "u1", "date_of_birth": "[redacted]"}, "date_of_birth: not a date", "uid")
+    False
+    >>> judged_again("pt-1", {"patient_id": "pt-1"}, "ssn: not a social security number", "patient_id")
+    False
     """
-    raw = unmasked(stored)
-    masked = stored.get(key_field)
-    if isinstance(masked, str) and REDACTED in masked:
-        raw[key_field] = key
-    return raw
-
-
-def unmasked(payload: Any) -> Any:
-    """The payload with every text that redaction masked as absent: no mapping may take ``[redacted]`` for a value.
-
-    >>> unmasked({"phone": "+[redacted]", "names": ["Ana", "[redacted]"], "age": 3})
-    {'phone': None, 'names': ['Ana', None], 'age': 3}
-    """
-    if isinstance(payload, dict):
-        return {key: unmasked(value) for key, value in payload.items()}
-    if isinstance(payload, list):
-        return [unmasked(value) for value in payload]
-    return None if isinstance(payload, str) and REDACTED in payload else payload
+    if payload is None or key.startswith("sha256:") or not isinstance(payload, dict):
+        return False
+    field = re.split(r"[.\[]", reason.split(":", 1)[0])[-1]
+    if is_secret_key(field):
+        return False
+    return not holds_a_mark({k: v for k, v in payload.items() if k != key_field}, DERIVED_KEYS)
 
 
 def not_the_sources(digest: str) -> str:

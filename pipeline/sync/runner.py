@@ -196,6 +196,7 @@ class _Pending:
     now: dt.datetime
     mapped: Future[Mapped]
     unchanged: int  # records whose stored hash is their own: not handed to the mapper
+    live: set[str] = field(default_factory=set)  # keys stored live before (counted by a dry run only)
 
 
 class _Group:
@@ -285,6 +286,10 @@ class StreamRun:
         self.analyze_at = 1000
         self.counted_at = state.utcnow()
         self.started = time.monotonic()
+        # A dry run's records that a run would have written (key -> payload hash), and how many of them would
+        # be live that are not now (new, or back after a deletion).
+        self.rehearsed: dict[str, str] = {}
+        self.would_be_live = 0
 
     def run(self) -> RunResult:
         name, stream, result = self.name, self.stream, self.result
@@ -449,6 +454,10 @@ class StreamRun:
             now = state.utcnow()
             with reading(self.engine).connect() as conn:  # this stream's rows are written by this run only
                 stored = load.stored_hashes(conn, self.name, self.stream, list(page.good))
+            live = set()
+            if self.options.dry_run:  # as if the batches before were written
+                live = {k for k, (_, deleted) in stored.items() if not deleted}
+                stored.update({k: (self.rehearsed[k], False) for k in page.good if k in self.rehearsed})
             before = self.pending.cursor if self.pending is not None else self.cursor
             after = before.advanced(batch.checkpoint, self.mode)
             # Only what changed goes to the mapper: a re-sync of unchanged records hands it nothing.
@@ -460,7 +469,7 @@ class StreamRun:
             mapped = mapper.submit(job)
             if self.pending is not None:
                 self._write_pending()
-            self.pending = _Pending(batch, list(page.good), after, now, mapped, len(page.good) - len(changed))
+            self.pending = _Pending(batch, list(page.good), after, now, mapped, len(page.good) - len(changed), live)
         if self.pending is not None and (drain or self.mapper.in_process):
             self._write_pending()
 
@@ -472,7 +481,13 @@ class StreamRun:
         rows, counts = pending.mapped.result()
         counts.keys, counts.unchanged = pending.keys, counts.unchanged + pending.unchanged
         now = pending.now
-        if not options.dry_run:
+        if options.dry_run:
+            for row in rows.records:  # what this dry run would have written: later batches see it stored
+                key = row["source_key"]
+                if key not in pending.live and key not in self.rehearsed:
+                    self.would_be_live += 1
+                self.rehearsed[key] = row["payload_hash"]
+        else:
             assert result.run_id is not None, "the run row is written before the walk"
             with engine.begin() as conn:
                 load.write(conn, rows)
@@ -537,8 +552,8 @@ class StreamRun:
         """
         name, source = self.name, self.source
         gone, live = missing_records(conn, name, self.stream, walk.seen)
-        if self.options.dry_run:  # the records it would have inserted would be live by now
-            live += self.result.counts.inserted
+        if self.options.dry_run:  # the records it would have stored, or stored again, would be live by now
+            live += self.would_be_live
         withheld = None
         if not walk.seen and (live or gone):
             withheld = "the sweep saw no records"
