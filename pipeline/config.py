@@ -180,7 +180,7 @@ def parse(raw: dict[str, Any], environ: dict[str, str] | os._Environ[str]) -> Co
         try:
             config = Config.model_validate(data)
         except ValidationError as exc:
-            said = dict.fromkeys(overrides.named(_describe(error)) for error in exc.errors())  # once each
+            said = dict.fromkeys(overrides.named(_describe(error), error["type"]) for error in exc.errors())
             raise ConfigError("; ".join(said)) from None
         try:
             _check_streams(config)

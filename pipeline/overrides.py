@@ -34,14 +34,16 @@ class Overrides:
     keys: dict[str, str] = field(default_factory=dict)  # dotted key -> the variable that set it
     texts: dict[str, str] = field(default_factory=dict)  # every text an override brought -> its variable
 
-    def named(self, message: str) -> str:
+    def named(self, message: str, kind: str | None = None) -> str:
         """``message`` naming the variable when it is about an overridden key. A message about the key itself
-        (or a key inside its value) says only that the value is refused: a library's words may quote any part
-        of it. One about a section that mentions the key (a rule between two keys) is ours, and kept."""
+        (or a key inside its value) says only that the value is refused, and the kind of problem (pydantic's
+        error type, such as ``int_parsing``): a library's words may quote any part of it. One about a section
+        that mentions the key (a rule between two keys) is ours, and kept."""
         key, _, said = message.partition(": ")
         for path, variable in self.keys.items():
             if key == path or key.startswith(f"{path}."):
-                return f"{path}: the value of {variable} is refused (it is not shown)"
+                why = f"{kind.replace('_', ' ')}; " if kind else ""
+                return f"{path}: the value of {variable} is refused ({why}it is not shown)"
             if path.startswith(f"{key}.") and _mentions(said, path):
                 return f"{message} (set by {variable})"
         return message
