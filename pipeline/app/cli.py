@@ -19,10 +19,10 @@ from pipeline.app.console import (
     SourceOption,
     check_sources,
     err,
-    existing_sqlite,
     fail,
     load_config,
     open_database,
+    open_existing,
     open_unchanged,
     out,
 )
@@ -535,8 +535,7 @@ def export_fhir(
             fail(f"--since {since!r}: not an ISO 8601 instant such as 2026-01-31T12:00:00Z", 2)
         instant = instant if instant.tzinfo else instant.replace(tzinfo=dt.UTC)
     config = load_config(ctx)
-    existing_sqlite(database or config.database.url)
-    engine = open_database(config, database)
+    engine = open_existing(config, database)
     fhir = config.export.fhir
     request = ExportRequest(
         out=out_dir,

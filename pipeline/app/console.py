@@ -72,41 +72,63 @@ SourceOption = Annotated[
 ]
 
 
+def open_existing(config: Config, url: str | None = None) -> Engine:
+    """``open_database`` for a command that only reads or steers what is stored: a SQLite file that is not
+    there is refused, instead of created empty."""
+    existing_sqlite(url or config.database.url)
+    return open_database(config, url)
+
+
 def open_unchanged(config: Config, scratch: Path) -> Engine:
     """The configured database for a dry run, opened without creating or migrating anything: a database that
     does not exist yet or was never set up is compared as an empty one (a fresh file in ``scratch``), and one
     of another schema revision is refused (exit 2)."""
+    from pipeline.storage.db import HEAD, open_engine
+
+    url = config.database.url
+    revision = None if missing_sqlite(url) else _revision(url)
+    if revision == HEAD:
+        return open_engine(url, hide_parameters=True)
+    if revision is not None:
+        fail(
+            f"database {_shown(url)}: its schema is revision {revision}, this version's is {HEAD}; a dry run does "
+            "not upgrade it (any other command does)",
+            2,
+        )
+    err.print("no database yet: the dry run compares with an empty one, and creates none", highlight=False)
+    return open_database(config, f"sqlite:///{scratch / 'empty.db'}")
+
+
+def _revision(url: str) -> str | None:
+    """The stored schema revision, read without writing: a SQLite file through a read-only connection (the
+    engine's connect settings would switch it to WAL)."""
     import sqlite3
 
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import DatabaseError
 
-    from pipeline.storage.db import HEAD, open_engine, sqlite_revision, stored_revision
+    from pipeline.storage.db import open_engine, sqlite_revision, stored_revision
     from pipeline.sync.messages import database_reason
 
-    url = config.database.url
     parsed = make_url(url)
-    revision = None
-    if not missing_sqlite(url):
-        shown = parsed.render_as_string(hide_password=True)
-        engine = None if parsed.get_backend_name() == "sqlite" else open_engine(url, hide_parameters=True)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            return sqlite_revision(str(parsed.database))
+        engine = open_engine(url, hide_parameters=True)
         try:
-            revision = stored_revision(engine) if engine is not None else sqlite_revision(str(parsed.database))
-        except (DatabaseError, sqlite3.Error) as exc:
-            reason = database_reason(exc) if isinstance(exc, DatabaseError) else str(exc)
-            fail(f"database {shown}: cannot open it: {reason}", 2)
-        if revision == HEAD:
-            return engine or open_engine(url, hide_parameters=True)
-        if engine is not None:
+            return stored_revision(engine)
+        finally:
             engine.dispose()
-        if revision is not None:
-            fail(
-                f"database {shown}: its schema is revision {revision}, this version's is {HEAD}; a dry run does "
-                "not upgrade it (any other command does)",
-                2,
-            )
-    err.print("no database yet: the dry run compares with an empty one, and creates none", highlight=False)
-    return open_database(config, f"sqlite:///{scratch / 'empty.db'}")
+    except sqlite3.Error as exc:
+        fail(f"database {_shown(url)}: cannot open it: {exc}", 2)
+    except DatabaseError as exc:
+        fail(f"database {_shown(url)}: cannot open it: {database_reason(exc)}", 2)
+
+
+def _shown(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def missing_sqlite(url: str) -> bool:
@@ -120,8 +142,5 @@ def missing_sqlite(url: str) -> bool:
 
 def existing_sqlite(url: str) -> None:
     """A command that only reads refuses a SQLite file that is not there, instead of creating an empty one."""
-    from sqlalchemy.engine import make_url
-
     if missing_sqlite(url):
-        shown = make_url(url).render_as_string(hide_password=True)
-        fail(f"database {shown}: no such file (run sync or demo first)", 2)
+        fail(f"database {_shown(url)}: no such file (run sync or demo first)", 2)

@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 import structlog
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
@@ -59,16 +59,18 @@ def run_daemon(
         if run_now and source.schedule:
             scheduler.add_job(job, args=(name, Mode.incremental), id=f"{name}:start", name=f"{name} first sync")
 
-    def next_run(event: JobExecutionEvent) -> None:
-        # From the trigger, not the scheduler: this runs in a job's thread, and scheduler.get_job would wait
-        # for the lock a shutdown holds while it waits for this very thread.
-        if event.job_id in triggers:  # a one-off job (the first sync) has no next run
-            job_name, trigger = triggers[event.job_id]
+    def log_next_run(job_id: str) -> None:
+        # From the trigger, not the scheduler: after a run this is called in the job's thread, and
+        # scheduler.get_job would wait for the lock a shutdown holds while it waits for this very thread.
+        if job_id in triggers:  # a one-off job (the first sync) has no next run
+            job_name, trigger = triggers[job_id]
             at = trigger.get_next_fire_time(None, dt.datetime.now(dt.UTC))
             if at is not None:
                 log.info("next run", job=job_name, at=at.isoformat())
 
-    scheduler.add_listener(next_run, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+    scheduler.add_listener(
+        lambda event: log_next_run(event.job_id), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED
+    )
     server: Any = contextlib.nullcontext()
     if metrics_port is not None:
         metrics = Metrics(engine, [(name, stream) for name, s in config.sources.items() for stream in stream_names(s)])
@@ -77,9 +79,8 @@ def run_daemon(
     with graceful_stop(stop), server:
         scheduler.start()
         log.info("daemon started", jobs=[scheduled.name for scheduled in scheduler.get_jobs()])
-        for scheduled in scheduler.get_jobs():
-            if scheduled.next_run_time is not None:
-                log.info("next run", job=scheduled.name, at=scheduled.next_run_time.isoformat())
+        for job_id in triggers:
+            log_next_run(job_id)
         try:
             stop.wait()
         finally:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from pipeline.app.console import check_sources, err, existing_sqlite, fail, load_config, open_database, out
+from pipeline.app.console import check_sources, err, fail, load_config, open_existing, out
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -68,8 +68,7 @@ def state_show(ctx: typer.Context, source: OneSource = None, as_json: JsonOption
     from rich.table import Table
 
     config = load_config(ctx)
-    existing_sqlite(config.database.url)
-    rows = state_rows(config, open_database(config), source)
+    rows = state_rows(config, open_existing(config), source)
     if source is not None and not rows:
         fail(f"--source {source!r}: no such source and no stored state (configured: {', '.join(config.sources)})", 2)
     if as_json:
@@ -111,8 +110,7 @@ def state_reset(
     from pipeline.storage.db import reading
 
     config = load_config(ctx)
-    existing_sqlite(config.database.url)
-    engine = open_database(config)
+    engine = open_existing(config)
     with reading(engine).connect() as conn:
         stored = [row["stream"] for row in state.stored_cursors(conn, source)]
     known = stream_names(config.sources[source]) if source in config.sources else []
@@ -185,8 +183,7 @@ def quarantine_list(ctx: typer.Context, source: OneSource = None, as_json: JsonO
     from pipeline.sync.messages import public, shown_key
 
     config = load_config(ctx)
-    existing_sqlite(config.database.url)
-    engine = open_database(config)
+    engine = open_existing(config)
     with reading(engine).connect() as conn:
         rows = quarantine.listed(conn, source)
     # masked again: a row written by an older version may hold what it now would not
@@ -227,8 +224,7 @@ def quarantine_retry(ctx: typer.Context, source: OneSource = None) -> None:
 
     config = load_config(ctx)
     check_sources(config, [source] if source else None)
-    existing_sqlite(config.database.url)
-    engine = open_database(config)
+    engine = open_existing(config)
     with database_errors("quarantine retry"):
         results, linked = retry_quarantine(config, engine, [source] if source else None)
     if not results:

@@ -293,7 +293,6 @@ class StreamRun:
 
     def run(self) -> RunResult:
         name, stream, result = self.name, self.stream, self.result
-        self.started = time.monotonic()
         if self.options.dry_run:  # no lease either: it writes nothing another run could collide with
             self._attempt()
             return self._done()
