@@ -71,19 +71,31 @@ async def control_object(request: Request) -> dict[str, Any] | Response:
 
 def staging_routes(prefix: str, table: Callable[[], Table], key: str, new_key: Callable[[], Any]) -> list[BaseRoute]:
     """POST `prefix` appends a raw record as it is (`key` from `new_key()` when absent: an explicit null or
-    "" stays); PATCH `prefix/{key}` merges fields into it; DELETE `prefix/{key}` removes it.
+    "" stays), or each record of a JSON list in order (answering with the list); PATCH `prefix/{key}` merges
+    fields into it; DELETE `prefix/{key}` removes it.
 
     No validation at all: staging is how a test serves records that the vendor's own endpoints would refuse.
     `table` is called on each request because a reset replaces the table.
     """
 
+    def append(record: dict[str, Any]) -> Any:
+        if key not in record:
+            record[key] = new_key()
+        return table().append(record)
+
     async def add(request: Request) -> Response:
+        try:
+            body = await read_json(request)
+        except ValueError as exc:
+            return control_error(f"invalid JSON: {exc}")
+        if isinstance(body, list):
+            if not all(isinstance(record, dict) for record in body):
+                return control_error("expected a JSON object or a list of objects")
+            return JSONResponse([append(record) for record in body], status_code=201)
         body = await control_object(request)
         if isinstance(body, Response):
             return body
-        if key not in body:
-            body[key] = new_key()
-        return JSONResponse(table().append(body), status_code=201)
+        return JSONResponse(append(body), status_code=201)
 
     async def change(request: Request) -> Response:
         pos = table().find(key, request.path_params["key"])
