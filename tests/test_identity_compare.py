@@ -44,6 +44,19 @@ DELIA = {"given_name": "Delia", "family_name": "Leiva Palacios"}
             "exact",
         ),  # nickname
         (DELIA, {"given_name": "Delia", "family_name": "Gómez Palacios"}, "surname_differs"),  # a changed surname
+        (DELIA, {"given_name": "Delia", "family_name": "Ottens"}, "family_differs"),  # a surname replaced
+        (DELIA, {"given_name": "D.", "family_name": "Leiva Palacios"}, "similar"),  # an initial
+        (DELIA, {"full_name": "Palacios Leiva, Delia"}, "exact"),  # any order, one string
+        (
+            {"given_name": "Ana", "family_name": "de la Cruz"},
+            {"full_name": "Ana Cruz"},
+            "exact",
+        ),  # particles
+        (
+            {"given_name": "John", "family_name": "van der Berg"},
+            {"given_name": "J", "family_name": "Berg"},
+            "similar",
+        ),  # particles and an initial
         (DELIA, {"given_name": "Rosa", "family_name": "Leiva Palacios"}, "given_differs"),  # a twin sister
         (DELIA, {"family_name": "Leiva"}, "one_name"),  # one side has only one of the names
         (DELIA, {"given_name": "Ramón", "family_name": "Quintero"}, "different"),
@@ -63,7 +76,10 @@ def test_name_levels(a: dict[str, str], b: dict[str, str], level: str | None) ->
         ("1992-02-06", "1993-02-06", "close"),  # one digit off
         ("1993-02-28", "1993-03-01", "close"),  # a day off across the month: three digits differ
         ("1992-02-06", "1992-06-02", "swapped"),  # day and month
-        ("1992-02-06", "1985-11-30", "different"),
+        ("1962-02-06", "1926-02-06", "transposed"),  # two adjacent digits
+        ("1989-02-06", "1990-02-06", "year_off"),  # a year apart: more than one digit
+        ("1992-02-06", "1985-11-30", "near"),  # mistyped beyond a digit or two
+        ("1992-02-06", "1962-11-30", "different"),  # a generation apart
         ("1992-02-06", None, None),
     ],
 )
@@ -80,6 +96,9 @@ def test_birth_date_levels(a: str, b: str | None, level: str | None) -> None:
         ("Calle Guatemala 523", "Calle Guatemala 12", "street"),  # same street, another number
         ("Calle Guatemala 523", "Calle Guatemala", "street"),
         ("Calle Guatemala 523", "Avenida Juárez 523", "different"),  # same number, another street
+        ("65 Jacka Crescent, Rmbe 770", "65 Jacka Crescent", "exact"),  # a second line glued on
+        ("73 Bynoe Place, Rhosewyn", "73 Rhosewyn, Bynoe Place", "exact"),  # the lines in another order
+        ("14 Arabana Street, Tatyara", "14 Arabana St", "exact"),  # the street word abbreviated
         ("Calle Guatemala 523", None, None),
     ],
 )
@@ -100,7 +119,9 @@ def test_address_levels(a: str, b: str | None, level: str | None) -> None:
         (compare.curp, "curp", "LEPD920206MDFVLL09", "LEPD920206MDFVLL08", "close"),
         (compare.curp, "curp", "LEPD920206MDFVLL09", "RUAA800101HDFZNN01", "different"),
         (compare.postal_code, "postal_code", "06700", "06700", "exact"),
-        (compare.postal_code, "postal_code", "06700", "06701", "different"),
+        (compare.postal_code, "postal_code", "06700", "06701", "close"),  # a digit mistyped
+        (compare.postal_code, "postal_code", "2325", "2352", "close"),  # two digits swapped
+        (compare.postal_code, "postal_code", "06700", "44100", "different"),
         (compare.city, "city", "Ciudad de México", "CIUDAD DE MEXICO", "exact"),
         (compare.city, "city", "Puebla", "Monterrey", "different"),
         (compare.ssn, "ssn_hash", "ab" * 32, "ab" * 32, "exact"),
@@ -148,8 +169,8 @@ def test_match_keys_block_typos_and_missing_parts_together() -> None:
     assert ("ssn", "h" * 64) in match_keys(person(ssn_hash="h" * 64))
 
 
-def _scored(person_id: str, p: float, name: str = "exact", **levels: str) -> Scored:
-    return Scored(person_id, f"{person_id}-member", p, {}, {"name": name, **levels})
+def _scored(person_id: str, p: float, name: str = "exact", weight: float = 0.0, **levels: str) -> Scored:
+    return Scored(person_id, f"{person_id}-member", p, {"weight": weight}, {"name": name, **levels})
 
 
 @pytest.mark.parametrize(
@@ -166,6 +187,17 @@ def _scored(person_id: str, p: float, name: str = "exact", **levels: str) -> Sco
         ([_scored("X", 0.9999, name="different")], {}, set(), "X", []),  # every other field outweighs the names
         ([_scored("X", 0.999), _scored("Y", 0.7)], {}, set(), "X", ["Y"]),
         ([_scored("X", 0.9999, birth_date="different")], {}, set(), None, ["X"]),  # father and son of one name
+        # Another given name and another birth date: only the household agrees, no review either.
+        ([_scored("X", 0.9999, name="given_differs", birth_date="different")], {}, set(), None, []),
+        ([_scored("X", 0.9999, name="different", birth_date="different")], {}, set(), None, []),  # a spouse
+        ([_scored("X", 0.9999, name="given_differs", birth_date="different", ssn="exact")], {}, set(), "X", []),
+        ([_scored("X", 0.9999, name="given_differs", email="different")], {}, set(), None, []),  # a twin's own e-mail
+        ([_scored("X", 0.9999, name="given_differs", curp="different")], {}, set(), None, []),
+        ([_scored("X", 0.9999, birth_date="near")], {}, set(), "X", []),  # a date mistyped, not a generation
+        # A person 2**10 times likelier settles the others: neither a second match nor a review.
+        ([_scored("X", 0.9999, weight=40), _scored("Y", 0.999, weight=20)], {}, set(), "X", []),
+        ([_scored("X", 0.9999, weight=40), _scored("Y", 0.9, weight=20)], {}, set(), "X", []),
+        ([_scored("X", 0.9999, weight=40), _scored("Y", 0.9, weight=35)], {}, set(), "X", ["Y"]),
         ([_scored("X", 0.9999, birth_date="close")], {}, set(), "X", []),  # a typo in the date
     ],
 )
@@ -215,3 +247,22 @@ def test_golden_record_prefers_the_configured_source_then_the_newest_value() -> 
     }
     chosen = golden_record(patients, fields, {"email": ["particle"]})
     assert chosen["email"] == "old@x.mx"
+
+
+def test_a_level_no_comparison_declares_cannot_be_returned() -> None:
+    from pipeline.identity.compare import Comparison, Level
+
+    declared = Comparison("x", "a field", (Level("exact", "equal", 0.9, 0.1),), lambda a, b: "close")
+    with pytest.raises(ValueError, match="no level 'close'"):
+        declared(person(), person())
+
+
+def test_the_readme_lists_the_declared_comparisons_and_keys() -> None:
+    from pathlib import Path
+
+    from pipeline.identity.__main__ import markdown
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    start = readme.index("<!-- identity-declaration")
+    section = readme[readme.index("\n", start) + 1 : readme.index("<!-- /identity-declaration -->")]
+    assert section == markdown(), "run `python -m pipeline.identity` and paste its output into the README"

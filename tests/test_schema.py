@@ -143,3 +143,33 @@ def test_upgrade_from_0003_queues_the_stored_patients_and_a_link_pass_gives_each
     assert sources == {"p1": "rx", "p2": "ga", "p3": "ga"}
     assert queued == 3 and stats.linked == 3 and keys
     assert persons["p1"] == persons["p2"] != persons["p3"]  # the maternal surname left out, one person
+
+
+def test_upgrade_to_the_declared_blocking_keys_rekeys_and_relinks_every_stored_patient(db_url: str) -> None:
+    from pipeline.config import IdentityConfig
+    from pipeline.sync.linking import link_pending
+
+    engine = open_engine(db_url)
+    stamp = "'2026-01-01T00:00:00+00:00'"
+    with engine.begin() as conn:
+        command.upgrade(_alembic(conn), "0005")
+        for pid in ("p1", "p2"):
+            conn.execute(
+                text(
+                    "INSERT INTO patient (id, sex, active, created_at, updated_at, given_name, family_name, "
+                    f"birth_date, source) VALUES ('{pid}', 'female', true, {stamp}, {stamp}, 'Ana', 'Ruiz', "
+                    f"'1990-05-01', 's-{pid}')"
+                )
+            )
+            conn.execute(text(f"INSERT INTO match_key VALUES ('name_year', 'AN+RS:1990', '{pid}')"))
+    migrate(engine)
+    with engine.connect() as conn:
+        queued = conn.execute(text("SELECT patient_id, rekey FROM identity_pending ORDER BY patient_id")).all()
+    link_pending(engine, IdentityConfig())
+    with engine.connect() as conn:
+        types = set(conn.execute(text("SELECT key_type FROM match_key")).scalars())
+        persons = set(conn.execute(text("SELECT person_id FROM patient")).scalars())
+    engine.dispose()
+    assert [(p, bool(r)) for p, r in queued] == [("p1", True), ("p2", True)]
+    assert "name_year" not in types and {"dob", "name_dob"} <= types
+    assert len(persons) == 1 and None not in persons  # one person, found through the new keys

@@ -1,31 +1,87 @@
-"""Field comparisons: each names the level at which two patients agree on one field, or None when either
-lacks it (a missing field is no evidence either way). Levels run from the strongest agreement to ``different``.
+"""Identity declared as data: every field comparison once, with its ordered levels and what each weighs.
 
-Pure and table-tested (tests/test_identity_compare.py); ``model`` turns levels into evidence.
+A comparison (as in Splink's ``comparison_library``) is an ordered list of levels, the strongest agreement
+first and ``different`` last; each level carries its meaning, its default m (the share of one person's record
+pairs at that level) and u (the share of pairs of two different people), and whether it is a veto: evidence of
+two people who share a household (twins, siblings, a father and son of one name), which keeps a pair from an
+automatic link unless an identifier agrees. A comparison returns one of its own labels, or None when either
+side lacks the field (a missing field is no evidence either way); a label it does not declare is an error, so a
+level without a weight cannot exist.
+
+The model (``model``), training (``training``), the decisions (``decide``), ``review list`` and the README's
+list of levels all read ``COMPARISONS``. Pure and table-tested (tests/test_identity_compare.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from rapidfuzz.distance import JaroWinkler
+from rapidfuzz.fuzz import token_set_ratio
 
 from pipeline.identity.profile import Profile
 
 NAME_SIMILAR = 0.88  # Jaro-Winkler at or above: one name token spelt two ways ("Gonzales", "Gonzalez")
-STREET_SIMILAR = 0.92
+CITY_SIMILAR = 0.92
+GENERATION = 15  # years: birth dates this far apart are a parent's and a child's, not one date mistyped
+STREET_SIMILAR = 85.0  # rapidfuzz token-set ratio: street words in any order, a unit or locality on one side only
 
 
-def _similar(a: str, b: str, threshold: float = NAME_SIMILAR) -> bool:
-    return a == b or JaroWinkler.similarity(a, b) >= threshold
+@dataclass(frozen=True)
+class Level:
+    label: str
+    meaning: str
+    m: float
+    u: float
+    veto: bool = False  # twin or household evidence: never an automatic link unless an identifier agrees
+
+
+@dataclass(frozen=True)
+class Comparison:
+    name: str
+    meaning: str
+    levels: tuple[Level, ...]  # strongest first, ``different`` last
+    function: Callable[[Profile, Profile], str | None] = field(repr=False)
+    identifier: bool = False  # its exact agreement is an identifier agreeing: it lifts every veto
+    labels: frozenset[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", frozenset(level.label for level in self.levels))
+
+    def __call__(self, a: Profile, b: Profile) -> str | None:
+        label = self.function(a, b)
+        if label is not None and label not in self.labels:
+            raise ValueError(f"comparison {self.name} has no level {label!r}")
+        return label
+
+    def level(self, label: str) -> Level:
+        return next(level for level in self.levels if level.label == label)
+
+
+def _levels(*agreeing: Level, different: str = "nothing above") -> tuple[Level, ...]:
+    """The agreeing levels as given, and ``different`` taking what is left of m and of u."""
+    m_left = 1 - sum(level.m for level in agreeing)
+    u_left = 1 - sum(level.u for level in agreeing)
+    veto = different.startswith("veto: ")
+    return (*agreeing, Level("different", different.removeprefix("veto: "), m_left, u_left, veto=veto))
+
+
+def _agree(x: str, y: str) -> bool:
+    """Two name tokens that are one name: equal, spelt two ways, or an initial and a name it begins."""
+    if x == y:
+        return True
+    if len(x) == 1 or len(y) == 1:
+        return x[0] == y[0]
+    return JaroWinkler.similarity(x, y) >= NAME_SIMILAR
 
 
 def _unmatched(these: Sequence[str], those: Sequence[str], exact: bool) -> list[str]:
-    """The tokens of ``these`` left over once each is paired with a distinct equal (or similar) one of ``those``."""
+    """The tokens of ``these`` left over once each is paired with a distinct equal (or agreeing) one of ``those``."""
     left = list(those)
     missing = []
     for token in these:
-        found = next((i for i, other in enumerate(left) if (token == other if exact else _similar(token, other))), None)
+        found = next((i for i, other in enumerate(left) if (token == other if exact else _agree(token, other))), None)
         if found is None:
             missing.append(token)
         else:
@@ -39,73 +95,157 @@ def _split(p: Profile) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return p.tokens[:given], p.tokens[given:]
 
 
-def name(a: Profile, b: Profile) -> str | None:
-    """exact, contained, similar, one_name, surname_differs, given_differs, different: on tokens, never on the
-    split."""
+def _name(a: Profile, b: Profile) -> str | None:
     if not a.tokens or not b.tokens:
         return None
     short, long = (a.tokens, b.tokens) if len(a.tokens) <= len(b.tokens) else (b.tokens, a.tokens)
     if sorted(short) == sorted(long):
-        return "exact"  # given and family swapped included
+        return "exact"
     if len(short) >= 2 and not _unmatched(short, long, exact=True):
-        return "contained"  # a second given name or the maternal surname left out, a name in the other field
+        return "contained"
     if len(short) >= 2 and not _unmatched(short, long, exact=False):
         return "similar"
     if len(short) == 1 and not _unmatched(short, long, exact=False):
-        return "one_name"  # one side has a single name, which the other has
+        return "one_name"
     (given_a, family_a), (given_b, family_b) = _split(a), _split(b)
-    given_agree = len(_unmatched(given_a, given_b, exact=False)) < len(given_a) or not given_a
+    given_agree = len(_unmatched(given_a, given_b, exact=False)) < len(given_a)
     family_shared = len(_unmatched(family_a, family_b, exact=False)) < len(family_a)
     if given_agree and family_shared:
-        return "surname_differs"  # one surname changed (marriage), or a typo beyond similarity
+        return "surname_differs"
+    if given_agree and family_a and family_b:
+        return "family_differs"
     if family_shared:
-        return "given_differs"  # a surname in common, another given name: twins, siblings, a household
+        return "given_differs"
     return "different"
 
 
-def birth_date(a: Profile, b: Profile) -> str | None:
-    """exact, close (a day or one digit off), swapped (day and month), different."""
+NAME = Comparison(
+    "name",
+    "Name tokens, whatever the source's split: folded to ASCII capitals, particles dropped, nicknames resolved",
+    _levels(
+        Level("exact", "the same tokens in any order (given and family swapped included)", 0.55, 1e-5),
+        Level(
+            "contained", "one side's tokens all among the other's: a second given name or surname left out", 0.24, 1e-5
+        ),
+        Level("similar", "each token of one side spelt alike (or an initial) among the other's", 0.12, 1e-4),
+        Level("one_name", "one side has a single name, which the other has", 0.01, 2e-3),
+        Level("surname_differs", "the given names and one surname agree, another surname differs", 0.04, 2e-3),
+        Level("family_differs", "the given names agree, no surname does: a surname replaced", 0.015, 4e-3),
+        Level(
+            "given_differs", "a surname agrees, the given names differ outright: twins, siblings", 0.01, 2e-3, veto=True
+        ),
+        different="no token in common",
+    ),
+    _name,
+)
+
+
+def _digits_transposed(x: str, y: str) -> bool:
+    """Two adjacent characters swapped, the rest equal ("1962" and "1926")."""
+    diff = [i for i, (c, d) in enumerate(zip(x, y, strict=True)) if c != d]
+    return len(diff) == 2 and diff[1] == diff[0] + 1 and x[diff[0]] == y[diff[1]] and x[diff[1]] == y[diff[0]]
+
+
+def _birth_date(a: Profile, b: Profile) -> str | None:
     x, y = a.birth_date, b.birth_date
     if x is None or y is None:
         return None
     if x == y:
         return "exact"
-    if abs((x - y).days) == 1 or sum(c != d for c, d in zip(x.isoformat(), y.isoformat(), strict=True)) == 1:
+    ix, iy = x.isoformat(), y.isoformat()
+    if abs((x - y).days) == 1 or sum(c != d for c, d in zip(ix, iy, strict=True)) == 1:
         return "close"
+    if _digits_transposed(ix, iy):
+        return "transposed"
     if x.year == y.year and x.month == y.day and x.day == y.month:
         return "swapped"
-    return "different"
+    if (x.month, x.day) == (y.month, y.day) and abs(x.year - y.year) == 1:
+        return "year_off"
+    return "near" if abs(x.year - y.year) < GENERATION else "different"
 
 
-def address(a: Profile, b: Profile) -> str | None:
-    """exact (street and number), street (the same street, another or no number), different."""
+BIRTH_DATE = Comparison(
+    "birth_date",
+    "The birth date",
+    _levels(
+        Level("exact", "the same date", 0.93, 5e-5),
+        Level("close", "a day off, or one digit mistyped", 0.03, 4e-4),
+        Level("transposed", "two adjacent digits swapped (1962 and 1926)", 0.01, 1e-5),
+        Level("swapped", "day and month swapped", 0.005, 2e-5),
+        Level("year_off", "the same day and month a year apart", 0.01, 5e-5),
+        Level("near", f"another date less than {GENERATION} years apart: a date mistyped beyond the above", 0.007, 0.4),
+        different=f"veto: {GENERATION} years apart or more: a parent and child of one name",
+    ),
+    _birth_date,
+)
+
+
+def _street_agrees(x: str, y: str) -> bool:
+    return x == y or token_set_ratio(x, y) >= STREET_SIMILAR
+
+
+def _address(a: Profile, b: Profile) -> str | None:
     if not a.street or not b.street:
         return None
-    if not _similar(a.street, b.street, STREET_SIMILAR):
+    if not _street_agrees(a.street, b.street):
         return "different"
     if a.number and b.number and a.number == b.number:
         return "exact"
     return "street"
 
 
-def _equal(x: str | None, y: str | None) -> str | None:
+ADDRESS = Comparison(
+    "address",
+    "The street and its number, parsed from the address line (the unit and words such as Calle or St apart)",
+    _levels(
+        Level(
+            "exact", "the same number on the same street (street words in any order, a unit on one side)", 0.45, 1e-5
+        ),
+        Level("street", "the same street, another or no number", 0.1, 1e-3),
+        different="another street",
+    ),
+    _address,
+)
+
+
+def _postal_code(a: Profile, b: Profile) -> str | None:
+    x, y = a.postal_code, b.postal_code
     if not x or not y:
         return None
-    return "exact" if x == y else "different"
+    if x == y:
+        return "exact"
+    if len(x) == len(y) and (sum(c != d for c, d in zip(x, y, strict=True)) == 1 or _digits_transposed(x, y)):
+        return "close"
+    return "different"
 
 
-def postal_code(a: Profile, b: Profile) -> str | None:
-    return _equal(a.postal_code, b.postal_code)
+POSTAL_CODE = Comparison(
+    "postal_code",
+    "The postal code",
+    _levels(
+        Level("exact", "the same code", 0.5, 1e-3),
+        Level("close", "one digit mistyped, or two adjacent digits swapped", 0.05, 8e-3),
+        different="another code",
+    ),
+    _postal_code,
+)
 
 
-def city(a: Profile, b: Profile) -> str | None:
+def _city(a: Profile, b: Profile) -> str | None:
     if not a.city or not b.city:
         return None
-    return "exact" if _similar(a.city, b.city, STREET_SIMILAR) else "different"
+    return "exact" if a.city == b.city or JaroWinkler.similarity(a.city, b.city) >= CITY_SIMILAR else "different"
 
 
-def email(a: Profile, b: Profile) -> str | None:
-    """exact, local (the same mailbox name at another provider), different."""
+CITY = Comparison(
+    "city",
+    "The city or town",
+    _levels(Level("exact", "the same city, spelt alike", 0.5, 0.02), different="another city"),
+    _city,
+)
+
+
+def _email(a: Profile, b: Profile) -> str | None:
     if not a.email or not b.email:
         return None
     if a.email == b.email:
@@ -113,8 +253,19 @@ def email(a: Profile, b: Profile) -> str | None:
     return "local" if a.email.partition("@")[0] == b.email.partition("@")[0] else "different"
 
 
-def phone(a: Profile, b: Profile) -> str | None:
-    """exact, last7 (the same subscriber number under another area or country code), different."""
+EMAIL = Comparison(
+    "email",
+    "The e-mail address, case aside",
+    _levels(
+        Level("exact", "the same address", 0.85, 1e-5),
+        Level("local", "the same mailbox name at another provider", 0.05, 1e-4),
+        different="another address",
+    ),
+    _email,
+)
+
+
+def _phone(a: Profile, b: Profile) -> str | None:
     if not a.phone or not b.phone:
         return None
     if a.phone == b.phone:
@@ -122,8 +273,19 @@ def phone(a: Profile, b: Profile) -> str | None:
     return "last7" if a.phone[-7:] == b.phone[-7:] else "different"
 
 
-def curp(a: Profile, b: Profile) -> str | None:
-    """exact, close (one character off: a typo), different."""
+PHONE = Comparison(
+    "phone",
+    "The phone number, E.164 where it parsed",
+    _levels(
+        Level("exact", "the same number", 0.5, 1e-6),
+        Level("last7", "the same subscriber number under another area or country code", 0.05, 1e-5),
+        different="another number",
+    ),
+    _phone,
+)
+
+
+def _curp(a: Profile, b: Profile) -> str | None:
     if not a.curp or not b.curp:
         return None
     if a.curp == b.curp:
@@ -132,28 +294,47 @@ def curp(a: Profile, b: Profile) -> str | None:
     return "close" if close else "different"
 
 
-def ssn(a: Profile, b: Profile) -> str | None:
-    return _equal(a.ssn_hash, b.ssn_hash)
+CURP = Comparison(
+    "curp",
+    "The CURP (Mexico's population registry key)",
+    _levels(
+        Level("exact", "the same key", 0.96, 1e-7),
+        Level("close", "one character off: a typo", 0.02, 1e-6),
+        different="another key",
+    ),
+    _curp,
+    identifier=True,
+)
 
 
-def ssn_last4(a: Profile, b: Profile) -> str | None:
-    return _equal(a.ssn_last4, b.ssn_last4)
+def _equal(x: str | None, y: str | None) -> str | None:
+    if not x or not y:
+        return None
+    return "exact" if x == y else "different"
 
 
-COMPARISONS: dict[str, Callable[[Profile, Profile], str | None]] = {
-    "name": name,
-    "birth_date": birth_date,
-    "address": address,
-    "postal_code": postal_code,
-    "city": city,
-    "email": email,
-    "phone": phone,
-    "curp": curp,
-    "ssn": ssn,
-    "ssn_last4": ssn_last4,
+SSN = Comparison(
+    "ssn",
+    "The SSN, compared as its keyed hash (the SSN itself is never stored)",
+    _levels(Level("exact", "the same SSN", 0.97, 1e-8), different="another SSN"),
+    lambda a, b: _equal(a.ssn_hash, b.ssn_hash),
+    identifier=True,
+)
+SSN_LAST4 = Comparison(
+    "ssn_last4",
+    "The SSN's last four digits, where a source keeps no more",
+    _levels(Level("exact", "the same four digits", 0.97, 1e-4), different="other digits"),
+    lambda a, b: _equal(a.ssn_last4, b.ssn_last4),
+)
+
+COMPARISONS: dict[str, Comparison] = {
+    c.name: c for c in (NAME, BIRTH_DATE, ADDRESS, POSTAL_CODE, CITY, EMAIL, PHONE, CURP, SSN, SSN_LAST4)
 }
+# Each comparison's function by its name, for callers that want one field's level (tests, review screens).
+name, birth_date, address, postal_code, city = NAME, BIRTH_DATE, ADDRESS, POSTAL_CODE, CITY
+email, phone, curp, ssn, ssn_last4 = EMAIL, PHONE, CURP, SSN, SSN_LAST4
 
 
 def compare(a: Profile, b: Profile) -> dict[str, str | None]:
     """The level of every comparison (None: not comparable)."""
-    return {field: comparison(a, b) for field, comparison in COMPARISONS.items()}
+    return {c.name: c(a, b) for c in COMPARISONS.values()}

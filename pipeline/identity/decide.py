@@ -9,16 +9,19 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.identity.compare import compare
+from pipeline.identity.compare import BIRTH_DATE, COMPARISONS, NAME, compare
 from pipeline.identity.model import MatchModel
 from pipeline.identity.profile import Profile
 
-# A pair whose given names (beside the same surnames) or birth dates disagree outright is never linked without
-# an identifier that agrees: the fields of one household (address, postal code, phone, e-mail, surname) are not
-# independent, so twins and siblings (another given name) or a father and son of one name (another birth date)
-# would otherwise score as high as one person does. They are possible matches, for review.
-_DISAGREE = {"name": ("given_differs",), "birth_date": ("different",)}
-_IDENTIFIERS = ("curp", "ssn")
+# A pair at a veto level (compare.Level.veto: given names that disagree beside the same surname, another birth
+# date) is never linked without an identifier that agrees: the fields of one household (address, postal code,
+# phone, surname) are not independent, so twins and siblings or a father and son of one name would otherwise
+# score as high as one person does. They are possible matches, for review. When the name and the birth date
+# both disagree, only the household's fields agree: two people of one household, not even a possible match.
+_VETOES = {c.name: frozenset(level.label for level in c.levels if level.veto) for c in COMPARISONS.values()}
+_IDENTIFIERS = tuple(c.name for c in COMPARISONS.values() if c.identifier)
+_PERSONAL = (NAME, BIRTH_DATE)
+_OWN = ("email", *_IDENTIFIERS)  # fields no two people of one household share
 CLEAR_MARGIN = 10.0  # log2 match weight: a person 2**10 times likelier than another is the one a patient matches
 
 
@@ -63,7 +66,25 @@ def _disagreeing(levels: Mapping[str, str | None]) -> str | None:
     """The field whose outright disagreement keeps the pair apart, unless an identifier agrees."""
     if any(levels.get(f) == "exact" for f in _IDENTIFIERS):
         return None
-    return next((f for f, bad in _DISAGREE.items() if levels.get(f) in bad), None)
+    return next((f for f, vetoes in _VETOES.items() if levels.get(f) in vetoes), None)
+
+
+def apart(levels: Mapping[str, str | None]) -> bool:
+    """Two people of one household, not even a possible match (unless an identifier agrees): the name and the
+    birth date both disagree outright, so whatever else agrees is what a household shares; or a veto level
+    beside a personal field that disagrees (another e-mail, CURP or SSN: a twin's own)."""
+    if any(levels.get(f) == "exact" for f in _IDENTIFIERS):
+        return False
+    if all(
+        (level := levels.get(c.name)) is not None and (level in _VETOES[c.name] or level == c.levels[-1].label)
+        for c in _PERSONAL
+    ):
+        return True
+    return _disagreeing(levels) is not None and any(levels.get(f) == "different" for f in _OWN)
+
+
+def _weight(evidence: Mapping[str, Any]) -> float:
+    return float(evidence.get("weight", 0.0))
 
 
 def decide(
@@ -85,7 +106,7 @@ def decide(
     possible: list[Possible] = []
     for person_id in sorted(scored):  # sorted: the outcome never depends on the order candidates were read
         s = scored[person_id]
-        if person_id in rejected or s.probability < review_threshold:
+        if person_id in rejected or s.probability < review_threshold or apart(s.levels):
             continue
         if s.probability < match_threshold:
             possible.append(Possible(person_id, s.probability, s.evidence, "below the match threshold"))
@@ -95,13 +116,10 @@ def decide(
             possible.append(Possible(person_id, s.probability, s.evidence, f"the {field.replace('_', ' ')}s disagree"))
         else:
             matches.append(s)
-    if len(matches) > 1:  # only the best matches count: one a thousand times likelier outranks the rest
-        best = max(m.evidence.get("weight", 0.0) for m in matches)
-        outranked = [m for m in matches if m.evidence.get("weight", 0.0) < best - CLEAR_MARGIN]
-        matches = [m for m in matches if m not in outranked]
-        possible += [
-            Possible(m.person_id, m.probability, m.evidence, "another person matches better") for m in outranked
-        ]
+    if matches:  # only the best matches count: one a thousand times likelier settles the rest, review included
+        floor = max(_weight(m.evidence) for m in matches) - CLEAR_MARGIN
+        matches = [m for m in matches if _weight(m.evidence) >= floor]
+        possible = [p for p in possible if _weight(p.evidence) >= floor]
     staying = next((m for m in matches if m.person_id == current), None)
     join = staying or (matches[0] if len(matches) == 1 else None)
     reason = "matches more than one person"

@@ -1,42 +1,87 @@
-"""Match keys: the indexed values a patient is blocked on, so that finding its candidates costs a few index
-lookups, never a scan. Two patients are candidates when they share a key (and that key's block is small)."""
+"""Blocking keys declared as data: the indexed values a patient is blocked on, so that finding its candidates
+costs a few index lookups, never a scan.
+
+Two patients are candidates when they share a key that is enough ``alone`` (a name with the birth date or the
+street address, an identifier), or keys of two types; and only through keys whose block is small (the
+linker skips a key more than ``identity.block_bound`` patients hold). Names enter as phonetic codes of each
+token (``names.phonetic``), so a typo, a swapped given and family name or a missing surname still shares some.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from pipeline.identity.names import phonetic
 from pipeline.identity.profile import Profile
 
-MAX_TOKENS = 4  # the names a key is made of: a fifth given name or surname adds keys, not candidates
+MAX_TOKENS = 3  # the names a key is made of: a fourth given name or surname adds keys, not candidates
+
+
+@dataclass(frozen=True)
+class BlockingKey:
+    type: str
+    meaning: str
+    derive: Callable[[Profile, Sequence[str]], list[str]]  # (profile, its name codes) -> key values
+    alone: bool = False  # sharing this key alone makes two patients candidates
+
+
+def _street(p: Profile) -> str | None:
+    """Number and the first street word's code ("523:GTML"): a moved unit or a second line still agrees."""
+    if not p.number or not p.street:
+        return None
+    return f"{p.number}:{phonetic(p.street.split()[0])}"
+
+
+def _each(codes: Sequence[str], suffix: str | None) -> list[str]:
+    return [f"{code}:{suffix}" for code in codes] if suffix else []
+
+
+def _one(value: str | None) -> list[str]:
+    return [value] if value else []
+
+
+def _born(p: Profile) -> str | None:
+    return p.birth_date.isoformat() if p.birth_date else None
+
+
+BLOCKING_KEYS: tuple[BlockingKey, ...] = (
+    BlockingKey("dob", "the birth date", lambda p, c: _one(_born(p))),
+    BlockingKey(
+        "name_dob",
+        "a name's code and the birth date: one name mistyped or missing still meets",
+        lambda p, c: _each(c, _born(p)),
+        alone=True,
+    ),
+    BlockingKey(
+        "name_street",
+        "a name's code, the street number and the street's first word: a mistyped birth date still meets",
+        lambda p, c: _each(c, _street(p)),
+        alone=True,
+    ),
+    BlockingKey("name_zip", "a name's code and the postal code", lambda p, c: _each(c, p.postal_code)),
+    BlockingKey("postal_code", "the postal code", lambda p, c: _one(p.postal_code)),
+    BlockingKey("email", "the e-mail address", lambda p, c: _one(p.email), alone=True),
+    BlockingKey("phone", "the phone number", lambda p, c: _one(p.phone), alone=True),
+    BlockingKey("curp", "the CURP", lambda p, c: _one(p.curp), alone=True),
+    BlockingKey("ssn", "the SSN's keyed hash", lambda p, c: _one(p.ssn_hash), alone=True),
+)
+ALONE = frozenset(key.type for key in BLOCKING_KEYS if key.alone)
+
+
+def name_codes(p: Profile) -> list[str]:
+    """The phonetic codes of a patient's first ``MAX_TOKENS`` names (initials left out), sorted."""
+    return sorted({phonetic(t) for t in p.tokens[:MAX_TOKENS] if len(t) > 1} - {""})
 
 
 def match_keys(p: Profile) -> list[tuple[str, str]]:
-    """(key type, key value) pairs of a patient: exact identifiers, the birth date, each two name tokens'
-    phonetic codes with the birth year, each one's with the postal code (typos, swapped parts and a missing
-    surname still share some), the postal code.
+    """(key type, key value) pairs of a patient, in the order of ``BLOCKING_KEYS``.
 
     >>> import datetime as dt
     >>> from pipeline.identity.profile import profile
     >>> row = {"id": "p", "given_name": "Ana", "family_name": "Ruiz", "birth_date": dt.date(1990, 5, 1)}
     >>> match_keys(profile(row, "s"))
-    [('dob', '1990-05-01'), ('name_year', 'AN+RS:1990')]
+    [('dob', '1990-05-01'), ('name_dob', 'AN:1990-05-01'), ('name_dob', 'RS:1990-05-01')]
     """
-    keys: list[tuple[str, str]] = []
-    codes = sorted({phonetic(t) for t in p.tokens[:MAX_TOKENS]} - {""})
-    if p.birth_date is not None:
-        keys.append(("dob", p.birth_date.isoformat()))
-        year = str(p.birth_date.year)
-        # Two names' codes together: one common name's code in a year is a block of hundreds, a pair is not.
-        pairs = [f"{a}+{b}" for i, a in enumerate(codes) for b in codes[i + 1 :]] or codes
-        keys.extend(("name_year", f"{pair}:{year}") for pair in pairs)
-    if p.postal_code:  # a birth date missing or mistyped: the same name in the same postal code still meets
-        keys.extend(("name_zip", f"{code}:{p.postal_code}") for code in codes)
-    for key_type, value in (
-        ("postal_code", p.postal_code),
-        ("email", p.email),
-        ("phone", p.phone),
-        ("curp", p.curp),
-        ("ssn", p.ssn_hash),
-    ):
-        if value:
-            keys.append((key_type, value))
-    return keys
+    codes = name_codes(p)
+    return [(key.type, value) for key in BLOCKING_KEYS for value in key.derive(p, codes)]

@@ -2,8 +2,9 @@
 often two different people do), and the prior that two patients are one person.
 
 A pair's match weight is the sum of log2(m/u) over its comparable fields plus the prior's log-odds; its
-probability follows. The defaults below work on a new database; ``link --train`` re-estimates them from the
-stored patients (``pipeline.identity.training``) and stores the result as a new version.
+probability follows. The defaults are the comparisons' declared m and u (``pipeline.identity.compare``), which
+work on a new database; ``link --train`` re-estimates them from the stored patients
+(``pipeline.identity.training``) and stores the result as a new version.
 """
 
 from __future__ import annotations
@@ -13,38 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.identity.compare import COMPARISONS
+
 Levels = Mapping[str, str | None]
 
 
-def _levels(**agreeing: tuple[float, float]) -> dict[str, tuple[float, float]]:
-    """The agreeing levels as given, and ``different`` taking what is left of m and of u."""
-    m_left = 1 - sum(m for m, _ in agreeing.values())
-    u_left = 1 - sum(u for _, u in agreeing.values())
-    return {**agreeing, "different": (m_left, u_left)}
-
-
-# (m, u) per level. u: the share of pairs of different people at that level, m: of pairs of one person; a
-# level both shares are tiny for (an identical CURP) is strong evidence, a level true matches often show and
-# strangers rarely do is some. Cross-source records of one person disagree on addresses, phones and e-mail
-# far more than within one source (a source that keeps another address), so "different" there weighs little.
+# (m, u) per level, as the comparisons declare them (pipeline.identity.compare).
 DEFAULT_LEVELS: dict[str, dict[str, tuple[float, float]]] = {
-    "name": _levels(
-        exact=(0.55, 1e-5),
-        contained=(0.24, 1e-5),
-        similar=(0.12, 1e-4),
-        one_name=(0.01, 2e-3),
-        surname_differs=(0.04, 2e-3),
-        given_differs=(0.01, 2e-3),
-    ),
-    "birth_date": _levels(exact=(0.95, 5e-5), close=(0.025, 4e-4), swapped=(0.005, 5e-5)),
-    "address": _levels(exact=(0.45, 1e-5), street=(0.1, 1e-3)),
-    "postal_code": _levels(exact=(0.5, 1e-3)),
-    "city": _levels(exact=(0.5, 0.02)),
-    "email": _levels(exact=(0.85, 1e-5), local=(0.05, 1e-4)),
-    "phone": _levels(exact=(0.5, 1e-6), last7=(0.05, 1e-5)),
-    "curp": _levels(exact=(0.96, 1e-7), close=(0.02, 1e-6)),
-    "ssn": _levels(exact=(0.97, 1e-8)),
-    "ssn_last4": _levels(exact=(0.97, 1e-4)),
+    c.name: {level.label: (level.m, level.u) for level in c.levels} for c in COMPARISONS.values()
 }
 DEFAULT_PRIOR = 1e-4
 

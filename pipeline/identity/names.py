@@ -83,9 +83,10 @@ def fold(text: str, digits: bool = False) -> str:
 
 
 def name_tokens(given: str | None, family: str | None, full: str | None) -> tuple[str, ...]:
-    """The name's tokens, given names first; from ``full`` only when neither part is there."""
+    """The name's tokens, given names first; from ``full`` only when neither part is there. A single letter
+    stays, as an initial ("J. Doe")."""
     text = " ".join(part for part in (given, family) if part) or full or ""
-    tokens = [t for t in fold(text).split() if t not in PARTICLES and len(t) > 1]
+    tokens = [t for t in fold(text).split() if t not in PARTICLES]
     return tuple(NICKNAMES.get(t, t) for t in tokens)
 
 

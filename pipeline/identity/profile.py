@@ -4,6 +4,7 @@ normalized once, built from a stored ``patient`` row and the patient's SSN hash 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,8 +13,16 @@ from typing import Any
 from pipeline.identity.names import fold, given_count, name_tokens
 
 # "Calle Guatemala 523 Int. 4", "523 Guatemala St Apt 4": the unit after Int./Apt is no part of the street.
-_UNIT = re.compile(r"\b(INT|INTERIOR|APT|APARTMENT|DEPTO|DEPARTAMENTO|UNIT|STE|SUITE|NUM|NO)\b.*$")
-_STREET_WORDS = frozenset({"CALLE", "AV", "AVENIDA", "ST", "STREET", "AVE", "BLVD", "BOULEVARD", "CALZ", "RD", "DR"})
+_UNIT = re.compile(r"\b(INT|INTERIOR|APT|APARTMENT|DEPTO|DEPARTAMENTO|UNIT|UNT|STE|SUITE|NUM|NO|FLAT)\b.*$")
+# Words that say what kind of street it is, in Mexican and English usage: a source keeps or drops them at will.
+_STREET_WORDS = frozenset(
+    {
+        *("CALLE", "AV", "AVENIDA", "CALZ", "CALZADA", "BLVD", "BOULEVARD", "PRIVADA", "PRIV", "CERRADA", "CDA"),
+        *("ANDADOR", "CAMINO", "CARRETERA", "CARR", "ST", "STREET", "AVE", "AVENUE", "RD", "ROAD", "DR", "DRIVE"),
+        *("PL", "PLACE", "CRES", "CRESCENT", "CT", "COURT", "LN", "LANE", "WAY", "PDE", "PARADE", "CCT"),
+        *("CIRCUIT", "CL", "CLOSE", "TCE", "TERRACE", "HWY", "HIGHWAY"),
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,11 +43,19 @@ class Profile:
     ssn_last4: str | None
 
 
+@functools.lru_cache(maxsize=65536)
 def street_parts(address_line: str | None) -> tuple[str | None, str | None]:
-    """(street, number) of an address line, in either order ("Calle X 523", "523 X St").
+    """(street, number) of an address line, in either order ("Calle X 523", "523 X St"); a second line glued
+    on after a comma stays in the street's words (the comparison reads them as a set).
+
+    A regular expression rather than a trained parser: ``usaddress`` knows US lines only, and the sources' lines
+    are Mexican ("Calle Guatemala 523 Int. 4"), US and Australian; what identity needs of a line is its number
+    and its words, which this finds in all three.
 
     >>> street_parts("Calle Guatemala 523 Int. 4"), street_parts("523 Guatemala St, Apt 4")
     (('GUATEMALA', '523'), ('GUATEMALA', '523'))
+    >>> street_parts("65 Jacka Crescent, Kyeema")
+    ('JACKA KYEEMA', '65')
     """
     if not address_line:
         return None, None
@@ -51,9 +68,9 @@ def street_parts(address_line: str | None) -> tuple[str | None, str | None]:
 def profile(row: Mapping[str, Any], source: str, ssn_hash: str | None = None) -> Profile:
     """The comparable view of a ``patient`` row (a mapping of its columns)."""
     given, family, full = row.get("given_name"), row.get("family_name"), row.get("full_name")
-    street, number = (
-        (row["street"], row.get("street_number")) if row.get("street") else street_parts(row.get("address_line"))
-    )
+    # Parsed again rather than read from ``patient.street``: a row stored before a better parser keeps its old
+    # parts there, and the comparison must read every row alike.
+    street, number = street_parts(row.get("address_line"))
     birth = row.get("birth_date")
     if isinstance(birth, str):
         birth = dt.date.fromisoformat(birth)

@@ -32,7 +32,7 @@ MAX_PATIENTS = 200_000
 MAX_BLOCK = 50
 EM_ROUNDS = 25
 # Blocking rules: (the match key type whose shared values make pairs, the comparisons it holds out).
-RULES = (("dob", ("birth_date",)), ("name_year", ("name", "birth_date")))
+RULES = (("dob", ("birth_date",)), ("name_dob", ("name", "birth_date")))
 
 
 def _smoothed(counts: dict[str, float], start: dict[str, float]) -> dict[str, float]:

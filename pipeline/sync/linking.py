@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, insert, select, text
 from pipeline.config import IdentityConfig
 from pipeline.identity.decide import Decision, Scored, best_per_person, decide
 from pipeline.identity.golden import golden_record
-from pipeline.identity.keys import match_keys
+from pipeline.identity.keys import ALONE, match_keys
 from pipeline.identity.model import MatchModel
 from pipeline.identity.profile import Profile, profile
 from pipeline.identity.training import MAX_PATIENTS, train_on
@@ -35,7 +35,6 @@ from pipeline.storage.tables import DEMOGRAPHIC, IdentityModel, LinkStatus, Orig
 log = structlog.get_logger(__name__)
 
 BATCH = 500
-_STRONG_KEYS = frozenset({"email", "phone", "curp", "ssn"})
 
 
 @dataclass
@@ -140,9 +139,10 @@ class _Batch:
 
     @staticmethod
     def _candidates(shared: dict[str, list[str]]) -> set[str]:
-        """Patients sharing two of its keys, or one identifier: one shared postal code or birth date alone
-        cannot reach the review threshold, and scoring it would cost more than the rest of the pass."""
-        return {other for other, types in shared.items() if len(types) >= 2 or not _STRONG_KEYS.isdisjoint(types)}
+        """Patients sharing a key that is enough alone, or two keys (``keys.BLOCKING_KEYS``): one
+        shared postal code or birth date alone cannot reach the review threshold, and scoring it would cost
+        more than the rest of the pass."""
+        return {other for other, types in shared.items() if len(types) >= 2 or not ALONE.isdisjoint(types)}
 
     def _link(self, p: Profile, candidates: set[str], profiles: dict[str, Profile]) -> None:
         links = self.links.get(p.patient_id, [])
