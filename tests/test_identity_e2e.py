@@ -273,3 +273,77 @@ def test_link_and_review_from_the_command_line(sandbox: Any, sqlite_url: str) ->
     assert missing.exit_code == 2 and "no link 999999" in missing.output
     trained = cli.invoke(app, ["--config", path, "link", "--train"])
     assert trained.exit_code == 0 and "match model version 1 trained" in trained.output
+
+
+def _possible(engine: Any, patient: str, person: str, score: float, name_level: str) -> None:
+    evidence = f'{{"reason": "below the match threshold", "fields": {{"name": {{"level": "{name_level}"}}}}}}'
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO identity_link (patient_id, person_id, status, origin, score, evidence, decided_at) "
+                "VALUES (:p, :q, 'possible_match', 'auto', :s, :e, CURRENT_TIMESTAMP)"
+            ),
+            {"p": patient, "q": person, "s": score, "e": evidence},
+        )
+
+
+def test_bulk_review_by_band_and_pattern_with_a_dry_run_and_an_undo(sandbox: Any, db_url: str) -> None:
+    _, engine = _synced(sandbox, db_url)
+    path = sandbox_config(sandbox, db_url)
+    cli = CliRunner()
+    ga = [r["id"] for r in rows(engine, "SELECT id, person_id FROM patient WHERE source = 'ga' ORDER BY id LIMIT 4")]
+    persons = [rows(engine, "SELECT person_id FROM patient WHERE id = :p", p=p)[0]["person_id"] for p in ga]
+    _possible(engine, ga[0], persons[1], 0.62, "similar")
+    _possible(engine, ga[1], persons[2], 0.81, "similar")
+    _possible(engine, ga[2], persons[3], 0.85, "exact")
+    _possible(engine, ga[3], persons[0], 0.97, "similar")
+    history = count(engine, "identity_history")
+
+    def invoke(*args: str) -> Any:
+        return cli.invoke(app, ["--config", path, "review", *args])
+
+    dry = invoke("reject", "--band", "0.7..0.9", "--dry-run")
+    assert dry.exit_code == 0 and "would reject 2 possible matches" in dry.output, dry.output
+    assert (
+        count(engine, "identity_link", "status = 'possible_match'") == 4
+        and count(engine, "identity_history") == history
+    )
+
+    rejected = invoke("reject", "--band", "0.5..0.9", "--pattern", "name=similar")
+    assert rejected.exit_code == 0 and "rejected 2 possible matches" in rejected.output, rejected.output
+    batch = rejected.output.split("batch ")[1].split()[0]
+    decided = rows(
+        engine, "SELECT patient_id, status, origin FROM identity_link WHERE origin = 'manual' ORDER BY score"
+    )
+    assert [(r["patient_id"], r["status"]) for r in decided] == [(ga[0], "no_match"), (ga[1], "no_match")]
+    assert count(engine, "identity_history", f"batch = '{batch}' AND change = 'manual_reject'") == 2
+
+    undone = invoke("undo", "--bulk", batch)
+    assert undone.exit_code == 0 and "undid 2 decisions" in undone.output, undone.output
+    assert count(engine, "identity_link", "origin = 'manual'") == 0
+    assert count(engine, "identity_history", f"batch = '{batch}' AND change = 'manual_undone'") == 2
+    assert invoke("undo", "--bulk", batch).output.count("undid 0 decisions") == 1  # nothing left in force
+
+    accepted = invoke("accept", "--band", "0.95..1")
+    assert accepted.exit_code == 0 and "accepted 1 possible matches" in accepted.output, accepted.output
+    assert rows(engine, "SELECT person_id FROM patient WHERE id = :p", p=ga[3])[0]["person_id"] == persons[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["reject", "--band", "0.9..0.5"], "LOW first"),
+        (["reject", "--band", "high"], "expected LOW..HIGH"),
+        (["accept", "--pattern", "name=twin"], "name has no level 'twin'"),
+        (["accept", "--pattern", "shoe=exact"], "no comparison 'shoe'"),
+        (["accept"], "give a link ID, or --band"),
+        (["accept", "3", "--dry-run"], "--dry-run is for a bulk decision"),
+        (["undo", "--bulk", "bulk-none"], "no bulk decision bulk-none"),
+    ],
+)
+def test_bulk_review_refuses_what_it_cannot_do(sandbox: Any, sqlite_url: str, args: list[str], message: str) -> None:
+    from pipeline.storage.db import migrate, open_engine
+
+    migrate(open_engine(sqlite_url))
+    result = CliRunner().invoke(app, ["--config", sandbox_config(sandbox, sqlite_url), "review", *args])
+    assert result.exit_code == 2 and message in result.output, result.output

@@ -402,37 +402,99 @@ def review_list(
     out.print("decide with: patientsync review accept ID | reject ID (undo ID takes a decision back)")
 
 
-def _decide(ctx: typer.Context, link_id: int, action: str) -> None:
-    from pipeline.app.identity import NotFound, decide_manually, undo
+LinkId = Annotated[int | None, typer.Argument(metavar="[ID]", help="A link id from `review list`.")]
+Band = Annotated[
+    str | None, typer.Option("--band", metavar="LOW..HIGH", help="Every open possible match scored in this band.")
+]
+Pattern = Annotated[
+    str | None,
+    typer.Option(
+        "--pattern",
+        metavar="FIELD=LEVEL,...",
+        help="Every open possible match at these comparison levels (e.g. name=exact,birth_date=close).",
+    ),
+]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what a bulk decision would decide; change nothing.")]
 
+
+def _decide(
+    ctx: typer.Context, link_id: int | None, accept: bool, band: str | None, pattern: str | None, dry_run: bool
+) -> None:
+    from pipeline.app.identity import NotFound, Selection, decide_bulk, decide_manually, parse_band, parse_pattern
+
+    action = "accept" if accept else "reject"
+    if (link_id is None) == (band is None and pattern is None):
+        fail(f"review {action}: give a link ID, or --band and/or --pattern for a bulk decision", 2)
+    if link_id is not None and dry_run:
+        fail(f"review {action}: --dry-run is for a bulk decision (--band, --pattern)", 2)
     config = load_config(ctx)
-    engine = open_database(config)
+    if link_id is not None:
+        try:
+            decided = decide_manually(open_database(config), config.identity, link_id, accept=accept)
+        except NotFound as exc:
+            fail(str(exc), 2)
+        out.print(f"link {link_id}: {decided.status} (patient {decided.patient_id}, person {decided.person_id})")
+        return
     try:
-        if action == "undo":
-            decided = undo(engine, config.identity, link_id)
-        else:
-            decided = decide_manually(engine, config.identity, link_id, accept=action == "accept")
-    except NotFound as exc:
+        low, high = parse_band(band) if band else (0.0, 1.0)
+        selection = Selection(low, high, parse_pattern(pattern or ""))
+    except ValueError as exc:
         fail(str(exc), 2)
-    out.print(f"link {link_id}: {decided.status} (patient {decided.patient_id}, person {decided.person_id})")
+    bulk = decide_bulk(open_database(config), config.identity, selection, accept, dry_run)
+    for link in bulk.links:
+        out.print(
+            f"link {link['id']}: score {link['score']:.3f} (patient {link['patient_id']}, person {link['person_id']})"
+        )
+    verb = f"would {action}" if dry_run else f"{action}ed"
+    line = f"{verb} {len(bulk.links)} possible matches"
+    if bulk.skipped:
+        line += f"; {len(bulk.skipped)} skipped (a patient is accepted into one person at most)"
+    if bulk.batch:
+        line += f"; batch {bulk.batch} (patientsync review undo --bulk {bulk.batch} takes it back)"
+    out.print(line)
 
 
 @review_app.command("accept")
-def review_accept(ctx: typer.Context, link_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
-    """The patient is this person (a manual decision: never overwritten by linking)."""
-    _decide(ctx, link_id, "accept")
+def review_accept(
+    ctx: typer.Context, link_id: LinkId = None, band: Band = None, pattern: Pattern = None, dry_run: DryRun = False
+) -> None:
+    """The patient is this person (a manual decision: never overwritten by linking). With --band or --pattern,
+    every open possible match they select, highest score first, as one batch that `undo --bulk` takes back."""
+    _decide(ctx, link_id, True, band, pattern, dry_run)
 
 
 @review_app.command("reject")
-def review_reject(ctx: typer.Context, link_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
-    """The patient is not this person (a manual decision: never overwritten by linking)."""
-    _decide(ctx, link_id, "reject")
+def review_reject(
+    ctx: typer.Context, link_id: LinkId = None, band: Band = None, pattern: Pattern = None, dry_run: DryRun = False
+) -> None:
+    """The patient is not this person (a manual decision: never overwritten by linking). With --band or
+    --pattern, every open possible match they select, as one batch that `undo --bulk` takes back."""
+    _decide(ctx, link_id, False, band, pattern, dry_run)
 
 
 @review_app.command("undo")
-def review_undo(ctx: typer.Context, link_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+def review_undo(
+    ctx: typer.Context,
+    link_id: LinkId = None,
+    bulk: Annotated[str | None, typer.Option("--bulk", metavar="BATCH", help="Every decision of a bulk batch.")] = None,
+) -> None:
     """Take a manual decision back: the patient is linked automatically again."""
-    _decide(ctx, link_id, "undo")
+    from pipeline.app.identity import NotFound, undo, undo_batch
+
+    if (link_id is None) == (bulk is None):
+        fail("review undo: give a link ID or --bulk BATCH", 2)
+    config = load_config(ctx)
+    engine = open_database(config)
+    try:
+        if bulk is not None:
+            undone = undo_batch(engine, config.identity, bulk)
+            out.print(f"undid {len(undone.links)} decisions of batch {bulk}")
+            return
+        assert link_id is not None
+        decided = undo(engine, config.identity, link_id)
+    except NotFound as exc:
+        fail(str(exc), 2)
+    out.print(f"link {link_id}: {decided.status} (patient {decided.patient_id}, person {decided.person_id})")
 
 
 @app.command()

@@ -5,12 +5,15 @@ each undoable, applied by a link pass."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, delete, or_, select, update
+from sqlalchemy import Connection, Engine, delete, or_, select, update
 
 from pipeline.config import IdentityConfig
+from pipeline.identity.compare import COMPARISONS
 from pipeline.storage import identity as store
 from pipeline.storage.load import queue
 from pipeline.storage.tables import (
@@ -151,29 +154,31 @@ class Decided:
 
 def decide_manually(engine: Engine, config: IdentityConfig, link_id: int, accept: bool) -> Decided:
     """Accept (a match) or reject (no match) a link, as a manual decision; the link pass then moves the patient."""
-    status = LinkStatus.match if accept else LinkStatus.no_match
     row = _link_row(engine, link_id)
-    now = dt.datetime.now(dt.UTC)
-    link = table_of(IdentityLink)
     with engine.begin() as conn:
-        if accept:  # one manual match a patient: accepting another person replaces the earlier acceptance
-            conn.execute(
-                update(link)
-                .where(
-                    link.c.patient_id == row["patient_id"],
-                    link.c.origin == Origin.manual,
-                    link.c.status == LinkStatus.match,
-                    link.c.id != link_id,
-                )
-                .values(status=LinkStatus.no_match, decided_at=now)
-            )
-        conn.execute(
-            update(link).where(link.c.id == link_id).values(status=status, origin=Origin.manual, decided_at=now)
-        )
-        _history(conn, row, "manual_" + ("accept" if accept else "reject"), row["status"], status, now)
-        queue(conn, [row["patient_id"]], now)
+        status = _decide(conn, row, accept, dt.datetime.now(dt.UTC), None)
     stats = link_pending(engine, config)
     return Decided(link_id, row["patient_id"], row["person_id"], status, stats)
+
+
+def _decide(conn: Connection, row: dict[str, Any], accept: bool, now: dt.datetime, batch: str | None) -> str:
+    status = LinkStatus.match if accept else LinkStatus.no_match
+    link = table_of(IdentityLink)
+    if accept:  # one manual match a patient: accepting another person replaces the earlier acceptance
+        conn.execute(
+            update(link)
+            .where(
+                link.c.patient_id == row["patient_id"],
+                link.c.origin == Origin.manual,
+                link.c.status == LinkStatus.match,
+                link.c.id != row["id"],
+            )
+            .values(status=LinkStatus.no_match, decided_at=now)
+        )
+    conn.execute(update(link).where(link.c.id == row["id"]).values(status=status, origin=Origin.manual, decided_at=now))
+    _history(conn, row, "manual_" + ("accept" if accept else "reject"), row["status"], status, now, batch)
+    queue(conn, [row["patient_id"]], now)
+    return status
 
 
 def undo(engine: Engine, config: IdentityConfig, link_id: int) -> Decided:
@@ -181,14 +186,110 @@ def undo(engine: Engine, config: IdentityConfig, link_id: int) -> Decided:
     row = _link_row(engine, link_id)
     if row["origin"] != Origin.manual:
         raise NotFound(f"link {link_id} is no manual decision: there is nothing to undo")
-    now = dt.datetime.now(dt.UTC)
-    link = table_of(IdentityLink)
     with engine.begin() as conn:
-        conn.execute(delete(link).where(link.c.id == link_id))
-        _history(conn, row, "manual_undone", row["status"], None, now)
-        queue(conn, [row["patient_id"]], now)
+        _undo(conn, row, dt.datetime.now(dt.UTC), None)
     stats = link_pending(engine, config)
     return Decided(link_id, row["patient_id"], row["person_id"], "undone", stats)
+
+
+def _undo(conn: Connection, row: dict[str, Any], now: dt.datetime, batch: str | None) -> None:
+    link = table_of(IdentityLink)
+    conn.execute(delete(link).where(link.c.id == row["id"]))
+    _history(conn, row, "manual_undone", row["status"], None, now, batch)
+    queue(conn, [row["patient_id"]], now)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which open possible matches a bulk decision takes: a score band (inclusive) and an agreement pattern
+    (comparison -> level; every one named must hold)."""
+
+    low: float = 0.0
+    high: float = 1.0
+    pattern: Mapping[str, str] = field(default_factory=dict)
+
+    def holds(self, score: float | None, evidence: Mapping[str, Any] | None) -> bool:
+        if score is None or not self.low <= score <= self.high:
+            return False
+        fields = (evidence or {}).get("fields", {})
+        return all(fields.get(c, {}).get("level") == level for c, level in self.pattern.items())
+
+
+def parse_band(text: str) -> tuple[float, float]:
+    """ "0.9..0.99" -> (0.9, 0.99).
+
+    >>> parse_band("0.5..0.9")
+    (0.5, 0.9)
+    """
+    low, sep, high = text.partition("..")
+    try:
+        band = (float(low), float(high))
+    except ValueError:
+        band = (-1.0, -1.0)
+    if not sep or not 0 <= band[0] <= band[1] <= 1:
+        raise ValueError(f"--band {text!r}: expected LOW..HIGH, two scores from 0 to 1, LOW first")
+    return band
+
+
+def parse_pattern(text: str) -> dict[str, str]:
+    """ "name=exact,birth_date=close" -> {comparison: level}, each checked against the declared comparisons."""
+    pattern: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        comparison, _, level = part.partition("=")
+        declared = COMPARISONS.get(comparison)
+        if declared is None:
+            raise ValueError(f"--pattern: no comparison {comparison!r} (one of {', '.join(COMPARISONS)})")
+        if level not in declared.labels:
+            levels = ", ".join(lv.label for lv in declared.levels)
+            raise ValueError(f"--pattern: {comparison} has no level {level!r} (one of {levels})")
+        pattern[comparison] = level
+    return pattern
+
+
+@dataclass
+class Bulk:
+    batch: str | None  # None for a dry run
+    links: list[dict[str, Any]]  # the decided (or, dry, the selected) links: id, patient_id, person_id, score
+    skipped: list[int]  # links left alone: a second acceptance of one patient
+    stats: LinkStats | None
+
+
+def decide_bulk(engine: Engine, config: IdentityConfig, selection: Selection, accept: bool, dry_run: bool) -> Bulk:
+    """Accept or reject every open possible match the selection holds, highest score first, as manual decisions
+    of one batch (``identity_history.batch``; ``undo_batch`` takes them back together). A patient is accepted
+    into one person at most: its further links in the band are skipped."""
+    with engine.connect() as conn:
+        rows = [r for r in store.open_possible_matches(conn) if selection.holds(r["score"], r["evidence"])]
+    chosen, skipped, accepted = [], [], set()
+    for row in rows:
+        if accept and row["patient_id"] in accepted:
+            skipped.append(row["id"])
+            continue
+        accepted.add(row["patient_id"])
+        chosen.append(row)
+    brief = [{k: r[k] for k in ("id", "patient_id", "person_id", "score")} for r in chosen]
+    if dry_run or not chosen:
+        return Bulk(None, brief, skipped, None)
+    now = dt.datetime.now(dt.UTC)
+    batch = f"bulk-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    with engine.begin() as conn:
+        for row in chosen:
+            _decide(conn, row, accept, now, batch)
+    return Bulk(batch, brief, skipped, link_pending(engine, config))
+
+
+def undo_batch(engine: Engine, config: IdentityConfig, batch: str) -> Bulk:
+    """Take back every decision of a bulk batch that is still in force."""
+    with engine.connect() as conn:
+        rows = store.batch_links(conn, batch)
+    if rows is None:
+        raise NotFound(f"no bulk decision {batch} (its id is printed when it is made, and is in identity_history)")
+    now = dt.datetime.now(dt.UTC)
+    with engine.begin() as conn:
+        for row in rows:
+            _undo(conn, row, now, batch)
+    brief = [{k: r[k] for k in ("id", "patient_id", "person_id", "score")} for r in rows]
+    return Bulk(batch, brief, [], link_pending(engine, config))
 
 
 def _link_row(engine: Engine, link_id: int) -> dict[str, Any]:
@@ -200,7 +301,17 @@ def _link_row(engine: Engine, link_id: int) -> dict[str, Any]:
     return dict(row)
 
 
-def _history(conn: Any, row: dict[str, Any], change: str, before: str, after: str | None, now: dt.datetime) -> None:
+def _history(
+    conn: Connection,
+    row: dict[str, Any],
+    change: str,
+    before: str,
+    after: str | None,
+    now: dt.datetime,
+    batch: str | None,
+) -> None:
     reason = f"link {row['id']}"
-    entry = store.history_row(now, row["patient_id"], row["person_id"], change, before, after, reason, Origin.manual)
+    entry = store.history_row(
+        now, row["patient_id"], row["person_id"], change, before, after, reason, Origin.manual, batch
+    )
     store.record_history(conn, [entry])

@@ -167,6 +167,7 @@ def history_row(
     after: str | None,
     reason: str | None,
     origin: str,
+    batch: str | None = None,
 ) -> dict[str, Any]:
     """One ``identity_history`` row."""
     return {
@@ -178,6 +179,7 @@ def history_row(
         "after": after,
         "reason": reason or None,
         "origin": origin,
+        "batch": batch,
     }
 
 
@@ -241,6 +243,44 @@ def delete_persons(conn: Connection, person_ids: Sequence[str], now: dt.datetime
             .where(among(conn, _person.c.id, chunk), _person.c.deleted_at.is_(None))
             .values(deleted_at=now, updated_at=now)
         )
+
+
+def open_possible_matches(conn: Connection) -> list[dict[str, Any]]:
+    """Every open possible match of a live patient (its link row), highest score first."""
+    query = (
+        select(_link)
+        .join(_patient, _patient.c.id == _link.c.patient_id)
+        .where(_link.c.status == "possible_match", _patient.c.deleted_at.is_(None))
+        .order_by(_link.c.score.desc(), _link.c.id)
+    )
+    return [dict(row) for row in conn.execute(query).mappings().all()]
+
+
+def batch_links(conn: Connection, batch: str) -> list[dict[str, Any]] | None:
+    """The links a bulk batch decided that are still its manual decisions (None: no such batch)."""
+    decided = select(_history.c.patient_id, _history.c.person_id, _history.c.after).where(
+        _history.c.batch == batch, _history.c.change.in_(("manual_accept", "manual_reject"))
+    )
+    made = conn.execute(decided).all()
+    if not made:
+        return None
+    rows = []
+    for patient_id, person_id, status in made:
+        row = (
+            conn.execute(
+                select(_link).where(
+                    _link.c.patient_id == patient_id,
+                    _link.c.person_id == person_id,
+                    _link.c.origin == "manual",
+                    _link.c.status == status,
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is not None:
+            rows.append(dict(row))
+    return rows
 
 
 def latest_model(conn: Connection) -> tuple[int, dict[str, Any]] | None:

@@ -135,6 +135,7 @@ class IdentityHistory(SQLModel, table=True):
     after: str | None = None
     reason: str | None = Field(default=None, sa_column=Column(Text))
     origin: str = Field(max_length=8)
+    batch: str | None = Field(default=None, max_length=40, index=True)  # a bulk review decision: undone together
 
 
 class MatchKey(SQLModel, table=True):
