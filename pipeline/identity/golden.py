@@ -23,17 +23,17 @@ def golden_record(
         only = patients[0]
         return {name: only.get(name) if name != "sex" or only.get("sex") else "unknown" for name in fields}
     record: dict[str, Any] = {}
+    ranked: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}  # the patients in order, once per priority list
     for name in fields:
         if name == "active":
             record[name] = any(p.get("active") for p in patients) if patients else True
             continue
-        order = list(priority.get(name, priority.get("default", ())))
-        held = [p for p in patients if _holds(p.get(name), name)]
-        if not held:
-            record[name] = "unknown" if name == "sex" else None
-            continue
-        ranked = sorted(held, key=lambda p: _rank(p, order))
-        record[name] = ranked[0][name]
+        order = tuple(priority.get(name, priority.get("default", ())))
+        if order not in ranked:
+            ranked[order] = sorted(patients, key=lambda p: _rank(p, list(order)))
+        record[name] = next(
+            (p[name] for p in ranked[order] if _holds(p.get(name), name)), "unknown" if name == "sex" else None
+        )
     return record
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, update
 
 from pipeline.storage.db import among, upsert_insert
 from pipeline.storage.load import insert_rows, queue
@@ -82,33 +82,38 @@ def replace_keys(conn: Connection, keys: Mapping[str, list[tuple[str, str]]]) ->
         conn.execute(insert(_key), rows)
 
 
-def shared_keys(
-    conn: Connection, patient_ids: Sequence[str], bound: int
-) -> tuple[dict[str, dict[str, list[str]]], int]:
-    """For each patient, the other patients it shares match keys with (other -> the shared key types), through
-    the keys held by at most ``bound`` patients; and how many of the patients' keys were skipped as too common
-    (a placeholder birth date, a very common name). One self-join per chunk, in the database."""
+def candidates(
+    conn: Connection, patient_ids: Sequence[str], bound: int, alone: Collection[str]
+) -> tuple[dict[str, set[str]], int]:
+    """For each patient, the other patients that are its candidates: those sharing a key of a type in ``alone``
+    or two keys, through the keys held by at most ``bound`` patients; and how many of the patients' keys were
+    skipped as too common (a placeholder birth date, a very common name). The rule is applied in the database,
+    one grouped self-join per chunk, so only candidate pairs come back, never every holder of a postal code."""
     m, b, c = _key.alias("m"), _key.alias("b"), _key.alias("c")
     holders = select(func.count()).where(c.c.key_type == m.c.key_type, c.c.key_value == m.c.key_value)
-    shared: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    found: dict[str, set[str]] = defaultdict(set)
     skipped = 0
+    strong = case((m.c.key_type.in_(sorted(alone)), 1), else_=0)
     for chunk in _chunks(sorted(set(patient_ids))):
-        # Each of the chunk's keys with its number of holders; the other holders joined only where that number
-        # is within the bound, so a too common key comes back once, as a row with no other patient.
         a = (
-            select(m.c.patient_id, m.c.key_type, m.c.key_value, holders.scalar_subquery().label("n"))
+            select(m.c.patient_id, m.c.key_type, m.c.key_value, holders.scalar_subquery().label("n"), strong.label("s"))
             .where(among(conn, m.c.patient_id, chunk))
             .subquery("a")
         )
-        same_key = (b.c.key_type == a.c.key_type) & (b.c.key_value == a.c.key_value)
-        joined = a.outerjoin(b, same_key & (b.c.patient_id != a.c.patient_id) & (a.c.n <= bound))
-        query = select(a.c.patient_id, b.c.patient_id, a.c.key_type, a.c.n).select_from(joined)
-        for patient_id, other, key_type, n in conn.execute(query).all():
-            if other is not None:
-                shared[patient_id][other].append(key_type)
-            elif n > bound:
-                skipped += 1
-    return shared, skipped
+        same_key = (
+            (b.c.key_type == a.c.key_type) & (b.c.key_value == a.c.key_value) & (b.c.patient_id != a.c.patient_id)
+        )
+        pairs = (
+            select(a.c.patient_id, b.c.patient_id)
+            .select_from(a.join(b, same_key))
+            .where(a.c.n <= bound)
+            .group_by(a.c.patient_id, b.c.patient_id)
+            .having((func.count() >= 2) | (func.max(a.c.s) == 1))
+        )
+        for patient_id, other in conn.execute(pairs).all():
+            found[patient_id].add(other)
+        skipped += int(conn.execute(select(func.count()).select_from(a).where(a.c.n > bound)).scalar() or 0)
+    return found, skipped
 
 
 def members(conn: Connection, person_ids: Sequence[str]) -> dict[str, dict[str, str]]:

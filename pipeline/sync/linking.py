@@ -105,9 +105,9 @@ class _Batch:
         rekeyed = {p: match_keys(self._profile(rows[p])) for p, rekey in batch if rekey and p in rows}
         if rekeyed:
             store.replace_keys(conn, rekeyed)
-        shared, skipped = store.shared_keys(conn, ids, self.config.block_bound)
+        found, skipped = store.candidates(conn, ids, self.config.block_bound, ALONE)
         self.stats.skipped_blocks += skipped
-        candidates = {p: self._candidates(shared.get(p, {})) for p in ids}
+        candidates = {p: found.get(p, set()) for p in ids}
         others = {c for found in candidates.values() for c in found} - set(rows)
         rows.update(store.patient_rows(conn, sorted(others)))
         # Only patients with candidates are scored: the rest (most of a first backfill) need no profile.
@@ -136,13 +136,6 @@ class _Batch:
 
     def _profile(self, row: dict[str, Any]) -> Profile:
         return profile(row, row.get("source") or "", row.get("ssn_hash"))
-
-    @staticmethod
-    def _candidates(shared: dict[str, list[str]]) -> set[str]:
-        """Patients sharing a key that is enough alone, or two keys (``keys.BLOCKING_KEYS``): one
-        shared postal code or birth date alone cannot reach the review threshold, and scoring it would cost
-        more than the rest of the pass."""
-        return {other for other, types in shared.items() if len(types) >= 2 or not ALONE.isdisjoint(types)}
 
     def _link(self, p: Profile, candidates: set[str], profiles: dict[str, Profile]) -> None:
         links = self.links.get(p.patient_id, [])
