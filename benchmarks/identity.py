@@ -17,7 +17,9 @@ Data sets (FEBRL 4 is reserved for an independent acceptance test and never used
 Pairs: Prescrypto x Particle, Prescrypto x gauges, Prescrypto x profiles, profiles x Particle, gauges x Particle.
 No pair has an SSN on both sides.
 
-For each data set and pair, with the default model and again after ``link --train`` (then ``link --rebuild``):
+For each data set and pair, with the default model, again after ``link --train`` (then ``link --rebuild``), and
+again (``stewards``) after a steward has worked the review queue as the truth says (accept the true possible
+matches, reject the rest) and ``link --train`` has learnt from those decisions:
 - precision, recall and F1 of the automatic links (the cross-source pairs that the persons make);
 - found: the true pairs linked, or waiting in review against the right person;
 - twin-like true pairs (in the labelled records, given names that disagree outright while family name and birth
@@ -51,6 +53,7 @@ from sqlalchemy import Engine, text
 
 from benchmarks.identity_shapes import KEY_TYPE, KINDS, PAIRS, RENDER, Labelled, primary_id
 from pipeline.app import logs
+from pipeline.app.identity import decide_links
 from pipeline.config import IdentityConfig, parse
 from pipeline.identity.names import name_tokens
 from pipeline.storage import identity as store
@@ -149,12 +152,6 @@ def _evaluate(
 ) -> Score:
     """``negatives``: (entity, the entity it imitates)."""
     with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT c.source, c.id_type, c.id_value, p.id, p.person_id FROM crosswalk c "
-                "JOIN patient p ON p.id = c.entity_id WHERE c.entity_type = 'patient' AND p.deleted_at IS NULL"
-            )
-        ).all()
         links = conn.execute(
             text("SELECT patient_id, person_id FROM identity_link WHERE status = 'possible_match'")
         ).all()
@@ -163,15 +160,7 @@ def _evaluate(
         ).scalar()
     if unlinked:
         raise SystemExit(f"{data} {pair}: {unlinked} live patients have no person")
-    entity_of: dict[str, str] = {}
-    person_of: dict[str, str] = {}
-    source_of: dict[str, str] = {}
-    label_of: dict[str, Label] = {}
-    for source, id_type, id_value, patient_id, person_id in rows:
-        if id_type == KEY_TYPE[source] and (source, id_value) in truth:
-            entity, *label = truth[(source, id_value)]
-            entity_of[patient_id], person_of[patient_id], source_of[patient_id] = entity, person_id, source
-            label_of[patient_id] = (label[0], label[1], label[2])
+    entity_of, person_of, source_of, label_of = _landed(engine, truth)
     missing = len(truth) - len(entity_of)
     if missing:
         raise SystemExit(f"{data} {pair}: {missing} records of the truth did not land")
@@ -232,6 +221,45 @@ def _evaluate(
     )
 
 
+def _landed(engine: Engine, truth: Truth) -> tuple[dict[str, str], dict[str, str], dict[str, str], dict[str, Label]]:
+    """Each landed live patient's true entity, person, source and labelled name and birth date."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT c.source, c.id_type, c.id_value, p.id, p.person_id FROM crosswalk c "
+                "JOIN patient p ON p.id = c.entity_id WHERE c.entity_type = 'patient' AND p.deleted_at IS NULL"
+            )
+        ).all()
+    entity_of: dict[str, str] = {}
+    person_of: dict[str, str] = {}
+    source_of: dict[str, str] = {}
+    label_of: dict[str, Label] = {}
+    for source, id_type, id_value, patient_id, person_id in rows:
+        if id_type == KEY_TYPE[source] and (source, id_value) in truth:
+            entity, *label = truth[(source, id_value)]
+            entity_of[patient_id], person_of[patient_id], source_of[patient_id] = entity, person_id, source
+            label_of[patient_id] = (label[0], label[1], label[2])
+    return entity_of, person_of, source_of, label_of
+
+
+def _stewarded(engine: Engine, truth: Truth) -> float:
+    """A steward works the review queue as the truth says (accepting the true possible matches, rejecting the
+    others), then ``link --train`` learns from those decisions and ``link --rebuild`` applies the model;
+    returns the seconds it took."""
+    start = time.perf_counter()
+    entity_of, person_of, _, _ = _landed(engine, truth)
+    members: dict[str, set[str]] = defaultdict(set)
+    for patient, person in person_of.items():
+        members[person].add(entity_of[patient])
+    with engine.connect() as conn:
+        links = conn.execute(
+            text("SELECT id, patient_id, person_id FROM identity_link WHERE status = 'possible_match'")
+        ).all()
+    decisions = {int(i): entity_of.get(patient) in members[person] for i, patient, person in links}
+    decide_links(engine, IdentityConfig(), decisions)
+    return _trained(engine) + time.perf_counter() - start
+
+
 def _trained(engine: Engine) -> float:
     """``link --train`` then ``link --rebuild``; returns the seconds the rebuild's link pass took."""
     start = time.perf_counter()
@@ -264,8 +292,9 @@ def _run_pairs(
         scores.append(_evaluate(engine, kept, negatives, data, name, "default", time.perf_counter() - start))
         if train:
             scores.append(_evaluate(engine, kept, negatives, data, name, "trained", _trained(engine)))
+            scores.append(_evaluate(engine, kept, negatives, data, name, "stewards", _stewarded(engine, kept)))
         engine.dispose()
-        print("\n".join(_row(s, None) for s in scores[-2 if train else -1 :]), file=sys.stderr)
+        print("\n".join(_row(s, None) for s in scores[-3 if train else -1 :]), file=sys.stderr)
     return scores
 
 

@@ -197,10 +197,14 @@ def test_the_person_command_shows_every_source_of_a_prescrypto_patient(sandbox: 
 
 
 def sandbox_config(sandbox: Any, db_url: str) -> str:
+    return _config_file(config_yaml(db_url, _sources(sandbox)))
+
+
+def _config_file(text: str) -> str:
     import tempfile
 
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        f.write(config_yaml(db_url, _sources(sandbox)))
+        f.write(text)
     return f.name
 
 
@@ -347,3 +351,55 @@ def test_bulk_review_refuses_what_it_cannot_do(sandbox: Any, sqlite_url: str, ar
     migrate(open_engine(sqlite_url))
     result = CliRunner().invoke(app, ["--config", sandbox_config(sandbox, sqlite_url), "review", *args])
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_link_train_learns_from_review_decisions_and_prints_what_they_estimate(sandbox: Any, sqlite_url: str) -> None:
+    _, engine = _synced(sandbox, sqlite_url)
+    path = sandbox_config(sandbox, sqlite_url)
+    cli = CliRunner()
+    untaught = cli.invoke(app, ["--config", path, "link", "--train"])
+    assert untaught.exit_code == 0 and "no review decisions to learn from" in untaught.output, untaught.output
+    ga = [r["id"] for r in rows(engine, "SELECT id FROM patient WHERE source = 'ga' ORDER BY id LIMIT 3")]
+    persons = [rows(engine, "SELECT person_id FROM patient WHERE id = :p", p=p)[0]["person_id"] for p in ga]
+    _possible(engine, ga[0], persons[1], 0.9, "different")
+    _possible(engine, ga[1], persons[2], 0.8, "different")
+    assert cli.invoke(app, ["--config", path, "review", "accept", "--band", "0.85..1"]).exit_code == 0
+    assert cli.invoke(app, ["--config", path, "review", "reject", "--band", "0..0.85"]).exit_code == 0
+    taught = cli.invoke(app, ["--config", path, "link", "--train"])
+    assert taught.exit_code == 0, taught.output
+    # Two strangers' records: the model links neither, so the accepted one is a miss and nothing is linked.
+    assert "1 accepted and 1 rejected review decisions" in taught.output
+    assert "precision n/a, recall 0.000" in taught.output
+
+
+def test_an_accepted_pair_stays_one_person_asked_either_way_round_and_through_a_rebuild(
+    sandbox: Any, sqlite_url: str
+) -> None:
+    # One source: every patient a person of its own, so moving one empties its person.
+    sources = {"ga": gauges_source(sandbox, streams=["patients"], page_size=100)}
+    _, engine = swept(sandbox, sqlite_url, sources, patients=PEOPLE, medics=5, seed=7)
+    path = _config_file(config_yaml(sqlite_url, sources))
+    cli = CliRunner()
+    a, b, c, d = (r["id"] for r in rows(engine, "SELECT id FROM patient WHERE source = 'ga' ORDER BY id LIMIT 4"))
+
+    def person(patient: str) -> str:
+        return str(rows(engine, "SELECT person_id FROM patient WHERE id = :p", p=patient)[0]["person_id"])
+
+    # Two strangers offered to each other both ways round: accepting the band joins them, not swaps them.
+    _possible(engine, a, person(b), 0.9, "different")
+    _possible(engine, b, person(a), 0.9, "different")
+    bulk = cli.invoke(app, ["--config", path, "review", "accept", "--band", "0.8..1"])
+    assert bulk.exit_code == 0 and "accepted 1 possible matches; 1 skipped" in bulk.output, bulk.output
+    assert person(a) == person(b)
+    # One accepted by hand, its way round; the other way round points at a person now gone, and is cleared.
+    gone = person(c)
+    _possible(engine, c, person(d), 0.9, "different")
+    _possible(engine, d, gone, 0.9, "different")
+    link_id = rows(engine, "SELECT id FROM identity_link WHERE patient_id = :p AND status = 'possible_match'", p=c)
+    assert cli.invoke(app, ["--config", path, "review", "accept", str(link_id[0]["id"])]).exit_code == 0
+    assert person(c) == person(d)
+    assert count(engine, "identity_link", f"person_id = '{gone}' AND status = 'possible_match'") == 0
+    assert count(engine, "identity_history", f"person_id = '{gone}' AND change = 'possible_match_cleared'") == 1
+    # Scoring everyone again parts neither pair: a steward said they are one person.
+    assert cli.invoke(app, ["--config", path, "link", "--rebuild"]).exit_code == 0
+    assert person(a) == person(b) and person(c) == person(d)

@@ -48,3 +48,35 @@ def test_training_learns_that_one_person_agrees_and_strangers_do_not() -> None:
 def test_training_refuses_too_few_patients() -> None:
     with pytest.raises(ValueError, match="too few"):
         train_on(_profiles(10), MatchModel())
+
+
+def test_stewards_labels_teach_m_the_levels_they_saw_one_person_at() -> None:
+    profiles = _profiles(200)
+    n = len(profiles) // 3
+    # Twenty people whose second record a steward accepted although its given name is another one entirely.
+    labels = []
+    for i in range(20):
+        a, b = profiles[i], profiles[n + i]
+        renamed = Profile(**{**{f: getattr(b, f) for f in b.__slots__}, "tokens": ("ZACARIAS", *b.tokens[b.given :])})
+        labels.append((a, renamed, True))
+    plain, _ = train_on(profiles, MatchModel())
+    taught, summary = train_on(profiles, MatchModel(), labels=labels)
+    assert taught.levels["name"]["given_differs"][0] > 2 * plain.levels["name"]["given_differs"][0]
+    assert summary["labels"]["accepted"] == 20 and summary["labels"]["rejected"] == 0
+
+
+def test_the_labels_estimate_precision_and_recall_of_the_automatic_links() -> None:
+    from pipeline.identity.training import label_estimates
+
+    same = {"name": "exact", "birth_date": "exact", "email": "exact"}
+    twin = {"name": "given_differs", "birth_date": "exact", "email": "exact"}  # vetoed: never linked
+    weak = {"name": "one_name"}  # far below the threshold
+    labelled = [(same, True), (same, True), (twin, True), (same, False), (weak, False)]
+    estimates = label_estimates(MatchModel(), labelled, 0.99)
+    assert estimates == {"accepted": 3, "rejected": 2, "precision": 2 / 3, "recall": 2 / 3}
+    assert label_estimates(MatchModel(), [], 0.99) == {
+        "accepted": 0,
+        "rejected": 0,
+        "precision": None,
+        "recall": None,
+    }

@@ -320,7 +320,7 @@ def link(
         from pipeline.sync.linking import train_model
 
         try:
-            model, summary = train_model(engine, current_model(engine))
+            model, summary = train_model(engine, current_model(engine), config.identity.match_threshold)
         except ValueError as exc:
             fail(f"link --train: {exc}", 1)
         err.print(f"match model version {model.version} trained: {summary}", highlight=False)

@@ -260,22 +260,54 @@ def decide_bulk(engine: Engine, config: IdentityConfig, selection: Selection, ac
     into one person at most: its further links in the band are skipped."""
     with engine.connect() as conn:
         rows = [r for r in store.open_possible_matches(conn) if selection.holds(r["score"], r["evidence"])]
-    chosen, skipped, accepted = [], [], set()
-    for row in rows:
-        if accept and row["patient_id"] in accepted:
-            skipped.append(row["id"])
-            continue
-        accepted.add(row["patient_id"])
-        chosen.append(row)
+    decisions, skipped = _one_question_each([(row, accept) for row in rows])
+    chosen = [row for row, _ in decisions]
     brief = [{k: r[k] for k in ("id", "patient_id", "person_id", "score")} for r in chosen]
     if dry_run or not chosen:
         return Bulk(None, brief, skipped, None)
+    batch, stats = _decide_batch(engine, config, [(row, accept) for row in chosen])
+    return Bulk(batch, brief, skipped, stats)
+
+
+def decide_links(engine: Engine, config: IdentityConfig, decisions: Mapping[int, bool]) -> str | None:
+    """Accept (True) or reject (False) each of these open possible matches, as manual decisions of one batch;
+    returns the batch (None when there was nothing to decide)."""
+    with engine.connect() as conn:
+        rows = [r for r in store.open_possible_matches(conn) if r["id"] in decisions]
+    chosen, _ = _one_question_each([(row, decisions[row["id"]]) for row in rows])
+    return _decide_batch(engine, config, chosen)[0] if chosen else None
+
+
+def _one_question_each(
+    decisions: list[tuple[dict[str, Any], bool]],
+) -> tuple[list[tuple[dict[str, Any], bool]], list[int]]:
+    """The decisions to make, and the links skipped: a patient is accepted into one person at most, and a pair
+    of persons is asked once (the link from a member of B to A's person is the link from A to B the other way
+    round: accepting both would swap the two patients, not join them)."""
+    chosen, skipped = [], []
+    patients: set[str] = set()
+    pairs: set[frozenset[str]] = set()
+    for row, accept in decisions:
+        pair = frozenset((row["patient_person"] or row["patient_id"], row["person_id"]))
+        if accept and (row["patient_id"] in patients or pair in pairs):
+            skipped.append(row["id"])
+            continue
+        if accept:
+            patients.add(row["patient_id"])
+            pairs.add(pair)
+        chosen.append((row, accept))
+    return chosen, skipped
+
+
+def _decide_batch(
+    engine: Engine, config: IdentityConfig, decisions: list[tuple[dict[str, Any], bool]]
+) -> tuple[str, LinkStats]:
     now = dt.datetime.now(dt.UTC)
     batch = f"bulk-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     with engine.begin() as conn:
-        for row in chosen:
+        for row, accept in decisions:
             _decide(conn, row, accept, now, batch)
-    return Bulk(batch, brief, skipped, link_pending(engine, config))
+    return batch, link_pending(engine, config)
 
 
 def undo_batch(engine: Engine, config: IdentityConfig, batch: str) -> Bulk:

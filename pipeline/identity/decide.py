@@ -62,6 +62,11 @@ def best_per_person(
     return best
 
 
+def vetoed(levels: Mapping[str, str | None]) -> bool:
+    """A veto level stands, no identifier lifting it: never an automatic link."""
+    return _disagreeing(levels) is not None
+
+
 def _disagreeing(levels: Mapping[str, str | None]) -> str | None:
     """The field whose outright disagreement keeps the pair apart, unless an identifier agrees."""
     if any(levels.get(f) == "exact" for f in _IDENTIFIERS):

@@ -6,7 +6,12 @@
   with the fields that rule blocks on held out (the pairs of a "same birth date" rule all agree on the birth
   date, so they cannot say how often one person's records disagree on it).
 - the prior from how many matches the EM expects among the pairs of the birth-date rule, divided by how often
-  a true match shares its birth date.
+  a true match shares its birth date;
+- the stewards' decisions (``review accept|reject``) as labels: an accepted pair counts in every round of the
+  EM as a certain match, a rejected one as a certain non-match, so m learns the levels stewards saw one person
+  at; and with the trained model, the share of accepted pairs it would link (recall) and of the labelled pairs
+  it would link that were accepted (precision). Labels come from the review band, the hardest pairs: these
+  estimates are a floor, not the figure on every pair.
 
 Pure: ``pipeline.sync.linking.train_model`` reads the patients and stores the result.
 """
@@ -19,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipeline.identity.compare import compare
+from pipeline.identity.decide import apart, vetoed
 from pipeline.identity.keys import match_keys
 from pipeline.identity.model import MatchModel
 from pipeline.identity.profile import Profile
@@ -86,19 +92,29 @@ def _block_pairs(profiles: Sequence[Profile], key_type: str) -> list[tuple[Profi
     return pairs
 
 
+Label = tuple[Profile, Profile, bool]  # a pair a steward decided: True when accepted as one person
+
+
 def _em(
     levels_of_pairs: list[dict[str, str | None]],
     m: dict[str, dict[str, float]],
     u: dict[str, dict[str, float]],
     held_out: Sequence[str],
     prior: float,
+    labelled: Sequence[tuple[dict[str, str | None], bool]] = (),
 ) -> tuple[dict[str, dict[str, float]], float]:
-    """m per level for every comparison not held out, and the share of matches among these pairs."""
+    """m per level for every comparison not held out, and the share of matches among these pairs; ``labelled``
+    pairs count as certain matches (True) or non-matches in every round, and not in the share."""
     start = m
     m = {c: dict(levels) for c, levels in m.items()}
     share = max(prior, 0.01)
     for _ in range(EM_ROUNDS):
         counts: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for levels, accepted in labelled:
+            if accepted:
+                for c, level in levels.items():
+                    if level is not None and c not in held_out:
+                        counts[c][level] += 1.0
         total = 0.0
         for levels in levels_of_pairs:
             pm, pu = share, 1 - share
@@ -119,10 +135,18 @@ def _em(
     return m, share
 
 
-def train_on(profiles: Sequence[Profile], model: MatchModel, seed: int = 0) -> tuple[MatchModel, dict[str, Any]]:
-    """A model estimated from these patients, starting from ``model``; and what it was estimated on."""
+def train_on(
+    profiles: Sequence[Profile],
+    model: MatchModel,
+    seed: int = 0,
+    labels: Sequence[Label] = (),
+    threshold: float = 0.99,
+) -> tuple[MatchModel, dict[str, Any]]:
+    """A model estimated from these patients and the stewards' ``labels``, starting from ``model``; and what it
+    was estimated on."""
     if len(profiles) < MIN_PATIENTS:
         raise ValueError(f"{len(profiles)} live patients are too few to train on (at least {MIN_PATIENTS})")
+    labelled = [(compare(a, b), accepted) for a, b, accepted in labels]
     u = estimate_u(profiles, model, RANDOM_PAIRS, seed)
     m_default = {c: {level: mu[0] for level, mu in levels.items()} for c, levels in model.levels.items()}
     estimates: dict[str, list[dict[str, float]]] = defaultdict(list)
@@ -133,7 +157,7 @@ def train_on(profiles: Sequence[Profile], model: MatchModel, seed: int = 0) -> t
         if not pairs:
             continue
         compared = [compare(a, b) for a, b in pairs]
-        found_m, share = _em(compared, m_default, u, held_out, model.prior)
+        found_m, share = _em(compared, m_default, u, held_out, model.prior, labelled)
         for c, values in found_m.items():
             if c not in held_out:
                 estimates[c].append(values)
@@ -148,4 +172,25 @@ def train_on(profiles: Sequence[Profile], model: MatchModel, seed: int = 0) -> t
         mean = {lv: sum(e[lv] for e in found) / len(found) for lv in model_levels} if found else m_default[c]
         trained[c] = {lv: (mean[lv], u[c][lv]) for lv in model_levels}
     summary["prior"] = prior
-    return MatchModel(prior=prior, levels=trained, version=model.version), summary
+    result = MatchModel(prior=prior, levels=trained, version=model.version)
+    summary["labels"] = label_estimates(result, labelled, threshold)
+    return result, summary
+
+
+def label_estimates(
+    model: MatchModel, labelled: Sequence[tuple[dict[str, str | None], bool]], threshold: float = 0.99
+) -> dict[str, Any]:
+    """What the stewards' labels say of ``model``: how many were accepted and rejected, and the precision and
+    recall of the automatic links it would make among them (None where nothing is counted)."""
+    accepted = sum(1 for _, yes in labelled if yes)
+    linked = [yes for levels, yes in labelled if _links(model, levels, threshold)]
+    return {
+        "accepted": accepted,
+        "rejected": len(labelled) - accepted,
+        "precision": sum(linked) / len(linked) if linked else None,
+        "recall": sum(linked) / accepted if accepted else None,
+    }
+
+
+def _links(model: MatchModel, levels: dict[str, str | None], threshold: float) -> bool:
+    return model.score(levels)[0] >= threshold and not vetoed(levels) and not apart(levels)

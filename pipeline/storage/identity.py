@@ -144,6 +144,29 @@ def set_persons(conn: Connection, person_of: Mapping[str, str | None]) -> None:
         conn.execute(statement, [{"pid": p, "person": person} for p, person in sorted(person_of.items())])
 
 
+def manually_joined(conn: Connection, person_ids: Sequence[str]) -> dict[str, set[str]]:
+    """Each of these persons' patients that a manual decision put there."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for chunk in _chunks(sorted(set(person_ids))):
+        query = select(_link.c.person_id, _link.c.patient_id).where(
+            among(conn, _link.c.person_id, chunk), _link.c.origin == "manual", _link.c.status == "match"
+        )
+        for person_id, patient_id in conn.execute(query).all():
+            found[person_id].add(patient_id)
+    return found
+
+
+def clear_possible_matches(conn: Connection, person_ids: Sequence[str]) -> list[tuple[str, str]]:
+    """Remove the automatic possible matches that point at these persons (gone: nobody left to match); returns
+    the (patient, person) pairs removed."""
+    removed: list[tuple[str, str]] = []
+    for chunk in _chunks(sorted(set(person_ids))):
+        where = (among(conn, _link.c.person_id, chunk), _link.c.status == "possible_match", _link.c.origin == "auto")
+        removed += [(p, q) for p, q in conn.execute(select(_link.c.patient_id, _link.c.person_id).where(*where))]
+        conn.execute(delete(_link).where(*where))
+    return removed
+
+
 def write_links(conn: Connection, links: Mapping[tuple[str, str], dict[str, Any] | None]) -> None:
     """Each (patient, person) link as given: its columns (status, origin, score, evidence, decided_at), or None
     to remove it."""
@@ -251,9 +274,10 @@ def delete_persons(conn: Connection, person_ids: Sequence[str], now: dt.datetime
 
 
 def open_possible_matches(conn: Connection) -> list[dict[str, Any]]:
-    """Every open possible match of a live patient (its link row), highest score first."""
+    """Every open possible match of a live patient (its link row, and the patient's person now as
+    ``patient_person``), highest score first."""
     query = (
-        select(_link)
+        select(_link, _patient.c.person_id.label("patient_person"))
         .join(_patient, _patient.c.id == _link.c.patient_id)
         .where(_link.c.status == "possible_match", _patient.c.deleted_at.is_(None))
         .order_by(_link.c.score.desc(), _link.c.id)
@@ -286,6 +310,14 @@ def batch_links(conn: Connection, batch: str) -> list[dict[str, Any]] | None:
         if row is not None:
             rows.append(dict(row))
     return rows
+
+
+def manual_decisions(conn: Connection) -> list[tuple[str, str, bool]]:
+    """Every manual decision in force: (patient, person, accepted)."""
+    query = select(_link.c.patient_id, _link.c.person_id, _link.c.status).where(
+        _link.c.origin == "manual", _link.c.status.in_(("match", "no_match"))
+    )
+    return [(patient, person, status == "match") for patient, person, status in conn.execute(query).all()]
 
 
 def latest_model(conn: Connection) -> tuple[int, dict[str, Any]] | None:

@@ -23,6 +23,7 @@ import structlog
 from sqlalchemy import Connection, Engine, insert, select, text
 
 from pipeline.config import IdentityConfig
+from pipeline.identity.compare import compare
 from pipeline.identity.decide import Decision, Scored, best_per_person, decide
 from pipeline.identity.golden import golden_record
 from pipeline.identity.keys import ALONE, match_keys
@@ -97,6 +98,7 @@ class _Batch:
         self.touched: set[str] = set()  # persons whose golden record is to be recomputed
         self.history: list[dict[str, Any]] = []
         self.rows: dict[str, dict[str, Any]] = {}  # the patient rows read: the batch's and their candidates'
+        self.confirmed: dict[str, set[str]] = {}  # person -> its patients a manual decision put there
 
     def run(self, batch: list[tuple[str, bool]]) -> None:
         conn = self.conn
@@ -118,6 +120,7 @@ class _Batch:
         persons = {row["person_id"] for row in rows.values() if row["person_id"]}
         self.members = store.members(conn, sorted(persons))
         self.links = store.links_of(conn, ids)
+        self.confirmed = store.manually_joined(conn, sorted(persons))
         for patient_id in ids:
             if patient_id not in rows:
                 continue  # gone from the patient table: nothing to link
@@ -143,6 +146,11 @@ class _Batch:
         held = next((link["person_id"] for link in manual if link["status"] == LinkStatus.match), None)
         if held is not None:
             self._move(p.patient_id, p.source, held, None, "a manual decision holds it", write_link=False)
+            return
+        current = self.person_of.get(p.patient_id)
+        if current is not None and self.confirmed.get(current, set()) - {p.patient_id}:
+            # A steward accepted another patient into this person, beside this one: they are one person, and
+            # scoring again must not part them (until that decision is undone).
             return
         rejected = {link["person_id"] for link in manual if link["status"] == LinkStatus.no_match}
         pairs = [
@@ -260,6 +268,8 @@ class _Batch:
             self.stats.persons_deleted += 1
             self._changed(None, person_id, "person_deleted", person_id, None, "no live patient remains")
         store.delete_persons(conn, [p for p in emptied if p not in self.created], now)
+        for patient_id, person_id in store.clear_possible_matches(conn, emptied):
+            self._changed(patient_id, person_id, "possible_match_cleared", "possible_match", None, "the person is gone")
         priority = self.config.source_priority
         golden = {p: golden_record(rows[p], DEMOGRAPHIC, priority) for p in touched if rows.get(p)}
         created = {p: golden[p] for p in self.created if p in golden}
@@ -279,19 +289,22 @@ class _Batch:
         self.history.append(store.history_row(self.now, patient_id, person_id, change, before, after, why, Origin.auto))
 
 
-def train_model(engine: Engine, model: MatchModel) -> tuple[MatchModel, str]:
-    """Train on the stored live patients and store the model as a new version (used from the next link pass)."""
+def train_model(engine: Engine, model: MatchModel, match_threshold: float = 0.99) -> tuple[MatchModel, str]:
+    """Train on the stored live patients and the stewards' decisions, and store the model as a new version (used
+    from the next link pass)."""
     patient, stored = table_of(Patient), table_of(IdentityModel)
     with engine.connect() as conn:
         ids = list(
             conn.execute(select(patient.c.id).where(patient.c.deleted_at.is_(None)).limit(MAX_PATIENTS)).scalars()
         )
         rows = store.patient_rows(conn, ids)
+        labels = _labels(conn, model)
     profiles = [profile(row, row.get("source") or "", row.get("ssn_hash")) for row in rows.values()]
-    trained, summary = train_on(profiles, model)
+    trained, summary = train_on(profiles, model, labels=labels, threshold=match_threshold)
     text = f"{summary['patients']} patients; " + ", ".join(
         f"{rule}: {s['pairs']} pairs, ~{s['matches']} matches" for rule, s in summary["rules"].items()
     )
+    text += "; " + _label_text(summary["labels"])
     with engine.begin() as conn:
         result = conn.execute(
             insert(stored).values(model=trained.to_json(), trained_at=dt.datetime.now(dt.UTC), summary=text)
@@ -300,3 +313,40 @@ def train_model(engine: Engine, model: MatchModel) -> tuple[MatchModel, str]:
         assert key is not None
         version = int(key[0])
     return MatchModel(trained.prior, trained.levels, version), text
+
+
+def _labels(conn: Connection, model: MatchModel) -> list[tuple[Profile, Profile, bool]]:
+    """The stewards' decisions as labelled pairs: each decided patient beside the best-scoring other live
+    member of the person it was accepted into or rejected from."""
+    decided = store.manual_decisions(conn)
+    members = store.member_rows(conn, sorted({person for _, person, _ in decided}))
+    wanted = {patient for patient, _, _ in decided} | {m["id"] for rows in members.values() for m in rows}
+    patients = store.patient_rows(conn, sorted(wanted))  # with each one's SSN hash
+    labels = []
+    for patient_id, person_id, accepted in decided:
+        row = patients.get(patient_id)
+        if row is None or row["deleted_at"] is not None:
+            continue
+        mine = _profile_of(row)
+        others = [_profile_of(patients[m["id"]]) for m in members.get(person_id, []) if m["id"] != patient_id]
+        if others:
+            best = max(others, key=lambda other: model.score(compare(mine, other))[0])
+            labels.append((mine, best, accepted))
+    return labels
+
+
+def _profile_of(row: dict[str, Any]) -> Profile:
+    return profile(row, row.get("source") or "", row.get("ssn_hash"))
+
+
+def _label_text(labels: dict[str, Any]) -> str:
+    if not labels["accepted"] and not labels["rejected"]:
+        return "no review decisions to learn from"
+
+    def share(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    return (
+        f"{labels['accepted']} accepted and {labels['rejected']} rejected review decisions: among them the model's "
+        f"automatic links have precision {share(labels['precision'])}, recall {share(labels['recall'])}"
+    )
