@@ -42,7 +42,9 @@ def test_training_learns_that_one_person_agrees_and_strangers_do_not() -> None:
     # Three records a person among 1,200: about two in a thousand pairs are one person.
     assert 1e-4 < trained.prior < 1e-2
     json_model = trained.to_json()
-    assert MatchModel.from_json(json_model, 3).levels == trained.levels
+    stored = MatchModel.from_json(json_model, 3)
+    assert stored.levels == trained.levels and stored.tf == trained.tf and stored.tf_floor == trained.tf_floor
+    assert trained.tf["name"] and trained.tf["postal_code"] and trained.tf["city"]
 
 
 def test_training_refuses_too_few_patients() -> None:
@@ -80,3 +82,21 @@ def test_the_labels_estimate_precision_and_recall_of_the_automatic_links() -> No
         "precision": None,
         "recall": None,
     }
+
+
+def test_agreeing_on_a_rare_name_weighs_more_than_on_a_common_one() -> None:
+    from pipeline.identity.compare import agreeing_values, compare
+
+    tf = {"name": {"MARIA": 0.05, "GARCIA": 0.04, "XOCHITL": 1e-4}}
+    model = MatchModel(tf=tf, tf_floor={"name": 1e-5})
+    common = [profile({"id": i, "given_name": "María", "family_name": "García"}, "s") for i in "ab"]
+    rare = [profile({"id": i, "given_name": "Xóchitl", "family_name": "Quetzal"}, "s") for i in "ab"]
+
+    def name_weight(a: Profile, b: Profile, m: MatchModel) -> float:
+        levels = compare(a, b)
+        return m.score(levels, agreeing_values(a, b, levels))[1]["fields"]["name"]["weight"]
+
+    untrained = MatchModel()
+    assert name_weight(*common, untrained) == name_weight(*rare, untrained)  # no tables: the level's u
+    # 0.05 * 0.04 of patients share María García: far likelier by chance than Xóchitl (1e-4) Quetzal (unlisted).
+    assert name_weight(*common, model) < name_weight(*common, untrained) < name_weight(*rare, model)

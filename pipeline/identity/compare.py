@@ -14,7 +14,7 @@ list of levels all read ``COMPARISONS``. Pure and table-tested (tests/test_ident
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rapidfuzz.distance import JaroWinkler
@@ -35,6 +35,7 @@ class Level:
     m: float
     u: float
     veto: bool = False  # twin or household evidence: never an automatic link unless an identifier agrees
+    tf: bool = False  # its u is the agreeing value's frequency, where a trained model knows it (Splink's tf)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class Comparison:
     levels: tuple[Level, ...]  # strongest first, ``different`` last
     function: Callable[[Profile, Profile], str | None] = field(repr=False)
     identifier: bool = False  # its exact agreement is an identifier agreeing: it lifts every veto
+    # The values two records agree on at a ``tf`` level: their frequencies multiplied are that pair's u.
+    agreeing: Callable[[Profile, Profile], tuple[str, ...]] | None = field(default=None, repr=False)
     labels: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -123,9 +126,13 @@ NAME = Comparison(
     "name",
     "Name tokens, whatever the source's split: folded to ASCII capitals, particles dropped, nicknames resolved",
     _levels(
-        Level("exact", "the same tokens in any order (given and family swapped included)", 0.55, 1e-5),
+        Level("exact", "the same tokens in any order (given and family swapped included)", 0.55, 1e-5, tf=True),
         Level(
-            "contained", "one side's tokens all among the other's: a second given name or surname left out", 0.24, 1e-5
+            "contained",
+            "one side's tokens all among the other's: a second given name or surname left out",
+            0.24,
+            1e-5,
+            tf=True,
         ),
         Level("similar", "each token of one side spelt alike (or an initial) among the other's", 0.12, 1e-4),
         Level("one_name", "one side has a single name, which the other has", 0.01, 2e-3),
@@ -137,6 +144,7 @@ NAME = Comparison(
         different="no token in common",
     ),
     _name,
+    agreeing=lambda a, b: min(a.tokens, b.tokens, key=len),
 )
 
 
@@ -223,11 +231,12 @@ POSTAL_CODE = Comparison(
     "postal_code",
     "The postal code",
     _levels(
-        Level("exact", "the same code", 0.5, 1e-3),
+        Level("exact", "the same code", 0.5, 1e-3, tf=True),
         Level("close", "one digit mistyped, or two adjacent digits swapped", 0.05, 8e-3),
         different="another code",
     ),
     _postal_code,
+    agreeing=lambda a, b: (a.postal_code,) if a.postal_code else (),
 )
 
 
@@ -240,8 +249,9 @@ def _city(a: Profile, b: Profile) -> str | None:
 CITY = Comparison(
     "city",
     "The city or town",
-    _levels(Level("exact", "the same city, spelt alike", 0.5, 0.02), different="another city"),
+    _levels(Level("exact", "the same city, spelt alike", 0.5, 0.02, tf=True), different="another city"),
     _city,
+    agreeing=lambda a, b: (a.city,) if a.city else (),
 )
 
 
@@ -335,6 +345,19 @@ name, birth_date, address, postal_code, city = NAME, BIRTH_DATE, ADDRESS, POSTAL
 email, phone, curp, ssn, ssn_last4 = EMAIL, PHONE, CURP, SSN, SSN_LAST4
 
 
+TF_LEVELS = {c.name: frozenset(level.label for level in c.levels if level.tf) for c in COMPARISONS.values()}
+
+
 def compare(a: Profile, b: Profile) -> dict[str, str | None]:
     """The level of every comparison (None: not comparable)."""
     return {c.name: c(a, b) for c in COMPARISONS.values()}
+
+
+def agreeing_values(a: Profile, b: Profile, levels: Mapping[str, str | None]) -> dict[str, tuple[str, ...]]:
+    """For each comparison at a ``tf`` level, the values the two records agree on (a name's tokens, a code)."""
+    found = {}
+    for name, level in levels.items():
+        comparison = COMPARISONS[name]
+        if level in TF_LEVELS[name] and comparison.agreeing is not None:
+            found[name] = comparison.agreeing(a, b)
+    return found

@@ -24,6 +24,7 @@ DEFAULT_LEVELS: dict[str, dict[str, tuple[float, float]]] = {
     c.name: {level.label: (level.m, level.u) for level in c.levels} for c in COMPARISONS.values()
 }
 DEFAULT_PRIOR = 1e-4
+TF_MIN_U = 1e-8  # the smallest u a value's frequency may stand for: one record in a hundred million
 
 
 @dataclass(frozen=True)
@@ -31,19 +32,32 @@ class MatchModel:
     prior: float = DEFAULT_PRIOR
     levels: dict[str, dict[str, tuple[float, float]]] = field(default_factory=lambda: DEFAULT_LEVELS)
     version: int = 0  # 0: the defaults; a trained model's version is its identity_model row
+    # Term frequencies (trained): per comparison, the share of patients holding each common value, and the
+    # share assumed for a value not listed (rarer than any listed). Empty: every pair takes its level's u.
+    tf: dict[str, dict[str, float]] = field(default_factory=dict)
+    tf_floor: dict[str, float] = field(default_factory=dict)
 
-    def weight(self, comparison: str, level: str) -> float:
+    def weight(self, comparison: str, level: str, values: tuple[str, ...] | None = None) -> float:
+        """log2 m/u of a level; at a ``tf`` level with the agreeing ``values``, u is their frequencies' product:
+        agreeing on a rare surname is stronger evidence than agreeing on García."""
         m, u = self.levels[comparison][level]
+        table = self.tf.get(comparison)
+        if values and table is not None:
+            floor = self.tf_floor.get(comparison, TF_MIN_U)
+            u = max(math.prod(table.get(v, floor) for v in values), TF_MIN_U)
         return math.log2(m / u)
 
-    def score(self, levels: Levels) -> tuple[float, dict[str, Any]]:
-        """(match probability, evidence): the evidence names each comparable field's level and weight."""
+    def score(
+        self, levels: Levels, values: Mapping[str, tuple[str, ...]] | None = None
+    ) -> tuple[float, dict[str, Any]]:
+        """(match probability, evidence): the evidence names each comparable field's level and weight.
+        ``values``: the agreeing values of the comparisons at a ``tf`` level (compare.agreeing_values)."""
         total = math.log2(self.prior / (1 - self.prior))
         evidence: dict[str, Any] = {}
         for comparison, level in levels.items():
             if level is None or comparison not in self.levels:
                 continue
-            weight = self.weight(comparison, level)
+            weight = self.weight(comparison, level, values.get(comparison) if values else None)
             total += weight
             evidence[comparison] = {"level": level, "weight": round(weight, 2)}
         return probability(total), {"model": self.version, "weight": round(total, 2), "fields": evidence}
@@ -52,6 +66,8 @@ class MatchModel:
         return {
             "prior": self.prior,
             "levels": {c: {lv: list(mu) for lv, mu in ls.items()} for c, ls in self.levels.items()},
+            "tf": self.tf,
+            "tf_floor": self.tf_floor,
         }
 
     @classmethod
@@ -64,7 +80,9 @@ class MatchModel:
             for lv, mu in defaults.items():
                 m, u = stored.get(c, {}).get(lv, mu)
                 levels[c][lv] = (float(m), float(u))
-        return cls(prior=float(data["prior"]), levels=levels, version=version)
+        tf = {c: {v: float(f) for v, f in table.items()} for c, table in data.get("tf", {}).items()}
+        floor = {c: float(f) for c, f in data.get("tf_floor", {}).items()}
+        return cls(prior=float(data["prior"]), levels=levels, version=version, tf=tf, tf_floor=floor)
 
 
 def probability(weight: float) -> float:

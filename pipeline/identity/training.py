@@ -7,6 +7,8 @@
   date, so they cannot say how often one person's records disagree on it).
 - the prior from how many matches the EM expects among the pairs of the birth-date rule, divided by how often
   a true match shares its birth date;
+- term frequencies (Splink's tf tables): for names, postal codes and cities, the share of patients holding
+  each of the MAX_TF_VALUES commonest values, so that agreeing on a rare one weighs more than on a common one;
 - the stewards' decisions (``review accept|reject``) as labels: an accepted pair counts in every round of the
   EM as a certain match, a rejected one as a certain non-match, so m learns the levels stewards saw one person
   at; and with the trained model, the share of accepted pairs it would link (recall) and of the labelled pairs
@@ -23,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.identity.compare import compare
+from pipeline.identity.compare import COMPARISONS, TF_LEVELS, compare
 from pipeline.identity.decide import apart, vetoed
 from pipeline.identity.keys import match_keys
 from pipeline.identity.model import MatchModel
@@ -37,6 +39,7 @@ RANDOM_PAIRS = 100_000
 MAX_PATIENTS = 200_000
 MAX_BLOCK = 50
 EM_ROUNDS = 25
+MAX_TF_VALUES = 5_000  # per comparison: a value rarer than these takes the rarest one's frequency
 # Blocking rules: (the match key type whose shared values make pairs, the comparisons it holds out).
 RULES = (("dob", ("birth_date",)), ("name_dob", ("name", "birth_date")))
 
@@ -172,9 +175,40 @@ def train_on(
         mean = {lv: sum(e[lv] for e in found) / len(found) for lv in model_levels} if found else m_default[c]
         trained[c] = {lv: (mean[lv], u[c][lv]) for lv in model_levels}
     summary["prior"] = prior
-    result = MatchModel(prior=prior, levels=trained, version=model.version)
+    tf, floor = term_frequencies(profiles)
+    result = MatchModel(prior=prior, levels=trained, version=model.version, tf=tf, tf_floor=floor)
     summary["labels"] = label_estimates(result, labelled, threshold)
     return result, summary
+
+
+def term_frequencies(profiles: Sequence[Profile]) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Per comparison with a ``tf`` level: the share of the patients holding the field that hold each value (its
+    MAX_TF_VALUES commonest), and the share a value not listed is taken to have.
+
+    >>> from pipeline.identity.profile import profile
+    >>> rows = [{"id": str(i), "given_name": "Ana", "family_name": f"Ruiz{'x' * (i % 2)}"} for i in range(4)]
+    >>> tf, floor = term_frequencies([profile(r, "s") for r in rows])
+    >>> tf["name"]["ANA"], tf["name"]["RUIZ"], floor["name"]
+    (1.0, 0.5, 0.25)
+    """
+    tf: dict[str, dict[str, float]] = {}
+    floor: dict[str, float] = {}
+    for name, comparison in COMPARISONS.items():
+        if not TF_LEVELS[name] or comparison.agreeing is None:
+            continue
+        counts: dict[str, int] = defaultdict(int)
+        holders = 0
+        for p in profiles:
+            values = set(comparison.agreeing(p, p))
+            holders += bool(values)
+            for value in values:
+                counts[value] += 1
+        if not holders:
+            continue
+        common = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:MAX_TF_VALUES]
+        tf[name] = {value: n / holders for value, n in common}
+        floor[name] = (common[-1][1] if len(common) < len(counts) else 1) / holders
+    return tf, floor
 
 
 def label_estimates(
