@@ -252,6 +252,10 @@ def test_killed_at_random_instants_loses_and_duplicates_nothing(sandbox, db_url,
         if stored < 230:  # the first sweep is still under way: its committed position is exactly what landed
             assert cursor.get("sweep", {}).get("offset", 0) == stored
         assert count(engine, "patient") == stored
+        # Linked in the page's own transaction: every landed patient has its person (or is still queued).
+        unlinked = "person_id IS NULL AND id NOT IN (SELECT patient_id FROM identity_pending)"
+        assert count(engine, "patient", unlinked) == 0
+        assert count(engine, "patient", "person_id IS NOT NULL AND person_id NOT IN (SELECT id FROM person)") == 0
 
     sandbox.clear_faults()
     result = by_stream(run(config, engine, SWEEP))["rx/patients"]
@@ -259,3 +263,4 @@ def test_killed_at_random_instants_loses_and_duplicates_nothing(sandbox, db_url,
     assert count(engine, "patient") == count(engine, "source_record") == 230
     assert count(engine, "crosswalk", "id_type = 'uid'") == 230
     assert count(engine, "source_record r", "NOT EXISTS (SELECT 1 FROM patient p WHERE p.id = r.entity_id)") == 0
+    assert count(engine, "identity_link", "status = 'match'") == 230 == count(engine, "person")  # none twice

@@ -403,3 +403,41 @@ def test_an_accepted_pair_stays_one_person_asked_either_way_round_and_through_a_
     # Scoring everyone again parts neither pair: a steward said they are one person.
     assert cli.invoke(app, ["--config", path, "link", "--rebuild"]).exit_code == 0
     assert person(a) == person(b) and person(c) == person(d)
+
+
+def test_a_page_and_the_links_of_its_patients_commit_together(
+    sandbox: Any, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from structlog.testing import capture_logs
+
+    sandbox.reset(patients=PEOPLE, medics=5, seed=7)
+    sources = {"ga": gauges_source(sandbox, streams=["patients"], page_size=100)}
+    config = make_config(db_url, sources)
+    engine = engine_for(config)
+    real = store.record_history
+
+    def dies(conn: Any, changes: list[dict[str, Any]]) -> None:
+        raise KeyboardInterrupt("the process dies while linking the page")
+
+    monkeypatch.setattr(linking.store, "record_history", dies)
+    with pytest.raises(KeyboardInterrupt):
+        run(config, engine, "sweep")
+    # Killed inside the page's transaction: neither its records nor any link landed.
+    assert count(engine, "patient") == count(engine, "source_record") == count(engine, "person") == 0
+
+    calls = {"n": 0}
+
+    def fails_once(conn: Any, changes: list[dict[str, Any]]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("a linking bug")
+        real(conn, changes)
+
+    monkeypatch.setattr(linking.store, "record_history", fails_once)
+    with capture_logs() as logged:
+        results = run(config, engine, "sweep")
+    # A linking failure costs the page nothing: it lands, its patients stay queued, the run's last pass links them.
+    assert all(r.ok for r in results)
+    assert any(e["event"] == "linking crashed: the patients stay queued" for e in logged)
+    assert count(engine, "patient") == PEOPLE == count(engine, "person", "deleted_at IS NULL")
+    assert count(engine, "patient", "person_id IS NULL") == 0 and count(engine, "identity_pending") == 0

@@ -47,6 +47,14 @@ class LinkStats:
     possible: int = 0  # possible matches written for review
     skipped_blocks: int = 0  # match keys too common to block on
 
+    def add(self, other: LinkStats) -> None:
+        for name, value in vars(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+    def log(self) -> None:
+        if self.linked:
+            log.info("patients linked", **vars(self))
+
 
 def current_model(engine: Engine) -> MatchModel:
     """The newest trained model, or the defaults."""
@@ -68,16 +76,23 @@ def link_pending(engine: Engine, config: IdentityConfig, model: MatchModel | Non
                 break
             _Batch(conn, config, model, stats).run(batch)
             store.dequeue(conn, [patient_id for patient_id, _ in batch])
-    if stats.linked:
-        log.info(
-            "patients linked",
-            linked=stats.linked,
-            joined=stats.joined,
-            persons_created=stats.persons_created,
-            persons_deleted=stats.persons_deleted,
-            possible=stats.possible,
-            skipped_blocks=stats.skipped_blocks,
-        )
+    stats.log()
+    return stats
+
+
+def link_in(conn: Connection, config: IdentityConfig, model: MatchModel, patient_ids: list[str]) -> LinkStats:
+    """Link these patients inside the caller's transaction: the page that wrote them (its rows and their match
+    keys are already in it), so a page lands linked or not at all, and costs no commit or queue read of its own.
+
+    Under a savepoint: should linking fail, the savepoint is rolled back, the page still commits and its patients
+    stay queued (``identity_pending``) for the next link pass; the error is raised for the caller to report.
+    """
+    stats = LinkStats()
+    with conn.begin_nested():
+        if conn.dialect.name == "postgresql":  # linkers of several processes take turns, as in link_pending
+            conn.execute(text("SELECT pg_advisory_xact_lock(7270617)"))
+        _Batch(conn, config, model, stats).run([(p, False) for p in patient_ids])
+        store.dequeue(conn, patient_ids)
     return stats
 
 

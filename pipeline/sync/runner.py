@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from canonical.errors import LeaseHeldError, PatientSyncError, Stopped
@@ -39,6 +39,7 @@ from connectors.client import RetryPolicy, SourceClient
 from mappings.context import MappingContext
 from pipeline.bind import mapping_context, open_client, stream_names, stream_spec
 from pipeline.config import Config, IdentityConfig, SourceConfig
+from pipeline.identity.model import MatchModel
 from pipeline.kinds import KINDS, StreamSpec
 from pipeline.storage import load, lookups, state
 from pipeline.storage.db import reading
@@ -47,7 +48,7 @@ from pipeline.storage.tables import Mode, Status
 from pipeline.sync.batches import Batch, fan_out_batches, listing_batches
 from pipeline.sync.cursor import Cursor
 from pipeline.sync.keyset import KeySet
-from pipeline.sync.linking import LinkStats, link_pending
+from pipeline.sync.linking import LinkStats, current_model, link_in, link_pending
 from pipeline.sync.mapper import Mapped, Mapper, PageJob
 from pipeline.sync.messages import database_reason, frames, public, run_error
 from pipeline.sync.prefetch import Prefetched
@@ -264,6 +265,8 @@ class StreamRun:
     ) -> None:
         self.engine = engine
         self.identity = identity  # link the patients of each commit as it lands; None: leave them queued
+        self.model: MatchModel | None = None
+        self.linked = LinkStats()
         self.name = source_name
         self.source = source
         self.spec = spec
@@ -343,6 +346,7 @@ class StreamRun:
     def _done(self) -> RunResult:
         result = self.result
         result.seconds = time.monotonic() - self.started
+        self.linked.log()
         if self.options.done:
             self.options.done(result)
         (log.info if result.ok else log.error)(
@@ -488,8 +492,14 @@ class StreamRun:
                 self.rehearsed[key] = row["payload_hash"]
         else:
             assert result.run_id is not None, "the run row is written before the walk"
+            if self.identity is not None and self.model is None:
+                # Once a run, before its first commit (SQLite: no second connection inside a write): a model
+                # trained meanwhile serves the next run.
+                self.model = current_model(engine)
             with engine.begin() as conn:
                 load.write(conn, rows)
+                if self.identity is not None and rows.patients:
+                    self._link(conn, rows.patients)
                 state.save_cursor(conn, name, stream, pending.cursor.to_json(), now)
                 state.renew_lease(conn, name, stream, self.holder, now, options.lease_ttl)
                 if now - self.counted_at >= RUN_COUNTS_EVERY:  # so status shows a long run's progress
@@ -505,8 +515,17 @@ class StreamRun:
             self.analyze_at *= 2
         if options.progress:
             options.progress(name, stream, result.counts.fetched, self.walk.total)
-        if self.identity is not None and rows.patients:
-            link(engine, self.identity)
+
+    def _link(self, conn: Connection, patients: list[str]) -> None:
+        """Link the page's patients in its own transaction (pipeline.sync.linking.link_in). A failure is logged,
+        never raised: the page lands, its patients stay queued for the run's last link pass or the next."""
+        assert self.identity is not None and self.model is not None
+        try:
+            self.linked.add(link_in(conn, self.identity, self.model, patients))
+        except SQLAlchemyError as exc:
+            log.error("linking failed: the patients stay queued", error=database_reason(exc))
+        except Exception as exc:  # noqa: BLE001 - a linking bug must not cost the page's records
+            log.error("linking crashed: the patients stay queued", error=type(exc).__name__, frames=frames(exc))
 
     def _walks_everything(self) -> bool:
         """Whether a walk from the very start sees the whole stream: a fan-out's incremental pass asks only
