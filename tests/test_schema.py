@@ -173,3 +173,31 @@ def test_upgrade_to_the_declared_blocking_keys_rekeys_and_relinks_every_stored_p
     assert [(p, bool(r)) for p, r in queued] == [("p1", True), ("p2", True)]
     assert "name_year" not in types and {"dob", "name_dob"} <= types
     assert len(persons) == 1 and None not in persons  # one person, found through the new keys
+
+
+def test_blocking_skips_a_key_held_past_the_bound_and_pairs_the_rest(db_url: str) -> None:
+    from pipeline.identity.keys import ALONE
+    from pipeline.storage import identity as store
+
+    engine = open_engine(db_url)
+    migrate(engine)
+    held = [("dob", "1990-01-01", p) for p in ("p1", "p2", "p3", "p4")]  # four holders: past a bound of three
+    held += [("email", "ana@x.mx", p) for p in ("p1", "p2")]  # enough alone
+    held += [("dob", "2000-01-01", q) for q in ("q1", "q2", "q3")]  # three holders: within the bound
+    held += [("postal_code", "06700", q) for q in ("q1", "q2", "q3")]  # a second shared key
+    held += [("postal_code", "44100", r) for r in ("r1", "r2")]  # one shared key, not alone: no candidates
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO match_key (key_type, key_value, patient_id) VALUES (:t, :v, :p)"),
+            [{"t": t, "v": v, "p": p} for t, v, p in held],
+        )
+        found, skipped = store.candidates(conn, ["p1", "p2", "p3", "p4", "q1", "q2", "q3", "r1", "r2"], 3, ALONE)
+    engine.dispose()
+    assert dict(found) == {
+        "p1": {"p2"},
+        "p2": {"p1"},
+        "q1": {"q2", "q3"},
+        "q2": {"q1", "q3"},
+        "q3": {"q1", "q2"},
+    }
+    assert skipped == 4  # each of p1..p4's crowded birth date
