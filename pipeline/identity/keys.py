@@ -2,9 +2,11 @@
 costs a few index lookups, never a scan.
 
 Two patients are candidates when they share a key that is enough ``alone`` (a name with the birth date or the
-street address, an identifier), or keys of two types; and only through keys whose block is small (the
-linker skips a key more than ``identity.block_bound`` patients hold). Names enter as phonetic codes of each
-token (``names.phonetic``), so a typo, a swapped given and family name or a missing surname still shares some.
+street address, an identifier), or two keys (two names' codes with the postal code); and only through keys
+whose block is small (the linker skips a key more than ``identity.block_bound`` patients hold). Names enter as
+phonetic codes of each token (``names.phonetic``), so a typo, a swapped given and family name or a missing
+surname still shares some. No key is a single field shared by many (a birth date, a postal code alone): such
+a block grows with the database, and with it the cost of linking each patient.
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ def _born(p: Profile) -> str | None:
 
 
 BLOCKING_KEYS: tuple[BlockingKey, ...] = (
-    BlockingKey("dob", "the birth date", lambda p, c: _one(_born(p))),
     BlockingKey(
         "name_dob",
         "a name's code and the birth date: one name mistyped or missing still meets",
@@ -60,7 +61,6 @@ BLOCKING_KEYS: tuple[BlockingKey, ...] = (
         alone=True,
     ),
     BlockingKey("name_zip", "a name's code and the postal code", lambda p, c: _each(c, p.postal_code)),
-    BlockingKey("postal_code", "the postal code", lambda p, c: _one(p.postal_code)),
     BlockingKey("email", "the e-mail address", lambda p, c: _one(p.email), alone=True),
     BlockingKey("phone", "the phone number", lambda p, c: _one(p.phone), alone=True),
     BlockingKey("curp", "the CURP", lambda p, c: _one(p.curp), alone=True),
@@ -81,7 +81,7 @@ def match_keys(p: Profile) -> list[tuple[str, str]]:
     >>> from pipeline.identity.profile import profile
     >>> row = {"id": "p", "given_name": "Ana", "family_name": "Ruiz", "birth_date": dt.date(1990, 5, 1)}
     >>> match_keys(profile(row, "s"))
-    [('dob', '1990-05-01'), ('name_dob', 'AN:1990-05-01'), ('name_dob', 'RS:1990-05-01')]
+    [('name_dob', 'AN:1990-05-01'), ('name_dob', 'RS:1990-05-01')]
     """
     codes = name_codes(p)
     return [(key.type, value) for key in BLOCKING_KEYS for value in key.derive(p, codes)]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline.identity.compare import COMPARISONS, TF_LEVELS, compare
@@ -40,8 +40,11 @@ MAX_PATIENTS = 200_000
 MAX_BLOCK = 50
 EM_ROUNDS = 25
 MAX_TF_VALUES = 5_000  # per comparison: a value rarer than these takes the rarest one's frequency
-# Blocking rules: (the match key type whose shared values make pairs, the comparisons it holds out).
-RULES = (("dob", ("birth_date",)), ("name_dob", ("name", "birth_date")))
+# Blocking rules of the EM: (name, the values whose sharing makes pairs, the comparisons it holds out).
+RULES: tuple[tuple[str, Callable[[Profile], list[str]], tuple[str, ...]], ...] = (
+    ("dob", lambda p: [p.birth_date.isoformat()] if p.birth_date else [], ("birth_date",)),
+    ("name_dob", lambda p: [v for t, v in match_keys(p) if t == "name_dob"], ("name", "birth_date")),
+)
 
 
 def _smoothed(counts: dict[str, float], start: dict[str, float]) -> dict[str, float]:
@@ -82,12 +85,11 @@ def _observed(counts: dict[str, float], start: dict[str, float]) -> dict[str, fl
     return {level: value / norm for level, value in raw.items()}
 
 
-def _block_pairs(profiles: Sequence[Profile], key_type: str) -> list[tuple[Profile, Profile]]:
+def _block_pairs(profiles: Sequence[Profile], derive: Callable[[Profile], list[str]]) -> list[tuple[Profile, Profile]]:
     blocks: dict[str, list[Profile]] = defaultdict(list)
     for p in profiles:
-        for kind, value in match_keys(p):
-            if kind == key_type:
-                blocks[value].append(p)
+        for value in derive(p):
+            blocks[value].append(p)
     pairs: list[tuple[Profile, Profile]] = []
     for members in blocks.values():
         if 2 <= len(members) <= MAX_BLOCK:
@@ -155,8 +157,8 @@ def train_on(
     estimates: dict[str, list[dict[str, float]]] = defaultdict(list)
     summary: dict[str, Any] = {"patients": len(profiles), "rules": {}}
     prior = model.prior
-    for key_type, held_out in RULES:
-        pairs = _block_pairs(profiles, key_type)
+    for key_type, derive, held_out in RULES:
+        pairs = _block_pairs(profiles, derive)
         if not pairs:
             continue
         compared = [compare(a, b) for a, b in pairs]

@@ -15,13 +15,13 @@ A person left without a live patient is soft-deleted; every touched person's gol
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from sqlalchemy import Connection, Engine, insert, select, text
 
+from canonical.ids import time_ordered_id
 from pipeline.config import IdentityConfig
 from pipeline.identity.compare import compare
 from pipeline.identity.decide import Decision, Scored, best_per_person, decide
@@ -258,7 +258,7 @@ class _Batch:
         self._changed(patient_id, current, "left", current, None, reason)
 
     def _new_person(self) -> str:
-        person_id = str(uuid.uuid4())
+        person_id = time_ordered_id()  # new persons land at the end of the person index, not all over it
         self.created.add(person_id)
         self.members[person_id] = {}
         self.stats.persons_created += 1
