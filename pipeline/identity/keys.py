@@ -1,12 +1,12 @@
 """Blocking keys declared as data: the indexed values a patient is blocked on, so that finding its candidates
 costs a few index lookups, never a scan.
 
-Two patients are candidates when they share a key that is enough ``alone`` (a name with the birth date or the
-street address, an identifier), or two keys (two names' codes with the postal code); and only through keys
-whose block is small (the linker skips a key more than ``identity.block_bound`` patients hold). Names enter as
-phonetic codes of each token (``names.phonetic``), so a typo, a swapped given and family name or a missing
-surname still shares some. No key is a single field shared by many (a birth date, a postal code alone): such
-a block grows with the database, and with it the cost of linking each patient.
+Two patients are candidates when they share a key that is enough ``alone`` (every key declared here is), or
+two keys; and only through keys whose block is small (the linker skips a key more than
+``identity.block_bound`` patients hold). Names enter as phonetic codes of each token (``names.phonetic``), so a
+typo, a swapped given and family name or a missing surname still shares some. No key is a single field shared
+by many (a birth date, a postal code alone): such a block grows with the database, and with it the cost of
+linking each patient; two fields together (``dob_zip``) keep a block small at any size.
 """
 
 from __future__ import annotations
@@ -60,7 +60,18 @@ BLOCKING_KEYS: tuple[BlockingKey, ...] = (
         lambda p, c: _each(c, _street(p)),
         alone=True,
     ),
-    BlockingKey("name_zip", "a name's code and the postal code", lambda p, c: _each(c, p.postal_code)),
+    BlockingKey(
+        "name_zip",
+        "a name's code and the postal code: a birth date missing still meets",
+        lambda p, c: _each(c, p.postal_code),
+        alone=True,
+    ),
+    BlockingKey(
+        "dob_zip",
+        "the birth date and the postal code: every name mistyped or replaced still meets",
+        lambda p, c: _one(f"{_born(p)}:{p.postal_code}" if p.birth_date and p.postal_code else None),
+        alone=True,
+    ),
     BlockingKey("email", "the e-mail address", lambda p, c: _one(p.email), alone=True),
     BlockingKey("phone", "the phone number", lambda p, c: _one(p.phone), alone=True),
     BlockingKey("curp", "the CURP", lambda p, c: _one(p.curp), alone=True),
