@@ -100,18 +100,8 @@ def person_view(engine: Engine, person_id: str) -> dict[str, Any]:
 
 def review_items(engine: Engine, show_pii: bool) -> list[dict[str, Any]]:
     """Every open possible match: the patient and the person's golden record field by field, and the evidence."""
-    link, patient = table_of(IdentityLink), table_of(Patient)
     with engine.connect() as conn:
-        rows = (
-            conn.execute(
-                select(link)
-                .join(patient, patient.c.id == link.c.patient_id)
-                .where(link.c.status == LinkStatus.possible_match, patient.c.deleted_at.is_(None))
-                .order_by(link.c.score.desc(), link.c.id)
-            )
-            .mappings()
-            .all()
-        )
+        rows = store.open_possible_matches(conn)
         patients = store.patient_rows(conn, [r["patient_id"] for r in rows])
         persons = store.person_rows(conn, [r["person_id"] for r in rows])
     items = []
