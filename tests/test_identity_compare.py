@@ -193,6 +193,9 @@ def _scored(person_id: str, p: float, name: str = "exact", weight: float = 0.0, 
         ([_scored("X", 0.9999, name="given_differs", email="different")], {}, set(), None, []),  # a twin's own e-mail
         ([_scored("X", 0.9999, name="given_differs", curp="different")], {}, set(), None, []),
         ([_scored("X", 0.9999, birth_date="near")], {}, set(), "X", []),  # a date mistyped, not a generation
+        ([_scored("X", 0.9999, curp="different")], {}, set(), None, []),  # another CURP: another person
+        ([_scored("X", 0.9999, curp="close")], {}, set(), "X", []),  # a typo in it
+        ([_scored("X", 0.9999, curp="different", ssn="exact")], {}, set(), "X", []),
         # A person 2**10 times likelier settles the others: neither a second match nor a review.
         ([_scored("X", 0.9999, weight=40), _scored("Y", 0.999, weight=20)], {}, set(), "X", []),
         ([_scored("X", 0.9999, weight=40), _scored("Y", 0.9, weight=20)], {}, set(), "X", []),

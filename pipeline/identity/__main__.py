@@ -17,7 +17,7 @@ def markdown() -> str:
     for c in COMPARISONS.values():
         for i, level in enumerate(c.levels):
             name = f"`{c.name}`{' (identifier)' if c.identifier else ''}" if i == 0 else ""
-            veto = " **veto**" if level.veto else ""
+            veto = " **veto**" if level.veto else " **apart**" if level.apart else ""
             weight = math.log2(level.m / level.u)
             lines.append(
                 f"| {name} | `{level.label}`{veto} | {level.meaning} | {level.m:.3g} | {level.u:.3g} | {weight:+.1f} |"

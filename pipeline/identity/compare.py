@@ -4,7 +4,8 @@ A comparison (as in Splink's ``comparison_library``) is an ordered list of level
 first and ``different`` last; each level carries its meaning, its default m (the share of one person's record
 pairs at that level) and u (the share of pairs of two different people), and whether it is a veto: evidence of
 two people who share a household (twins, siblings, a father and son of one name), which keeps a pair from an
-automatic link unless an identifier agrees. A comparison returns one of its own labels, or None when either
+automatic link unless an identifier agrees, or apart: two different people, not even a possible match. A
+comparison returns one of its own labels, or None when either
 side lacks the field (a missing field is no evidence either way); a label it does not declare is an error, so a
 level without a weight cannot exist.
 
@@ -36,6 +37,7 @@ class Level:
     u: float
     veto: bool = False  # twin or household evidence: never an automatic link unless an identifier agrees
     tf: bool = False  # its u is the agreeing value's frequency, where a trained model knows it (Splink's tf)
+    apart: bool = False  # two people: not even a possible match, unless an identifier agrees
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,13 @@ class Comparison:
 
 
 def _levels(*agreeing: Level, different: str = "nothing above") -> tuple[Level, ...]:
-    """The agreeing levels as given, and ``different`` taking what is left of m and of u."""
+    """The agreeing levels as given, and ``different`` taking what is left of m and of u (its meaning may start
+    with "veto: " or "apart: ", which sets that flag)."""
     m_left = 1 - sum(level.m for level in agreeing)
     u_left = 1 - sum(level.u for level in agreeing)
-    veto = different.startswith("veto: ")
-    return (*agreeing, Level("different", different.removeprefix("veto: "), m_left, u_left, veto=veto))
+    flag, _, meaning = different.partition(": ") if different.startswith(("veto: ", "apart: ")) else ("", "", different)
+    last = Level("different", meaning, m_left, u_left, veto=flag == "veto", apart=flag == "apart")
+    return (*agreeing, last)
 
 
 def _agree(x: str, y: str) -> bool:
@@ -310,7 +314,7 @@ CURP = Comparison(
     _levels(
         Level("exact", "the same key", 0.96, 1e-7),
         Level("close", "one character off: a typo", 0.02, 1e-6),
-        different="another key",
+        different="apart: another key (two characters or more): another person",
     ),
     _curp,
     identifier=True,

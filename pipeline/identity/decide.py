@@ -22,6 +22,7 @@ _VETOES = {c.name: frozenset(level.label for level in c.levels if level.veto) fo
 _IDENTIFIERS = tuple(c.name for c in COMPARISONS.values() if c.identifier)
 _PERSONAL = (NAME, BIRTH_DATE)
 _OWN = ("email", *_IDENTIFIERS)  # fields no two people of one household share
+_APART = {c.name: frozenset(level.label for level in c.levels if level.apart) for c in COMPARISONS.values()}
 CLEAR_MARGIN = 10.0  # log2 match weight: a person 2**10 times likelier than another is the one a patient matches
 
 
@@ -76,11 +77,14 @@ def _disagreeing(levels: Mapping[str, str | None]) -> str | None:
 
 
 def apart(levels: Mapping[str, str | None]) -> bool:
-    """Two people of one household, not even a possible match (unless an identifier agrees): the name and the
-    birth date both disagree outright, so whatever else agrees is what a household shares; or a veto level
-    beside a personal field that disagrees (another e-mail, CURP or SSN: a twin's own)."""
+    """Two people, not even a possible match (unless an identifier agrees): a level declared ``apart`` (another
+    CURP); the name and the birth date both disagreeing outright, so whatever else agrees is what a household
+    shares; or a veto level beside a personal field that disagrees (another e-mail, CURP or SSN: a twin's
+    own)."""
     if any(levels.get(f) == "exact" for f in _IDENTIFIERS):
         return False
+    if any(levels.get(f) in labels for f, labels in _APART.items()):
+        return True
     if all(
         (level := levels.get(c.name)) is not None and (level in _VETOES[c.name] or level == c.levels[-1].label)
         for c in _PERSONAL
