@@ -441,3 +441,44 @@ def test_a_page_and_the_links_of_its_patients_commit_together(
     assert any(e["event"] == "linking crashed: the patients stay queued" for e in logged)
     assert count(engine, "patient") == PEOPLE == count(engine, "person", "deleted_at IS NULL")
     assert count(engine, "patient", "person_id IS NULL") == 0 and count(engine, "identity_pending") == 0
+
+
+def test_bulk_review_leaves_hand_decisions_and_chains_alone_and_a_rejection_parts_a_confirmed_pair(
+    sandbox: Any, sqlite_url: str
+) -> None:
+    sources = {"ga": gauges_source(sandbox, streams=["patients"], page_size=100)}
+    _, engine = swept(sandbox, sqlite_url, sources, patients=PEOPLE, medics=5, seed=7)
+    path = _config_file(config_yaml(sqlite_url, sources))
+    cli = CliRunner()
+    a, b, c, d, e = (r["id"] for r in rows(engine, "SELECT id FROM patient WHERE source = 'ga' ORDER BY id LIMIT 5"))
+
+    def person(patient: str) -> str:
+        return str(rows(engine, "SELECT person_id FROM patient WHERE id = :p", p=patient)[0]["person_id"])
+
+    def link_of(patient: str, status: str) -> int:
+        found = rows(engine, "SELECT id FROM identity_link WHERE patient_id = :p AND status = :s", p=patient, s=status)
+        return int(found[0]["id"])
+
+    def review(*args: str) -> Any:
+        result = cli.invoke(app, ["--config", path, "review", *args])
+        assert result.exit_code == 0, result.output
+        return result
+
+    _possible(engine, a, person(b), 0.9, "different")
+    review("accept", str(link_of(a, "possible_match")))
+    assert person(a) == person(b)
+    # A hand decision stands: a bulk acceptance of another person for the same patient skips it.
+    _possible(engine, a, person(c), 0.95, "different")
+    assert "accepted 0 possible matches; 1 skipped" in review("accept", "--band", "0.9..1").output
+    assert person(a) == person(b)
+    # Accepting another person by hand replaces the first acceptance, and says so in the history.
+    review("accept", str(link_of(a, "possible_match")))
+    assert person(a) == person(c) and count(engine, "identity_history", "change = 'manual_accept_replaced'") == 1
+    # A chain d -> e's person, e -> c's person in one batch would split e's person: one waits.
+    _possible(engine, d, person(e), 0.9, "different")
+    _possible(engine, e, person(c), 0.89, "different")
+    assert "accepted 1 possible matches; 1 skipped" in review("accept", "--band", "0.8..0.95").output
+    assert person(d) == person(e) != person(c)
+    # c was joined by a steward's acceptance of a; rejecting c's own place there parts c from it.
+    review("reject", str(link_of(c, "match")))
+    assert person(c) != person(a)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
+from typing import Any
 
 import pytest
 
@@ -70,11 +72,16 @@ def test_stewards_labels_teach_m_the_levels_they_saw_one_person_at() -> None:
 def test_the_labels_estimate_precision_and_recall_of_the_automatic_links() -> None:
     from pipeline.identity.training import label_estimates
 
-    same = {"name": "exact", "birth_date": "exact", "email": "exact"}
-    twin = {"name": "given_differs", "birth_date": "exact", "email": "exact"}  # vetoed: never linked
-    weak = {"name": "one_name"}  # far below the threshold
-    labelled = [(same, True), (same, True), (twin, True), (same, False), (weak, False)]
-    estimates = label_estimates(MatchModel(), labelled, 0.99)
+    born = dt.date(1990, 5, 1)
+
+    def p(pid: str, given: str, family: str = "Ruiz Gil", **more: Any) -> Profile:
+        return profile({"id": pid, "given_name": given, "family_name": family, "birth_date": born, **more}, "s")
+
+    same = (p("a", "Ana", email="ana@x.mx"), p("b", "Ana", email="ana@x.mx"))
+    twin = (p("c", "Ana", email="ana@x.mx"), p("d", "Rosa", email="ana@x.mx"))  # vetoed: never linked
+    weak = (p("e", "Ana", "Ruiz", birth_date=None), p("f", "Ana", "Gil", birth_date=None))  # far below
+    labels = [(*same, True), (*same, True), (*twin, True), (*same, False), (*weak, False)]
+    estimates = label_estimates(MatchModel(), labels, 0.99)
     assert estimates == {"accepted": 3, "rejected": 2, "precision": 2 / 3, "recall": 2 / 3}
     assert label_estimates(MatchModel(), [], 0.99) == {
         "accepted": 0,
@@ -100,3 +107,5 @@ def test_agreeing_on_a_rare_name_weighs_more_than_on_a_common_one() -> None:
     assert name_weight(*common, untrained) == name_weight(*rare, untrained)  # no tables: the level's u
     # 0.05 * 0.04 of patients share María García: far likelier by chance than Xóchitl (1e-4) Quetzal (unlisted).
     assert name_weight(*common, model) < name_weight(*common, untrained) < name_weight(*rare, model)
+    # At most a hundred times the level's own odds: a name's tokens are not independent of one another.
+    assert name_weight(*rare, model) <= name_weight(*rare, untrained) + math.log2(100) + 0.01

@@ -155,16 +155,15 @@ def _decide(conn: Connection, row: dict[str, Any], accept: bool, now: dt.datetim
     status = LinkStatus.match if accept else LinkStatus.no_match
     link = table_of(IdentityLink)
     if accept:  # one manual match a patient: accepting another person replaces the earlier acceptance
-        conn.execute(
-            update(link)
-            .where(
-                link.c.patient_id == row["patient_id"],
-                link.c.origin == Origin.manual,
-                link.c.status == LinkStatus.match,
-                link.c.id != row["id"],
-            )
-            .values(status=LinkStatus.no_match, decided_at=now)
+        earlier = (
+            link.c.patient_id == row["patient_id"],
+            link.c.origin == Origin.manual,
+            link.c.status == LinkStatus.match,
+            link.c.id != row["id"],
         )
+        for replaced in conn.execute(select(link).where(*earlier)).mappings().all():
+            _history(conn, dict(replaced), "manual_accept_replaced", LinkStatus.match, LinkStatus.no_match, now, batch)
+        conn.execute(update(link).where(*earlier).values(status=LinkStatus.no_match, decided_at=now))
     conn.execute(update(link).where(link.c.id == row["id"]).values(status=status, origin=Origin.manual, decided_at=now))
     _history(conn, row, "manual_" + ("accept" if accept else "reject"), row["status"], status, now, batch)
     queue(conn, [row["patient_id"]], now)
@@ -250,7 +249,8 @@ def decide_bulk(engine: Engine, config: IdentityConfig, selection: Selection, ac
     into one person at most: its further links in the band are skipped."""
     with engine.connect() as conn:
         rows = [r for r in store.open_possible_matches(conn) if selection.holds(r["score"], r["evidence"])]
-    decisions, skipped = _one_question_each([(row, accept) for row in rows])
+        held = _held(conn)
+    decisions, skipped = _one_question_each([(row, accept) for row in rows], held)
     chosen = [row for row, _ in decisions]
     brief = [{k: r[k] for k in ("id", "patient_id", "person_id", "score")} for r in chosen]
     if dry_run or not chosen:
@@ -264,27 +264,33 @@ def decide_links(engine: Engine, config: IdentityConfig, decisions: Mapping[int,
     returns the batch (None when there was nothing to decide)."""
     with engine.connect() as conn:
         rows = [r for r in store.open_possible_matches(conn) if r["id"] in decisions]
-    chosen, _ = _one_question_each([(row, decisions[row["id"]]) for row in rows])
+        held = _held(conn)
+    chosen, _ = _one_question_each([(row, decisions[row["id"]]) for row in rows], held)
     return _decide_batch(engine, config, chosen)[0] if chosen else None
 
 
+def _held(conn: Connection) -> set[str]:
+    """The patients a steward has accepted into a person: a bulk decision leaves them as they were."""
+    return {patient for patient, _, accepted in store.manual_decisions(conn) if accepted}
+
+
 def _one_question_each(
-    decisions: list[tuple[dict[str, Any], bool]],
+    decisions: list[tuple[dict[str, Any], bool]], held: set[str]
 ) -> tuple[list[tuple[dict[str, Any], bool]], list[int]]:
-    """The decisions to make, and the links skipped: a patient is accepted into one person at most, and a pair
-    of persons is asked once (the link from a member of B to A's person is the link from A to B the other way
-    round: accepting both would swap the two patients, not join them)."""
+    """The decisions to make, and the links skipped. An acceptance is skipped when its patient was accepted
+    into a person by hand already (undo that first), or when either person takes part in another acceptance of
+    the batch: the link from a member of B to A's person is the link from A to B the other way round
+    (accepting both would swap the patients), and A->B beside B->C would split B. Those wait for the next
+    batch, asked against the persons as they then are."""
     chosen, skipped = [], []
-    patients: set[str] = set()
-    pairs: set[frozenset[str]] = set()
+    involved: set[str] = set()
     for row, accept in decisions:
-        pair = frozenset((row["patient_person"] or row["patient_id"], row["person_id"]))
-        if accept and (row["patient_id"] in patients or pair in pairs):
-            skipped.append(row["id"])
-            continue
         if accept:
-            patients.add(row["patient_id"])
-            pairs.add(pair)
+            persons = {row["patient_person"] or row["patient_id"], row["person_id"]}
+            if row["patient_id"] in held or persons & involved:
+                skipped.append(row["id"])
+                continue
+            involved |= persons
         chosen.append((row, accept))
     return chosen, skipped
 

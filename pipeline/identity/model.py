@@ -25,6 +25,9 @@ DEFAULT_LEVELS: dict[str, dict[str, tuple[float, float]]] = {
 }
 DEFAULT_PRIOR = 1e-4
 TF_MIN_U = 1e-8  # the smallest u a value's frequency may stand for: one record in a hundred million
+# A value's frequency may make its level's u at most this many times smaller: tokens of one name are not
+# independent (a family's surnames travel together), so their frequencies multiplied overstate its rarity.
+TF_MAX_GAIN = 100.0
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class MatchModel:
         table = self.tf.get(comparison)
         if values and table is not None:
             floor = self.tf_floor.get(comparison, TF_MIN_U)
-            u = max(math.prod(table.get(v, floor) for v in values), TF_MIN_U)
+            u = max(math.prod(table.get(v, floor) for v in values), u / TF_MAX_GAIN, TF_MIN_U)
         return math.log2(m / u)
 
     def score(

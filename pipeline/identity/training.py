@@ -10,9 +10,10 @@
 - term frequencies (Splink's tf tables): for names, postal codes and cities, the share of patients holding
   each of the MAX_TF_VALUES commonest values, so that agreeing on a rare one weighs more than on a common one;
 - the stewards' decisions (``review accept|reject``) as labels: an accepted pair counts in every round of the
-  EM as a certain match, a rejected one as a certain non-match, so m learns the levels stewards saw one person
-  at; and with the trained model, the share of accepted pairs it would link (recall) and of the labelled pairs
-  it would link that were accepted (precision). Labels come from the review band, the hardest pairs: these
+  EM as a certain match, so m learns the levels stewards saw one person at (a rejected pair teaches u nothing
+  that random pairs do not: it only counts in the estimates); and with the trained model, the share of
+  accepted pairs it would link (recall) and of the labelled pairs it would link that were accepted
+  (precision). Labels come from the review band, the hardest pairs: these
   estimates are a floor, not the figure on every pair.
 
 Pure: ``pipeline.sync.linking.train_model`` reads the patients and stores the result.
@@ -25,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pipeline.identity.compare import COMPARISONS, TF_LEVELS, compare
+from pipeline.identity.compare import COMPARISONS, TF_LEVELS, agreeing_values, compare
 from pipeline.identity.decide import apart, vetoed
 from pipeline.identity.keys import match_keys
 from pipeline.identity.model import MatchModel
@@ -179,7 +180,7 @@ def train_on(
     summary["prior"] = prior
     tf, floor = term_frequencies(profiles)
     result = MatchModel(prior=prior, levels=trained, version=model.version, tf=tf, tf_floor=floor)
-    summary["labels"] = label_estimates(result, labelled, threshold)
+    summary["labels"] = label_estimates(result, labels, threshold)
     return result, summary
 
 
@@ -213,20 +214,21 @@ def term_frequencies(profiles: Sequence[Profile]) -> tuple[dict[str, dict[str, f
     return tf, floor
 
 
-def label_estimates(
-    model: MatchModel, labelled: Sequence[tuple[dict[str, str | None], bool]], threshold: float = 0.99
-) -> dict[str, Any]:
+def label_estimates(model: MatchModel, labels: Sequence[Label], threshold: float = 0.99) -> dict[str, Any]:
     """What the stewards' labels say of ``model``: how many were accepted and rejected, and the precision and
     recall of the automatic links it would make among them (None where nothing is counted)."""
-    accepted = sum(1 for _, yes in labelled if yes)
-    linked = [yes for levels, yes in labelled if _links(model, levels, threshold)]
+    accepted = sum(1 for _, _, yes in labels if yes)
+    linked = [yes for a, b, yes in labels if _links(model, a, b, threshold)]
     return {
         "accepted": accepted,
-        "rejected": len(labelled) - accepted,
+        "rejected": len(labels) - accepted,
         "precision": sum(linked) / len(linked) if linked else None,
         "recall": sum(linked) / accepted if accepted else None,
     }
 
 
-def _links(model: MatchModel, levels: dict[str, str | None], threshold: float) -> bool:
-    return model.score(levels)[0] >= threshold and not vetoed(levels) and not apart(levels)
+def _links(model: MatchModel, a: Profile, b: Profile, threshold: float) -> bool:
+    """Whether the linker would link the pair automatically (the tf values counted, as it counts them)."""
+    levels = compare(a, b)
+    probability = model.score(levels, agreeing_values(a, b, levels) if model.tf else None)[0]
+    return probability >= threshold and not vetoed(levels) and not apart(levels)

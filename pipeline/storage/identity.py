@@ -157,13 +157,19 @@ def set_persons(conn: Connection, person_of: Mapping[str, str | None]) -> None:
 
 
 def manually_joined(conn: Connection, person_ids: Sequence[str]) -> dict[str, set[str]]:
-    """Each of these persons' patients that a manual decision put there."""
+    """Each of these persons' live patients that a manual decision put there (and that are there still)."""
     found: dict[str, set[str]] = defaultdict(set)
     for chunk in _chunks(sorted(set(person_ids))):
         # By person only, the rest sorted out here: a condition on status would let SQLite's planner scan the
         # status index (every match) instead of looking the persons up.
-        query = select(_link.c.person_id, _link.c.patient_id, _link.c.origin, _link.c.status).where(
-            among(conn, _link.c.person_id, chunk)
+        query = (
+            select(_link.c.person_id, _link.c.patient_id, _link.c.origin, _link.c.status)
+            .join(_patient, _patient.c.id == _link.c.patient_id)
+            .where(
+                among(conn, _link.c.person_id, chunk),
+                _patient.c.person_id == _link.c.person_id,
+                _patient.c.deleted_at.is_(None),
+            )
         )
         for person_id, patient_id, origin, status in conn.execute(query).all():
             if origin == "manual" and status == "match":
@@ -301,27 +307,24 @@ def open_possible_matches(conn: Connection) -> list[dict[str, Any]]:
 
 
 def batch_links(conn: Connection, batch: str) -> list[dict[str, Any]] | None:
-    """The links a bulk batch decided that are still its manual decisions (None: no such batch)."""
-    decided = select(_history.c.patient_id, _history.c.person_id, _history.c.after).where(
+    """The links a bulk batch decided that are still as it decided them (None: no such batch). Each history row
+    names its link ("link 17"); a link decided again since, by hand or by a later batch, is left alone."""
+    decided = select(_history.c.reason, _history.c.after, _history.c.changed_at).where(
         _history.c.batch == batch, _history.c.change.in_(("manual_accept", "manual_reject"))
     )
     made = conn.execute(decided).all()
     if not made:
         return None
     rows = []
-    for patient_id, person_id, status in made:
-        row = (
-            conn.execute(
-                select(_link).where(
-                    _link.c.patient_id == patient_id,
-                    _link.c.person_id == person_id,
-                    _link.c.origin == "manual",
-                    _link.c.status == status,
-                )
-            )
-            .mappings()
-            .first()
+    for reason, status, changed_at in made:
+        link_id = int(str(reason).removeprefix("link "))
+        query = select(_link).where(
+            _link.c.id == link_id,
+            _link.c.origin == "manual",
+            _link.c.status == status,
+            _link.c.decided_at == changed_at,
         )
+        row = conn.execute(query).mappings().first()
         if row is not None:
             rows.append(dict(row))
     return rows

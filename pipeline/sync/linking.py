@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, insert, select, text
 
 from canonical.ids import time_ordered_id
 from pipeline.config import IdentityConfig
-from pipeline.identity.compare import compare
+from pipeline.identity.compare import agreeing_values, compare
 from pipeline.identity.decide import Decision, Scored, best_per_person, decide
 from pipeline.identity.golden import golden_record
 from pipeline.identity.keys import ALONE, match_keys
@@ -86,11 +86,16 @@ def link_in(conn: Connection, config: IdentityConfig, model: MatchModel, patient
 
     Under a savepoint: should linking fail, the savepoint is rolled back, the page still commits and its patients
     stay queued (``identity_pending``) for the next link pass; the error is raised for the caller to report.
+    On PostgreSQL, while another process links (holding the linkers' lock), the page does not wait for it: the
+    page already holds its rows, which that linker may be waiting for. Its patients stay queued instead.
     """
     stats = LinkStats()
+    taken = (
+        conn.dialect.name != "postgresql" or conn.execute(text("SELECT pg_try_advisory_xact_lock(7270617)")).scalar()
+    )
+    if not taken:
+        return stats
     with conn.begin_nested():
-        if conn.dialect.name == "postgresql":  # linkers of several processes take turns, as in link_pending
-            conn.execute(text("SELECT pg_advisory_xact_lock(7270617)"))
         _Batch(conn, config, model, stats).run([(p, False) for p in patient_ids])
         store.dequeue(conn, patient_ids)
     return stats
@@ -162,12 +167,12 @@ class _Batch:
         if held is not None:
             self._move(p.patient_id, p.source, held, None, "a manual decision holds it", write_link=False)
             return
-        current = self.person_of.get(p.patient_id)
-        if current is not None and self.confirmed.get(current, set()) - {p.patient_id}:
-            # A steward accepted another patient into this person, beside this one: they are one person, and
-            # scoring again must not part them (until that decision is undone).
-            return
         rejected = {link["person_id"] for link in manual if link["status"] == LinkStatus.no_match}
+        current = self.person_of.get(p.patient_id)
+        if current is not None and current not in rejected and self.confirmed.get(current, set()) - {p.patient_id}:
+            # A steward accepted another patient into this person, beside this one: they are one person, and
+            # scoring again must not part them (until that decision is undone, or this one is rejected).
+            return
         pairs = [
             (profiles[c], person)
             for c in sorted(candidates)
@@ -327,7 +332,7 @@ def train_model(engine: Engine, model: MatchModel, match_threshold: float = 0.99
         key = result.inserted_primary_key
         assert key is not None
         version = int(key[0])
-    return MatchModel(trained.prior, trained.levels, version), text
+    return MatchModel(trained.prior, trained.levels, version, trained.tf, trained.tf_floor), text
 
 
 def _labels(conn: Connection, model: MatchModel) -> list[tuple[Profile, Profile, bool]]:
@@ -345,9 +350,14 @@ def _labels(conn: Connection, model: MatchModel) -> list[tuple[Profile, Profile,
         mine = _profile_of(row)
         others = [_profile_of(patients[m["id"]]) for m in members.get(person_id, []) if m["id"] != patient_id]
         if others:
-            best = max(others, key=lambda other: model.score(compare(mine, other))[0])
+            best = max(others, key=lambda other: _probability(model, mine, other))
             labels.append((mine, best, accepted))
     return labels
+
+
+def _probability(model: MatchModel, a: Profile, b: Profile) -> float:
+    levels = compare(a, b)
+    return model.score(levels, agreeing_values(a, b, levels) if model.tf else None)[0]
 
 
 def _profile_of(row: dict[str, Any]) -> Profile:
