@@ -372,18 +372,27 @@ def test_link_train_learns_from_review_decisions_and_prints_what_they_estimate(s
     assert "precision n/a, recall 0.000" in taught.output
 
 
+def _one_source(sandbox: Any, db_url: str, n: int) -> tuple[Any, str, list[str]]:
+    """The gauges patients alone, swept and linked: every patient a person of its own, so moving one empties
+    its person. Returns the engine, a config file and the first ``n`` patient ids."""
+    sources = {"ga": gauges_source(sandbox, streams=["patients"], page_size=100)}
+    _, engine = swept(sandbox, db_url, sources, patients=PEOPLE, medics=5, seed=7)
+    ids = [r["id"] for r in rows(engine, f"SELECT id FROM patient WHERE source = 'ga' ORDER BY id LIMIT {n}")]
+    return engine, _config_file(config_yaml(db_url, sources)), ids
+
+
+def _person(engine: Any, patient: str) -> str:
+    return str(rows(engine, "SELECT person_id FROM patient WHERE id = :p", p=patient)[0]["person_id"])
+
+
 def test_an_accepted_pair_stays_one_person_asked_either_way_round_and_through_a_rebuild(
     sandbox: Any, sqlite_url: str
 ) -> None:
-    # One source: every patient a person of its own, so moving one empties its person.
-    sources = {"ga": gauges_source(sandbox, streams=["patients"], page_size=100)}
-    _, engine = swept(sandbox, sqlite_url, sources, patients=PEOPLE, medics=5, seed=7)
-    path = _config_file(config_yaml(sqlite_url, sources))
+    engine, path, (a, b, c, d) = _one_source(sandbox, sqlite_url, 4)
     cli = CliRunner()
-    a, b, c, d = (r["id"] for r in rows(engine, "SELECT id FROM patient WHERE source = 'ga' ORDER BY id LIMIT 4"))
 
     def person(patient: str) -> str:
-        return str(rows(engine, "SELECT person_id FROM patient WHERE id = :p", p=patient)[0]["person_id"])
+        return _person(engine, patient)
 
     # Two strangers offered to each other both ways round: accepting the band joins them, not swaps them.
     _possible(engine, a, person(b), 0.9, "different")
@@ -446,14 +455,11 @@ def test_a_page_and_the_links_of_its_patients_commit_together(
 def test_bulk_review_leaves_hand_decisions_and_chains_alone_and_a_rejection_parts_a_confirmed_pair(
     sandbox: Any, sqlite_url: str
 ) -> None:
-    sources = {"ga": gauges_source(sandbox, streams=["patients"], page_size=100)}
-    _, engine = swept(sandbox, sqlite_url, sources, patients=PEOPLE, medics=5, seed=7)
-    path = _config_file(config_yaml(sqlite_url, sources))
+    engine, path, (a, b, c, d, e) = _one_source(sandbox, sqlite_url, 5)
     cli = CliRunner()
-    a, b, c, d, e = (r["id"] for r in rows(engine, "SELECT id FROM patient WHERE source = 'ga' ORDER BY id LIMIT 5"))
 
     def person(patient: str) -> str:
-        return str(rows(engine, "SELECT person_id FROM patient WHERE id = :p", p=patient)[0]["person_id"])
+        return _person(engine, patient)
 
     def link_of(patient: str, status: str) -> int:
         found = rows(engine, "SELECT id FROM identity_link WHERE patient_id = :p AND status = :s", p=patient, s=status)

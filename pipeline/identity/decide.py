@@ -9,7 +9,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.identity.compare import BIRTH_DATE, COMPARISONS, NAME, agreeing_values, compare
+from pipeline.identity.compare import BIRTH_DATE, COMPARISONS, NAME
 from pipeline.identity.model import MatchModel
 from pipeline.identity.profile import Profile
 
@@ -55,9 +55,7 @@ def best_per_person(
     """Each candidate person's best-scoring member: candidates are (profile, person id)."""
     best: dict[str, Scored] = {}
     for other, person_id in candidates:
-        levels = compare(patient, other)
-        values = agreeing_values(patient, other, levels) if model.tf else None
-        probability, evidence = model.score(levels, values)
+        probability, evidence, levels = model.score_pair(patient, other)
         known = best.get(person_id)
         if known is None or probability > known.probability:
             best[person_id] = Scored(person_id, other.patient_id, probability, evidence, levels)

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.identity.compare import COMPARISONS
+from pipeline.identity.compare import COMPARISONS, agreeing_values, compare
+from pipeline.identity.profile import Profile
 
 Levels = Mapping[str, str | None]
 
@@ -64,6 +65,13 @@ class MatchModel:
             total += weight
             evidence[comparison] = {"level": level, "weight": round(weight, 2)}
         return probability(total), {"model": self.version, "weight": round(total, 2), "fields": evidence}
+
+    def score_pair(self, a: Profile, b: Profile) -> tuple[float, dict[str, Any], dict[str, str | None]]:
+        """(match probability, evidence, levels) of two patients: every comparison, and the agreeing values'
+        frequencies where this model has them."""
+        levels = compare(a, b)
+        probability, evidence = self.score(levels, agreeing_values(a, b, levels) if self.tf else None)
+        return probability, evidence, levels
 
     def to_json(self) -> dict[str, Any]:
         return {

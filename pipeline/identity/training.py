@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pipeline.identity.compare import COMPARISONS, TF_LEVELS, agreeing_values, compare
+from pipeline.identity.compare import COMPARISONS, TF_LEVELS, compare
 from pipeline.identity.decide import apart, vetoed
 from pipeline.identity.keys import match_keys
 from pipeline.identity.model import MatchModel
@@ -229,6 +229,5 @@ def label_estimates(model: MatchModel, labels: Sequence[Label], threshold: float
 
 def _links(model: MatchModel, a: Profile, b: Profile, threshold: float) -> bool:
     """Whether the linker would link the pair automatically (the tf values counted, as it counts them)."""
-    levels = compare(a, b)
-    probability = model.score(levels, agreeing_values(a, b, levels) if model.tf else None)[0]
+    probability, _, levels = model.score_pair(a, b)
     return probability >= threshold and not vetoed(levels) and not apart(levels)

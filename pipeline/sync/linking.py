@@ -23,7 +23,6 @@ from sqlalchemy import Connection, Engine, insert, select, text
 
 from canonical.ids import time_ordered_id
 from pipeline.config import IdentityConfig
-from pipeline.identity.compare import agreeing_values, compare
 from pipeline.identity.decide import Decision, Scored, best_per_person, decide
 from pipeline.identity.golden import golden_record
 from pipeline.identity.keys import ALONE, match_keys
@@ -124,7 +123,7 @@ class _Batch:
         conn = self.conn
         ids = [patient_id for patient_id, _ in batch]
         rows = self.rows = store.patient_rows(conn, ids)
-        rekeyed = {p: match_keys(self._profile(rows[p])) for p, rekey in batch if rekey and p in rows}
+        rekeyed = {p: match_keys(_profile_of(rows[p])) for p, rekey in batch if rekey and p in rows}
         if rekeyed:
             store.replace_keys(conn, rekeyed)
         found, skipped = store.candidates(conn, ids, self.config.block_bound, ALONE)
@@ -134,7 +133,7 @@ class _Batch:
         rows.update(store.patient_rows(conn, sorted(others)))
         # Only patients with candidates are scored: the rest (most of a first backfill) need no profile.
         scored = {p for p in ids if candidates[p]} | {c for found in candidates.values() for c in found}
-        profiles = {p: self._profile(rows[p]) for p in scored if p in rows and rows[p]["deleted_at"] is None}
+        profiles = {p: _profile_of(rows[p]) for p in scored if p in rows and rows[p]["deleted_at"] is None}
         for p, row in rows.items():
             self.person_of[p] = row["person_id"]
         persons = {row["person_id"] for row in rows.values() if row["person_id"]}
@@ -153,12 +152,9 @@ class _Batch:
                 # Nobody to compare with, nothing decided before: a person of its own, as scoring would decide.
                 self._move(patient_id, rows[patient_id]["source"] or "", self._new_person(), None, "no match")
             else:
-                self._link(self._profile(rows[patient_id]), set(), profiles)
+                self._link(_profile_of(rows[patient_id]), set(), profiles)
             self.stats.linked += 1
         self._write()
-
-    def _profile(self, row: dict[str, Any]) -> Profile:
-        return profile(row, row.get("source") or "", row.get("ssn_hash"))
 
     def _link(self, p: Profile, candidates: set[str], profiles: dict[str, Profile]) -> None:
         links = self.links.get(p.patient_id, [])
@@ -319,7 +315,7 @@ def train_model(engine: Engine, model: MatchModel, match_threshold: float = 0.99
         )
         rows = store.patient_rows(conn, ids)
         labels = _labels(conn, model)
-    profiles = [profile(row, row.get("source") or "", row.get("ssn_hash")) for row in rows.values()]
+    profiles = [_profile_of(row) for row in rows.values()]
     trained, summary = train_on(profiles, model, labels=labels, threshold=match_threshold)
     text = f"{summary['patients']} patients; " + ", ".join(
         f"{rule}: {s['pairs']} pairs, ~{s['matches']} matches" for rule, s in summary["rules"].items()
@@ -350,14 +346,9 @@ def _labels(conn: Connection, model: MatchModel) -> list[tuple[Profile, Profile,
         mine = _profile_of(row)
         others = [_profile_of(patients[m["id"]]) for m in members.get(person_id, []) if m["id"] != patient_id]
         if others:
-            best = max(others, key=lambda other: _probability(model, mine, other))
+            best = max(others, key=lambda other: model.score_pair(mine, other)[0])
             labels.append((mine, best, accepted))
     return labels
-
-
-def _probability(model: MatchModel, a: Profile, b: Profile) -> float:
-    levels = compare(a, b)
-    return model.score(levels, agreeing_values(a, b, levels) if model.tf else None)[0]
 
 
 def _profile_of(row: dict[str, Any]) -> Profile:
