@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, func, select, text
@@ -14,6 +16,33 @@ from pipeline.config import Config, parse
 from pipeline.storage.db import migrate, open_engine
 from pipeline.sync.runner import RunOptions, RunResult, run_sources
 from sandbox.prescrypto import DEFAULT_TOKEN
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a command gave: its exit status and what it printed, as ``subprocess.run`` would return them."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> Ran:
+    """``patientsync ARGS`` in this process (Typer's runner): a subprocess proves nothing more for a command's
+    output and exit status, and costs a second of imports. An exception no command caught is a traceback on
+    stderr and exit status 1, as in a process of its own. Logs stay at WARNING unless ``args`` say otherwise."""
+    from typer.testing import CliRunner
+
+    from pipeline.app.cli import app
+
+    if "--log-level" not in args and "--version" not in args:
+        args = ("--log-level", "WARNING", *args)
+    result = CliRunner().invoke(app, list(args), env=env)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return Ran(result.exit_code, result.stdout, stderr)
+
 
 FAST_RETRY = RetryPolicy(attempts=5, initial_wait=0.01, max_wait=2.0, max_elapsed=20.0)
 TODAY = dt.date(2026, 11, 21)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from pipeline.export import bulk
 from pipeline.export.bulk import ExportRequest, export_fhir
 from pipeline.export.validate import problems
 from pipeline.storage import export as store
+from pipeline.storage import load
+from pipeline.storage.db import migrate, open_engine, write_instant
 from tests.support import (
     config_yaml,
     count,
@@ -127,7 +130,7 @@ def test_since_exports_what_changed_and_lists_the_deleted(sandbox: Any, db_url: 
     assert count(engine, "person", "id = :p AND deleted_at IS NOT NULL", p=alone) == 1
 
     out = tmp_path / "since"
-    export_fhir(engine, ExportRequest(out, since=since, overlap=dt.timedelta(0)))
+    export_fhir(engine, ExportRequest(out, since=since))
     manifest, found = _exported(out)
     assert "_since=" in manifest["request"]
     changed = {p["id"] for p in found["Patient"]}
@@ -148,24 +151,114 @@ def test_since_exports_what_changed_and_lists_the_deleted(sandbox: Any, db_url: 
     assert all(b["entry"][0]["request"]["method"] == "DELETE" and problems(b) == [] for b in bundles)
 
 
-def test_since_reaches_back_for_a_row_committed_after_the_last_snapshot(
-    sandbox: Any, sqlite_url: str, tmp_path: Path
+def _cli(config_path: Path, *args: str) -> str:
+    done = CliRunner().invoke(app, ["--config", str(config_path), *args])
+    assert done.exit_code == 0, done.output
+    return done.output
+
+
+def _exported_persons(out: Path) -> set[str]:
+    return {p["id"] for p in _exported(out)[1].get("Patient", [])}
+
+
+def test_since_the_last_export_a_sync_and_a_backfill_of_unchanged_data_export_nothing(
+    sandbox: Any, db_url: str, tmp_path: Path
 ) -> None:
-    _, engine = _synced(sandbox, sqlite_url)
-    first = export_fhir(engine, ExportRequest(tmp_path / "all")).manifest
-    since = dt.datetime.fromisoformat(first["transactionTime"])
-    # A writer stamped this person before the first export's snapshot and committed after it.
+    sources = every_source(sandbox)
+    swept(sandbox, db_url, sources, patients=PEOPLE, medics=6, seed=11)
+    config = tmp_path / "config.yaml"
+    config.write_text(config_yaml(db_url, sources))
+    _cli(config, "export", "fhir", "--out", str(tmp_path / "all"))
+    horizon = json.loads((tmp_path / "all" / "manifest.json").read_text())["transactionTime"]
+    _cli(config, "sync")
+    _cli(config, "backfill")
+    _cli(config, "export", "fhir", "--out", str(tmp_path / "since"), "--since", horizon)
+    manifest = json.loads((tmp_path / "since" / "manifest.json").read_text())
+    assert (manifest["output"], manifest["deleted"], manifest["error"]) == ([], [], [])
+
+
+def test_since_an_instant_before_a_backfill_exports_exactly_the_changed_people(
+    sandbox: Any, db_url: str, tmp_path: Path
+) -> None:
+    sources = every_source(sandbox)
+    _, engine = swept(sandbox, db_url, sources, patients=PEOPLE, medics=6, seed=11)
+    config = tmp_path / "config.yaml"
+    config.write_text(config_yaml(db_url, sources))
+    ids = "SELECT id_value FROM crosswalk WHERE source = 'rx' AND id_type = 'id' AND entity_type = 'patient'"
+    changed = sorted(r["id_value"] for r in rows(engine, ids))[:3]
+    for n, rx in enumerate(changed):
+        sandbox.client.patch(
+            f"/_sandbox/prescrypto/patients/{rx}", json={"email": f"changed-{n}@example.org"}
+        ).raise_for_status()
+    before = dt.datetime.now(dt.UTC).isoformat()  # by hand, as an operator would give it
+    _cli(config, "backfill", "--source", "rx")
+    _cli(config, "export", "fhir", "--out", str(tmp_path / "since"), "--since", before)
+    manifest, _ = _exported(tmp_path / "since")
+    assert [e["type"] for e in manifest["output"]] == ["Patient"] and manifest["deleted"] == []
+    assert _exported_persons(tmp_path / "since") == {person_of(engine, "rx", rx, "id") for rx in changed}
+
+
+def test_a_write_in_flight_during_an_export_is_exported_exactly_once(sandbox: Any, db_url: str, tmp_path: Path) -> None:
+    """The case a look-back used to cover: a row stamped before an export's snapshot and committed after it. The
+    export waits for the write instead, so the row is in that export, and not again in the next one since it."""
+    _, engine = _synced(sandbox, db_url)
     late = rows(engine, "SELECT id FROM person ORDER BY id LIMIT 1")[0]["id"]
+    stamped, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                text("UPDATE person SET full_name = 'Late', updated_at = :t WHERE id = :p"),
+                {"t": write_instant(conn), "p": late},
+            )
+            stamped.set()
+            release.wait(timeout=30)  # committed once the export says it waits, or never before it ends
+
+    def export() -> None:
+        results.append(export_fhir(engine, ExportRequest(tmp_path / "first"), waiting=release.set).manifest)
+
+    results: list[dict[str, Any]] = []
+    writing = threading.Thread(target=writer)
+    writing.start()
+    assert stamped.wait(timeout=30)
+    exporting = threading.Thread(target=export)
+    exporting.start()
+    exporting.join(timeout=60)
+    release.set()
+    writing.join(timeout=60)
+    exporting.join(timeout=60)
+    [first] = results
+    export_fhir(engine, ExportRequest(tmp_path / "next", since=dt.datetime.fromisoformat(first["transactionTime"])))
+    in_first = [p for p in _lines(tmp_path / "first" / "Patient.ndjson") if p["id"] == late]
+    assert [p["name"][0]["text"] for p in in_first] == ["Late"]
+    assert late not in _exported_persons(tmp_path / "next")
+
+
+def test_a_page_is_stamped_when_it_is_written_not_when_it_was_built(sqlite_url: str) -> None:
+    """Rows are built a page ahead, outside the transaction: their stamps are the transaction's own."""
+    engine = open_engine(sqlite_url)
+    migrate(engine)
+    built = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    record = {
+        "entity_id": None,
+        "source": "rx",
+        "stream": "patients",
+        "source_key": "1",
+        "payload": {},
+        "payload_hash": "h",
+        "first_seen_at": built,
+        "last_seen_at": built,
+        "deleted_at": None,
+    }
+    organization = {"id": "o1", "name": "Clinic", "created_at": built, "updated_at": built, "deleted_at": None}
     with engine.begin() as conn:
-        stamped = (since - dt.timedelta(seconds=2)).replace(tzinfo=None)
-        conn.execute(
-            text("UPDATE person SET full_name = 'Late', updated_at = :t WHERE id = :p"), {"t": stamped, "p": late}
-        )
-    strict = export_fhir(engine, ExportRequest(tmp_path / "strict", since=since, overlap=dt.timedelta(0))).manifest
-    assert strict["output"] == []  # without the overlap it would be missed for good
-    export_fhir(engine, ExportRequest(tmp_path / "next", since=since))
-    _, found = _exported(tmp_path / "next")
-    assert late in {p["id"] for p in found["Patient"]}
+        at = write_instant(conn)
+        load.write(conn, load.PageRows("rx", "patients", canonical={"organization": [organization]}, records=[record]))
+    assert at > built
+    [stored] = rows(engine, "SELECT created_at, updated_at FROM organization")
+    [seen] = rows(engine, "SELECT first_seen_at, last_seen_at FROM source_record")
+    stamps = {*stored.values(), *seen.values()}
+    assert len(stamps) == 1 and "2020" not in str(stamps)
 
 
 def test_chunks_bound_what_is_read_at_once_and_change_nothing(

@@ -25,7 +25,7 @@ from structlog.testing import capture_logs
 
 from canonical.errors import LeaseHeldError
 from pipeline.storage import state
-from pipeline.storage.db import migrate, open_engine
+from pipeline.storage.db import WRITE_FENCE, migrate, open_engine
 from pipeline.sync.runner import SWEEP
 from tests.support import (
     by_stream,
@@ -172,12 +172,14 @@ def test_a_live_process_keeps_the_stream_and_its_lease_is_taken_over_once_it_has
 
 
 def advisory_locks(engine: Engine, granted: bool = True) -> int:
+    """The streams' advisory locks (not the write fence, which every write transaction holds shared)."""
     return count(
         engine,
         "pg_locks",
-        "locktype = 'advisory' AND granted = :granted "
+        "locktype = 'advisory' AND granted = :granted AND objid <> :fence "
         "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         granted=granted,
+        fence=WRITE_FENCE,
     )
 
 

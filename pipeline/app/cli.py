@@ -555,7 +555,8 @@ def export_fhir(
         typer.Option(
             metavar="INSTANT",
             help="Only what changed after this ISO 8601 instant (UTC unless it names an offset), and what was "
-            "deleted since, listed under the manifest's 'deleted'.",
+            "deleted since, listed under the manifest's 'deleted'. The previous export's transactionTime gives "
+            "every change since it exactly once.",
             show_default=False,
         ),
     ] = None,
@@ -610,7 +611,7 @@ def export_fhir(
         from pipeline.export.validate import problems as validator
     try:
         with export_progress() as progress:
-            result = run_export(engine, request, progress, validator)
+            result = run_export(engine, request, progress, validator, waiting=_waiting_for_writes)
     except OSError as exc:
         fail(f"export fhir: cannot write to {out_dir}: {exc.strerror}", 1)
     for entry in result.manifest["output"]:
@@ -620,6 +621,10 @@ def export_fhir(
     out.print(f"manifest: {escape(str(out_dir / 'manifest.json'))}", highlight=False)
     if result.invalid:
         fail(f"export fhir: {result.invalid} resources failed validation (see the manifest's error file)", 1)
+
+
+def _waiting_for_writes() -> None:
+    err.print("export fhir: waiting for the writes in flight (a sync's page, a link batch) to commit")
 
 
 @contextmanager

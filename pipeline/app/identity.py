@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, delete, or_, select, update
 from pipeline.config import IdentityConfig
 from pipeline.identity.compare import COMPARISONS
 from pipeline.storage import identity as store
+from pipeline.storage.db import write_instant
 from pipeline.storage.load import queue
 from pipeline.storage.tables import (
     Crosswalk,
@@ -146,7 +147,7 @@ def decide_manually(engine: Engine, config: IdentityConfig, link_id: int, accept
     """Accept (a match) or reject (no match) a link, as a manual decision; the link pass then moves the patient."""
     row = _link_row(engine, link_id)
     with engine.begin() as conn:
-        status = _decide(conn, row, accept, dt.datetime.now(dt.UTC), None)
+        status = _decide(conn, row, accept, write_instant(conn), None)
     stats = link_pending(engine, config)
     return Decided(link_id, row["patient_id"], row["person_id"], status, stats)
 
@@ -176,7 +177,7 @@ def undo(engine: Engine, config: IdentityConfig, link_id: int) -> Decided:
     if row["origin"] != Origin.manual:
         raise NotFound(f"link {link_id} is no manual decision: there is nothing to undo")
     with engine.begin() as conn:
-        _undo(conn, row, dt.datetime.now(dt.UTC), None)
+        _undo(conn, row, write_instant(conn), None)
     stats = link_pending(engine, config)
     return Decided(link_id, row["patient_id"], row["person_id"], "undone", stats)
 
@@ -298,9 +299,9 @@ def _one_question_each(
 def _decide_batch(
     engine: Engine, config: IdentityConfig, decisions: list[tuple[dict[str, Any], bool]]
 ) -> tuple[str, LinkStats]:
-    now = dt.datetime.now(dt.UTC)
-    batch = f"bulk-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     with engine.begin() as conn:
+        now = write_instant(conn)
+        batch = f"bulk-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
         for row, accept in decisions:
             _decide(conn, row, accept, now, batch)
     return batch, link_pending(engine, config)
@@ -312,8 +313,8 @@ def undo_batch(engine: Engine, config: IdentityConfig, batch: str) -> Bulk:
         rows = store.batch_links(conn, batch)
     if rows is None:
         raise NotFound(f"no bulk decision {batch} (its id is printed when it is made, and is in identity_history)")
-    now = dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
+        now = write_instant(conn)
         for row in rows:
             _undo(conn, row, now, batch)
     brief = [{k: r[k] for k in ("id", "patient_id", "person_id", "score")} for r in rows]

@@ -26,18 +26,11 @@ from sqlalchemy import Connection, Engine
 from pipeline.export import resources
 from pipeline.export.resources import Systems
 from pipeline.storage import export as store
-from pipeline.storage.db import reading
 
 TYPES = tuple(store.LISTINGS)  # Patient, Practitioner, Organization, Observation
 DELETED_FILE = "deleted.ndjson"
 ERROR_FILE = "OperationOutcome.ndjson"
 MANIFEST = "manifest.json"
-
-# A writer stamps a row's updated_at before its transaction commits (a page's or a link batch's: seconds). A row
-# stamped before one export's transactionTime but committed after its snapshot would be missed by it and by the
-# next `--since <that transactionTime>`; looking this much further back exports it then. What is exported twice
-# is the same resource again, which a Bulk Data consumer applies as an update.
-OVERLAP = dt.timedelta(minutes=5)
 
 Progress = Callable[[str, int, int], None]  # (resource type, written so far, total)
 Validator = Callable[[dict[str, Any]], list[str]]  # a resource's problems (field paths, never values)
@@ -49,7 +42,6 @@ class ExportRequest:
     _: KW_ONLY  # the rest by name
     types: tuple[str, ...] = TYPES
     since: dt.datetime | None = None  # only what changed after this instant, and what was deleted since
-    overlap: dt.timedelta = OVERLAP  # how much further back than `since` to look (see OVERLAP)
     systems: Systems = field(default_factory=Systems)
 
 
@@ -60,20 +52,26 @@ class ExportResult:
 
 
 def export_fhir(
-    engine: Engine, request: ExportRequest, progress: Progress | None = None, validate: Validator | None = None
+    engine: Engine,
+    request: ExportRequest,
+    progress: Progress | None = None,
+    validate: Validator | None = None,
+    waiting: Callable[[], None] | None = None,
 ) -> ExportResult:
-    """Write the export into ``request.out`` and return its manifest."""
+    """Write the export into ``request.out`` and return its manifest.
+
+    Its ``transactionTime`` is the snapshot's horizon (``store.fenced_snapshot``): the next export
+    ``--since`` it writes every change made after this one exactly once. ``waiting`` is called when the export
+    must first wait for a write in flight to commit.
+    """
     out = request.out.resolve()
     out.mkdir(mode=0o700, parents=True, exist_ok=True)  # patient data: the owner's only, as the database is
     instant = None
     if request.since is not None:  # a naive instant is UTC, as on the command line
         given = request.since if request.since.tzinfo else request.since.replace(tzinfo=dt.UTC)
         instant = given.astimezone(dt.UTC)
-    # Stamped before the snapshot is taken: a change committed in between is exported now and again by the
-    # next `--since <transactionTime>`.
-    stamp = dt.datetime.now(dt.UTC)
-    with _Files(out) as files, snapshot(engine) as conn:
-        since = None if instant is None else store.changed_since(conn, instant - request.overlap)
+    with _Files(out) as files, store.fenced_snapshot(engine, waiting) as (conn, horizon):
+        since = None if instant is None else store.changed_since(conn, instant)
         # Written as found (one OperationOutcome per invalid resource), not gathered: memory stays flat.
         with files.writing(ERROR_FILE, "OperationOutcome", "error") as invalid:
             for resource_type in request.types:
@@ -96,7 +94,7 @@ def export_fhir(
                     for resource_id in store.LISTINGS[resource_type].deleted_since(conn, since.instant):
                         lines.write(resources.deletion(resource_type, resource_id))
         manifest = {
-            "transactionTime": stamp.isoformat(),
+            "transactionTime": horizon.isoformat(),
             "request": _request_url(request, instant),
             "requiresAccessToken": False,
             "output": files.listed["output"],
@@ -208,18 +206,6 @@ def _build(conn: Connection, resource_type: str, rows: store.Rows, systems: Syst
             yield resources.organization(row, identifiers)
         else:
             yield resources.observation(row, row["person_id"], identifiers)
-
-
-@contextmanager
-def snapshot(engine: Engine) -> Iterator[Connection]:
-    """One read-only transaction that sees one state of the database from its first statement on."""
-    if engine.dialect.name == "postgresql":
-        with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-            yield conn
-    else:  # a deferred SQLite transaction: its snapshot holds from its first read, and it takes no write lock
-        with reading(engine).connect() as conn, conn.begin():
-            yield conn
 
 
 def _outcome(resource: str, problems: list[str]) -> dict[str, Any]:

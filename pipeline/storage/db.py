@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 from pathlib import Path
@@ -32,6 +33,7 @@ def open_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    event.listen(engine, "begin", _postgres_begin)
     # A page's upsert as multi-row VALUES statements, not one round trip per row (SQLAlchemy does this
     # for psycopg only when asked; its "insertmanyvalues" batching keeps each statement under the
     # parameter limit).
@@ -68,21 +70,47 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 _READ_ONLY = "patientsync_read_only"
+_WRITE_INSTANT = "patientsync_write_instant"
+# PostgreSQL: every write transaction holds this advisory lock shared (writers never wait for each other); an
+# export's horizon takes it alone for an instant (pipeline.storage.export.fenced_snapshot). SQLite's write lock
+# plays the same part there.
+WRITE_FENCE = 7270618
 
 
 def reading(engine: Engine) -> Engine:
-    """The engine for read-only work: on SQLite its transactions start deferred, so they neither take nor
-    wait for the write lock (a lookup beside a long page transaction); elsewhere the engine itself."""
-    return engine.execution_options(**{_READ_ONLY: True}) if engine.dialect.name == "sqlite" else engine
+    """The engine for read-only work: its transactions neither take nor wait for the write fence (on SQLite they
+    start deferred: a lookup beside a long page transaction), and have no ``write_instant``."""
+    return engine.execution_options(**{_READ_ONLY: True})
+
+
+def write_instant(conn: Connection) -> dt.datetime:
+    """The instant every row a write transaction stamps (``updated_at``, ``last_seen_at``, ``deleted_at``,
+    ``changed_at``) carries: taken once the transaction holds the write fence. An export's horizon is taken while
+    no write holds it, so a row the export's snapshot does not show is stamped after its horizon: ``--since``
+    that horizon finds every change once."""
+    instant = conn.info.get(_WRITE_INSTANT)
+    if instant is None:
+        raise RuntimeError("write_instant outside a write transaction")  # a bug, not a user's error
+    return instant
 
 
 def _sqlite_begin(connection: Any) -> None:
     if connection.get_execution_options().get(_READ_ONLY):
+        connection.info.pop(_WRITE_INSTANT, None)
         connection.exec_driver_sql("BEGIN")
         return
     # IMMEDIATE takes the write lock up front: a page transaction reads hashes and then writes, and a
     # deferred one would fail with SQLITE_BUSY if another writer committed in between.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+    connection.info[_WRITE_INSTANT] = dt.datetime.now(dt.UTC)
+
+
+def _postgres_begin(connection: Any) -> None:
+    if connection.get_execution_options().get(_READ_ONLY):
+        connection.info.pop(_WRITE_INSTANT, None)
+        return
+    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({WRITE_FENCE})")
+    connection.info[_WRITE_INSTANT] = dt.datetime.now(dt.UTC)
 
 
 def upsert_insert(conn: Connection, table: Table) -> Any:

@@ -1,20 +1,23 @@
 """What the FHIR export reads: each canonical table in chunks of ``CHUNK`` rows by id (keyset pages, so memory
 stays flat whatever the table's size), and per chunk the identifiers and care-team links of its rows.
 
-The export runs these in one read transaction: every chunk sees the same snapshot of the database.
+The export runs these in one read transaction (``fenced_snapshot``): every chunk sees the same snapshot of the
+database, taken at an instant when no write was open.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, func, or_, select
+from sqlalchemy import Connection, Engine, Select, Table, func, or_, select, text
 
-from pipeline.storage.db import among
+from pipeline.storage.db import WRITE_FENCE, among, reading
 from pipeline.storage.tables import (
     Crosswalk,
     IdentityHistory,
@@ -38,6 +41,70 @@ _CARE = (  # a patient's care-team links: (link table, the table it points at, t
     (table_of(PatientMedic), table_of(Medic), "medic_id"),
     (table_of(PatientOrganization), table_of(Organization), "organization_id"),
 )
+
+
+@contextmanager
+def fenced_snapshot(
+    engine: Engine, waiting: Callable[[], None] | None = None
+) -> Iterator[tuple[Connection, dt.datetime]]:
+    """A read-only transaction and its horizon: an instant at which no write transaction was open, and from which
+    the transaction sees the database as it was.
+
+    Every row committed before the horizon is in the snapshot; every write still to come takes its
+    ``write_instant`` after the horizon. So ``--since <horizon>`` finds each change exactly once, with no
+    look-back (a row stamped before one export and committed after it is no longer possible). The fence is held
+    only while the instant is read and the snapshot fixed: an export waits for the writes in flight to commit
+    (``waiting`` is called first), and new writes wait for it no longer than that.
+    """
+    # The fence is read-only to SQLAlchemy: on PostgreSQL it must not take the shared lock it waits to hold alone.
+    with reading(engine).connect() as fence, reading(engine).connect() as snapshot:
+        if engine.dialect.name == "postgresql":
+            _fence_postgres(fence, waiting)
+            snapshot = snapshot.execution_options(isolation_level="REPEATABLE READ")
+            snapshot.begin()
+            snapshot.exec_driver_sql("SET TRANSACTION READ ONLY")
+        else:
+            _fence_sqlite(fence, waiting)
+            snapshot.begin()
+        try:
+            horizon = dt.datetime.now(dt.UTC)
+            # The snapshot is fixed by its first read (on both databases), while the fence still holds.
+            snapshot.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+        finally:
+            if engine.dialect.name == "postgresql":
+                fence.rollback()
+            else:
+                _driver(fence).execute("ROLLBACK")
+        yield snapshot, horizon
+        snapshot.rollback()
+
+
+def _fence_postgres(fence: Connection, waiting: Callable[[], None] | None) -> None:
+    if not fence.execute(text(f"SELECT pg_try_advisory_xact_lock({WRITE_FENCE})")).scalar():
+        if waiting:
+            waiting()
+        fence.execute(text(f"SELECT pg_advisory_xact_lock({WRITE_FENCE})"))
+
+
+def _fence_sqlite(fence: Connection, waiting: Callable[[], None] | None) -> None:
+    """SQLite's write lock, held outside SQLAlchemy's transaction (the driver is in autocommit mode)."""
+    raw = _driver(fence)
+    (timeout,) = raw.execute("PRAGMA busy_timeout").fetchone()
+    raw.execute("PRAGMA busy_timeout = 0")
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:
+        if waiting:
+            waiting()
+        raw.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+        raw.execute("BEGIN IMMEDIATE")
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+
+
+def _driver(conn: Connection) -> Any:
+    """The driver's own connection (sqlite3's): it is in autocommit mode, so SQLAlchemy begins nothing on it."""
+    return conn.connection.driver_connection
 
 
 @dataclass(frozen=True)

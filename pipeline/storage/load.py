@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, and_, delete, or_, select, text, update
 
-from pipeline.storage.db import among, upsert_insert
+from pipeline.storage.db import among, upsert_insert, write_instant
 from pipeline.storage.tables import (
     CANONICAL,
     Crosswalk,
@@ -65,8 +65,20 @@ def stored_hashes(conn: Connection, source: str, stream: str, keys: list[str]) -
     return found
 
 
+# The columns that say when a row changed, set to the transaction's write_instant: the rows were built before
+# the transaction began (in a worker, a page ahead), and an incremental export relies on every stamp being taken
+# once the write fence is held (pipeline.storage.export.fenced_snapshot).
+_STAMPS = ("created_at", "updated_at", "first_seen_at", "last_seen_at")
+
+
 def write(conn: Connection, rows: PageRows) -> None:
     """Write one page's rows; the caller commits."""
+    at = write_instant(conn)
+    for stamped in (*rows.canonical.values(), rows.records):
+        for row in stamped:
+            for column in _STAMPS:
+                if column in row:
+                    row[column] = at
     for table_name, canonical in rows.canonical.items():
         _upsert(conn, table_of(CANONICAL[table_name]), canonical, keep=("created_at",))
     _write_crosswalk(conn, rows)
@@ -259,10 +271,9 @@ def clear_quarantine(conn: Connection, source: str, stream: str, still_bad: set[
     return len(cleared)
 
 
-def soft_delete(
-    conn: Connection, source: str, stream: str, entity_table: str, gone: dict[str, str], now: dt.datetime
-) -> None:
+def soft_delete(conn: Connection, source: str, stream: str, entity_table: str, gone: dict[str, str]) -> None:
     """Mark the records, and the canonical rows they landed on, as deleted; nothing is dropped."""
+    now = write_instant(conn)
     t = table_of(SourceRecord)
     entity = table_of(CANONICAL[entity_table])
     keys = sorted(gone)

@@ -30,6 +30,7 @@ from pipeline.identity.model import MatchModel
 from pipeline.identity.profile import Profile, profile
 from pipeline.identity.training import MAX_PATIENTS, train_on
 from pipeline.storage import identity as store
+from pipeline.storage.db import write_instant
 from pipeline.storage.tables import DEMOGRAPHIC, IdentityModel, LinkStatus, Origin, Patient, table_of
 
 log = structlog.get_logger(__name__)
@@ -106,7 +107,7 @@ class _Batch:
 
     def __init__(self, conn: Connection, config: IdentityConfig, model: MatchModel, stats: LinkStats) -> None:
         self.conn, self.config, self.model, self.stats = conn, config, model, stats
-        self.now = dt.datetime.now(dt.UTC)
+        self.now = write_instant(conn)
         self.person_of: dict[str, str | None] = {}  # patient -> person, as decided so far
         self.members: dict[str, dict[str, str]] = {}  # person -> {live patient: source}
         self.links: dict[str, list[dict[str, Any]]] = {}  # the batch's patients' stored links

@@ -424,7 +424,7 @@ class StreamRun:
         now = state.utcnow()
         with engine.begin() as conn:
             if self.walk.complete:
-                self.result.deleted = self._settle(conn, self.walk, now)
+                self.result.deleted = self._settle(conn, self.walk)
             elif self.mode is Mode.sweep:
                 log.info("deletions left to the next complete sweep", source=name, stream=stream)
             if self.mode is Mode.sweep:
@@ -551,14 +551,14 @@ class StreamRun:
         )
         return listing_batches(self.client, stream, start, stored, source.concurrency, leaving)
 
-    def _settle(self, conn: Any, walk: _Walk, now: dt.datetime) -> int:
+    def _settle(self, conn: Any, walk: _Walk) -> int:
         """What a complete walk establishes, unless its listing looks truncated: records it did not see are
         soft-deleted, and quarantine rows of records no longer bad (fixed, reverted or gone) are cleared."""
         gone = self._deletions(conn, walk)
         if gone is None:
             return 0
         if gone:
-            soft_delete(conn, self.name, self.stream, self.spec.entity.value, gone, now)
+            soft_delete(conn, self.name, self.stream, self.spec.entity.value, gone)
         clear_quarantine(conn, self.name, self.stream, walk.still_bad)
         return len(gone)
 
