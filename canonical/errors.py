@@ -9,6 +9,9 @@
     │   └── ListingShifted     records were deleted or inserted before the walk's offset: re-read it
     ├── RecordError            one record failed validation or mapping: it is quarantined, the run goes on
     ├── LeaseHeldError         another process holds the stream's lease
+    ├── LeaseLostError         our lease lapsed and another process took the stream: nothing more is committed
+    ├── NotFound               a person, link or bulk decision a command names does not exist
+    ├── ServeError             a port the daemon is to serve on cannot be listened on
     └── Stopped                the run was asked to stop (SIGINT/SIGTERM) before this work was done
 
 Messages name the source, the record key and the field wherever they are known.
@@ -77,6 +80,18 @@ class LeaseHeldError(PatientSyncError):
         self.source = source
         self.stream = stream
         self.holder = holder
+
+
+class LeaseLostError(PatientSyncError):
+    """Our lease lapsed and another process took the stream: the page in hand must not be committed."""
+
+
+class NotFound(PatientSyncError, LookupError):
+    """What a command names (a person, a link, a bulk decision) does not exist; the message says where to look."""
+
+
+class ServeError(PatientSyncError):
+    """A port cannot be listened on."""
 
 
 class Stopped(PatientSyncError):

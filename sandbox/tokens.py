@@ -4,3 +4,5 @@ PRESCRYPTO = "sandbox-prescrypto"
 PROFILES = "sandbox-profiles"
 GAUGES = "sandbox-gauges"
 PARTICLE = "sandbox-particle"
+
+BY_KIND = {"prescrypto": PRESCRYPTO, "profiles": PROFILES, "gauges": GAUGES, "particle": PARTICLE}  # the demo's

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from sqlalchemy import Engine, create_engine, func, select, text
 
 from connectors.client import RetryPolicy
@@ -26,6 +28,11 @@ class Ran:
     stdout: str
     stderr: str
 
+    @property
+    def output(self) -> str:
+        """Both streams, for what may be on either."""
+        return self.stdout + self.stderr
+
 
 def cli(*args: str, env: dict[str, str] | None = None) -> Ran:
     """``patientsync ARGS`` in this process (Typer's runner): a subprocess proves nothing more for a command's
@@ -37,7 +44,15 @@ def cli(*args: str, env: dict[str, str] | None = None) -> Ran:
 
     if "--log-level" not in args and "--version" not in args:
         args = ("--log-level", "WARNING", *args)
-    result = CliRunner().invoke(app, list(args), env=env)
+    # A command configures logging for its process: here, for this command only.
+    structlog_config, root = structlog.get_config(), logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        result = CliRunner().invoke(app, list(args), env=env)
+    finally:
+        structlog.configure(**structlog_config)
+        root.handlers = handlers
+        root.setLevel(level)
     stderr = result.stderr
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         stderr += "".join(traceback.format_exception(result.exception))

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from structlog.testing import capture_logs
 
 from connectors.client import RetryPolicy
-from pipeline.storage.state import load_cursor
+from pipeline.storage.cursors import load_cursor
 from pipeline.sync.runner import SWEEP, RunResult
 from tests.support import (
     GAUGES_AUTH,

@@ -1,10 +1,10 @@
-"""The command line as a user runs it: status, demo and the daemon's clean stop, in real processes."""
+"""The command line as a user runs it: status, demo and help in this process (``tests.support.cli``); signals,
+the daemon's clean stop and what a fresh interpreter imports, in real processes."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sandbox.app import people_of
 from tests.support import (
+    cli,
     config_yaml,
     count,
     engine_for,
@@ -27,7 +27,8 @@ from tests.support import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def cli(*args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def process(*args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """``python -m pipeline ARGS`` in a process of its own: for what only a process shows."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "pipeline", *args],
@@ -102,14 +103,15 @@ def test_status_counts_identifiers_records_share_and_never_prints_them(sandbox, 
     assert "EXP-SHARED-77" not in proc.stdout + table.stdout + table.stderr
 
 
-def test_demo_uses_a_database_of_its_own_and_leaves_a_real_sources_data_alone(sandbox, tmp_path):
+def test_demo_uses_a_database_of_its_own_and_leaves_a_real_sources_data_alone(sandbox, tmp_path, monkeypatch):
     db_url = f"sqlite:///{tmp_path}/shared.db"
     sources = {"prescrypto": prescrypto_source(sandbox, streams=["patients"])}
     (tmp_path / "config.yaml").write_text(config_yaml(db_url, sources))
     assert cli("--config", str(tmp_path / "config.yaml"), "backfill").returncode == 0
     engine = engine_for(make_config(db_url, sources))
 
-    proc = cli("--config", str(tmp_path / "config.yaml"), "demo", "--patients", "60", "--no-noise", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    proc = cli("--config", str(tmp_path / "config.yaml"), "demo", "--patients", "60", "--no-noise")
     assert proc.returncode == 0, proc.stderr
     assert "demo database: sqlite:///patientsync-demo.db" in proc.stderr
     assert count(engine, "source_record", "source LIKE 'demo-%'") == 0  # the configured database is left alone
@@ -124,46 +126,9 @@ def test_demo_uses_a_database_of_its_own_and_leaves_a_real_sources_data_alone(sa
     assert count(engine, "source_record", "source = 'prescrypto' AND deleted_at IS NULL") == 230
     assert count(engine, "source_record", "source = 'demo-prescrypto'") == 60
     with engine.connect() as conn:
-        from pipeline.storage.state import load_cursor
+        from pipeline.storage.cursors import load_cursor
 
         assert load_cursor(conn, "prescrypto", "patients")["offset"] == 230
-
-
-def test_demo_prints_what_landed(tmp_path):
-    (tmp_path / "config.yaml").write_text((ROOT / "config.yaml").read_text())
-    proc = cli("demo", "--patients", "120", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    for title in (
-        "rows per table",
-        "source identifiers in the crosswalk",
-        "a few patient rows",
-        "a few observation rows",
-    ):
-        assert title in proc.stdout
-    # The sandbox's 120 people and their look-alikes (sandbox.noise), each in the four APIs, with noise: each
-    # person's records differ between APIs, so a few land apart, in review.
-    people = len(people_of(120, 1, noise=True))
-    resolved = re.search(r"(\d+) live patients resolve to (\d+) persons", proc.stdout)
-    assert resolved is not None and int(resolved.group(1)) == 4 * people
-    assert people <= int(resolved.group(2)) <= people * 1.1
-    reviews = re.search(r"(\d+) possible matches wait for review", proc.stdout)
-    assert reviews is not None and int(reviews.group(1)) > 0
-    assert not (tmp_path / "patientsync.db").exists()  # the configured database is not the demo's
-    engine = engine_for(
-        make_config(
-            f"sqlite:///{tmp_path}/patientsync-demo.db",
-            {"x": {"kind": "prescrypto", "base_url": "http://unused/", "token": "t"}},
-        )
-    )
-    for source in ("demo-prescrypto", "demo-profiles", "demo-gauges", "demo-particle"):
-        assert count(engine, "crosswalk", "source = :s AND entity_type = 'patient'", s=source) >= 120, source
-    assert count(engine, "patient") == 4 * people
-    assert count(engine, "medic", "id IN (SELECT entity_id FROM crosswalk WHERE source = 'demo-prescrypto')") == 40
-    assert count(engine, "medic", "id IN (SELECT entity_id FROM crosswalk WHERE source = 'demo-profiles')") > 0
-    assert count(engine, "organization") > 0 and count(engine, "observation") > 120
-    assert count(engine, "patient_medic") > 0 and count(engine, "patient_organization") > 0
-    assert count(engine, "sync_run", "status <> 'succeeded'") == 0
-    assert count(engine, "sync_run") == 6  # two Prescrypto streams, profiles, gauges patients and gauges, Particle
 
 
 def test_status_shows_every_stream_of_every_kind(sandbox, tmp_path, sqlite_url):
@@ -291,5 +256,5 @@ def test_status_of_a_current_database_does_not_load_alembic(tmp_path: Path, sand
     (tmp_path / "config.yaml").write_text(
         config_yaml(f"sqlite:///{tmp_path / 'db.sqlite'}", {"rx": prescrypto_source(sandbox)})
     )
-    assert cli("status", cwd=tmp_path).returncode == 0  # creates the schema
+    assert process("status", cwd=tmp_path).returncode == 0  # creates the schema
     assert "alembic" not in _modules_after("status", tmp_path)

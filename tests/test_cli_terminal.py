@@ -8,19 +8,19 @@ import io
 import structlog
 from rich.console import Console
 
-from pipeline.app import cli as cli_module
 from pipeline.app import logs
+from pipeline.app.commands import export, running
 from pipeline.sync.runner import RunOptions, RunResult
-from tests.test_cli_e2e import cli
+from tests.support import cli
 
 
 def test_log_lines_go_through_the_live_display_and_a_finished_bar_stops(monkeypatch):
     screen = io.StringIO()
-    monkeypatch.setattr(cli_module, "err", Console(file=screen, force_terminal=True, width=100))
+    monkeypatch.setattr(running, "err", Console(file=screen, force_terminal=True, width=100))
     logs.configure("INFO", json=False)
     options = RunOptions()
     try:
-        with cli_module.progress_bars(options) as bars:
+        with running.progress_bars(options) as bars:
             assert options.progress is not None and options.done is not None and bars is not None
             options.progress("rx", "patients", 50, None)
             structlog.get_logger().warning("retrying", source="rx", attempt=1)
@@ -37,15 +37,15 @@ def test_log_lines_go_through_the_live_display_and_a_finished_bar_stops(monkeypa
 
 def test_an_export_shows_a_bar_per_resource_type_on_a_terminal(monkeypatch):
     screen = io.StringIO()
-    monkeypatch.setattr(cli_module, "err", Console(file=screen, force_terminal=True, width=100))
-    with cli_module.export_progress() as update:
+    monkeypatch.setattr(export, "err", Console(file=screen, force_terminal=True, width=100))
+    with export.export_progress() as update:
         assert update is not None
         update("Patient", 0, 305)
         update("Patient", 305, 305)
         update("Observation", 500, 945)
     assert "Patient" in screen.getvalue() and "305/305" in screen.getvalue() and "500/945" in screen.getvalue()
-    monkeypatch.setattr(cli_module, "err", Console(file=io.StringIO(), force_terminal=False))
-    with cli_module.export_progress() as update:
+    monkeypatch.setattr(export, "err", Console(file=io.StringIO(), force_terminal=False))
+    with export.export_progress() as update:
         assert update is None  # not a terminal: no bar, no cost of counting
 
 

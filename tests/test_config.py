@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +9,7 @@ import pytest
 
 from canonical.errors import ConfigError
 from pipeline.config import load, parse
+from tests.support import cli
 
 GOOD: dict[str, Any] = {
     "database": {"url": "sqlite:///x.db"},
@@ -140,12 +139,7 @@ def test_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def test_cli_reports_one_line_and_exit_2(tmp_path: Path):
     file = tmp_path / "bad.yaml"
     file.write_text("sources:\n  rx:\n    kind: prescrypto\n    base_url: http://h/\n    token: t\n    tokn: x\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", "--config", str(file), "sync"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = cli("--config", str(file), "sync")
     assert proc.returncode == 2
     assert "sources.rx.tokn: unknown key" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout

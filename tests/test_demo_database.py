@@ -1,9 +1,10 @@
-"""The demo's database on SQLite and PostgreSQL: every SQL example in the README runs on it and returns rows, and
-its FHIR export validates with counts that match the database."""
+"""`patientsync demo` and its database on SQLite and PostgreSQL: what it prints and stores, every SQL example in
+the README runs on it and returns rows, and its FHIR export validates with counts that match the database."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,11 @@ from pipeline.export.bulk import ExportRequest, export_fhir
 from pipeline.export.validate import problems
 from pipeline.storage.db import migrate, open_engine
 from pipeline.sync.runner import RunOptions
-from tests.support import count, rows, server_objects
+from sandbox.app import people_of
+from tests.support import cli, count, rows, server_objects
+
+# One worker builds the demo's databases once, and runs every test that reads them.
+pytestmark = pytest.mark.xdist_group("demo")
 
 ROOT = Path(__file__).resolve().parent.parent
 DIALECT_MARK = re.compile(r"\((PostgreSQL|SQLite)\)")
@@ -44,14 +49,35 @@ def readme_statements() -> list[tuple[str, str | None, str]]:
     return found
 
 
+DEMO_PEOPLE = 250  # the demo's default
+
+
+@pytest.fixture(scope="module")
+def demo_command(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """`patientsync demo` as the README runs it (the repository's config.yaml, its defaults), in a directory of
+    its own: what it printed, and that directory."""
+    where = tmp_path_factory.mktemp("demo")
+    (where / "config.yaml").write_text((ROOT / "config.yaml").read_text())
+    before = Path.cwd()
+    os.chdir(where)
+    try:
+        ran = cli("demo")
+    finally:
+        os.chdir(before)
+    assert ran.returncode == 0, ran.stderr
+    return ran.stdout, where
+
+
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def demo_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def demo_engine(request: pytest.FixtureRequest) -> Iterator[Any]:
     """The database `patientsync demo` fills (its defaults: 250 people, noise on), made once per dialect."""
-    config = config_file.load(ROOT / "config.yaml", environ={})
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('demo')}/patientsync-demo.db"
-        yield _demo(config, url)
+        _, where = request.getfixturevalue("demo_command")
+        engine = open_engine(f"sqlite:///{where}/patientsync-demo.db")
+        yield engine
+        engine.dispose()
         return
+    config = config_file.load(ROOT / "config.yaml", environ={})
     server = request.getfixturevalue("pg_server")
     name = f"patientsync_demo_{uuid.uuid4().hex[:12]}"
     with server_objects(server, [f'CREATE DATABASE "{name}"'], [f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)']):
@@ -63,9 +89,39 @@ def demo_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 def _demo(config: config_file.Config, url: str) -> Any:
     engine = open_engine(url)
     migrate(engine)
-    results, _ = run_demo(config, engine, 250, RunOptions())
+    results, _ = run_demo(config, engine, DEMO_PEOPLE, RunOptions())
     assert all(r.ok for r in results), [(r.source, r.stream, r.error) for r in results]
     return engine
+
+
+def test_demo_prints_what_landed(demo_command: tuple[str, Path]) -> None:
+    printed, where = demo_command
+    for title in (
+        "rows per table",
+        "source identifiers in the crosswalk",
+        "a few patient rows",
+        "a few observation rows",
+    ):
+        assert title in printed
+    # The sandbox's people and their look-alikes (sandbox.noise), each in the four APIs, with noise: each
+    # person's records differ between APIs, so a few land apart, in review.
+    people = len(people_of(DEMO_PEOPLE, 1, noise=True))
+    resolved = re.search(r"(\d+) live patients resolve to (\d+) persons", printed)
+    assert resolved is not None and int(resolved.group(1)) == 4 * people
+    assert people <= int(resolved.group(2)) <= people * 1.1
+    reviews = re.search(r"(\d+) possible matches wait for review", printed)
+    assert reviews is not None and int(reviews.group(1)) > 0
+    assert not (where / "patientsync.db").exists()  # the configured database is not the demo's
+    engine = open_engine(f"sqlite:///{where}/patientsync-demo.db")
+    for source in ("demo-prescrypto", "demo-profiles", "demo-gauges", "demo-particle"):
+        assert count(engine, "crosswalk", "source = :s AND entity_type = 'patient'", s=source) >= DEMO_PEOPLE, source
+    assert count(engine, "patient") == 4 * people
+    assert count(engine, "medic", "id IN (SELECT entity_id FROM crosswalk WHERE source = 'demo-prescrypto')") == 40
+    assert count(engine, "medic", "id IN (SELECT entity_id FROM crosswalk WHERE source = 'demo-profiles')") > 0
+    assert count(engine, "organization") > 0 and count(engine, "observation") > DEMO_PEOPLE
+    assert count(engine, "patient_medic") > 0 and count(engine, "patient_organization") > 0
+    assert count(engine, "sync_run", "status <> 'succeeded'") == 0
+    assert count(engine, "sync_run") == 6  # two Prescrypto streams, profiles, gauges patients and gauges, Particle
 
 
 def test_the_readme_has_the_examples_this_checks() -> None:

@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -16,9 +17,19 @@ from structlog.testing import capture_logs
 
 from canonical.errors import LeaseHeldError
 from connectors.client import RetryPolicy
-from pipeline.storage import state
+from pipeline.storage import cursors, leases
 from pipeline.sync.runner import SWEEP
-from tests.support import by_stream, config_yaml, count, engine_for, expire_leases, make_config, prescrypto_source, run
+from tests.support import (
+    by_stream,
+    cli,
+    config_yaml,
+    count,
+    engine_for,
+    expire_leases,
+    make_config,
+    prescrypto_source,
+    run,
+)
 
 PATIENTS = "/prescrypto/api/v2/patient/"
 
@@ -39,13 +50,25 @@ def test_429_500_and_dropped_connections_are_retried(sandbox, db_url):
     assert [rule["fired"] for rule in sandbox.fault_counts()] == [2, 1, 1, 1]
 
 
+class _Clock(threading.Event):
+    """A run's stop event that records the waits asked of it and passes them at once: the waits, not the time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout or 0.0)
+        return self.is_set()
+
+
 def test_retry_after_is_honoured(sandbox, sqlite_url):
-    sandbox.faults([{"path": PATIENTS, "status": 429, "times": 1, "retry_after": 1}])
+    sandbox.faults([{"path": PATIENTS, "status": 429, "times": 1, "retry_after": 7}])
     config = make_config(sqlite_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
-    started = time.monotonic()
-    result = by_stream(run(config, engine_for(config), SWEEP))["rx/patients"]
+    clock = _Clock()
+    result = by_stream(run(config, engine_for(config), SWEEP, stop=clock))["rx/patients"]
     assert result.status == "succeeded"
-    assert time.monotonic() - started >= 1.0  # the fast test backoff alone would wait ~10 ms
+    assert 7.0 in clock.waits  # the fast test backoff alone would wait ~10 ms
 
 
 def test_slow_responses_time_out_and_are_retried(sandbox, sqlite_url):
@@ -88,23 +111,13 @@ def test_401_fails_that_source_at_once_and_the_others_go_on(sandbox, db_url):
 def test_cli_exit_status_and_message_on_401(sandbox, tmp_path, sqlite_url):
     cfg = tmp_path / "config.yaml"
     cfg.write_text(config_yaml(sqlite_url, {"wrong": prescrypto_source(sandbox, token="nope", streams=["medics"])}))
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", "--config", str(cfg), "sync"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = cli("--config", str(cfg), "sync")
     assert proc.returncode == 1
     assert "wrong/medics: HTTP 401: the source refused the credentials (Invalid Token)" in proc.stderr
     assert "nope" not in proc.stderr + proc.stdout  # the token never reaches the output
     assert "Traceback" not in proc.stderr
 
-    status = subprocess.run(
-        [sys.executable, "-m", "pipeline", "--config", str(cfg), "status"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    status = cli("--config", str(cfg), "status")
     assert status.returncode == 0, status.stderr
     assert "wrong/medics: HTTP 401: the source refused the credentials (Invalid Token)" in status.stderr
     assert "wrong/medics: wrong/medics" not in proc.stderr + status.stderr
@@ -136,7 +149,7 @@ def test_killed_between_pages_resumes_without_loss_or_duplicates(sandbox, db_url
     proc.wait(timeout=30)
     assert count(engine, "patient") == three_pages  # three pages committed, nothing of the fourth
     with engine.connect() as conn:
-        sweep = state.load_cursor(conn, "rx", "patients")["sweep"]
+        sweep = cursors.load_cursor(conn, "rx", "patients")["sweep"]
     assert sweep["offset"] == three_pages
 
     sandbox.clear_faults()
@@ -166,9 +179,9 @@ def test_on_sqlite_another_hosts_lease_keeps_a_second_process_out_until_it_expir
     tests/test_leases.py.)"""
     config = make_config(sqlite_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
     engine = engine_for(config)
-    state.acquire_lease(engine, "rx", "patients", "other-host:1:abc", ttl=dt.timedelta(minutes=5))
+    leases.acquire_lease(engine, "rx", "patients", "other-host:1:abc", ttl=dt.timedelta(minutes=5))
     with pytest.raises(LeaseHeldError):
-        state.acquire_lease(engine, "rx", "patients", "third-host:2:def")
+        leases.acquire_lease(engine, "rx", "patients", "third-host:2:def")
     skipped = by_stream(run(config, engine, SWEEP))["rx/patients"]
     assert skipped.status == "skipped" and "other-host:1:abc" in skipped.error
     assert skipped.ok  # another process is doing the work: not a failure, `sync` exits 0
@@ -247,7 +260,7 @@ def test_killed_at_random_instants_loses_and_duplicates_nothing(sandbox, db_url,
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)  # the next process takes the dead one's lease over at once
         with engine.connect() as conn:
-            cursor = state.load_cursor(conn, "rx", "patients")
+            cursor = cursors.load_cursor(conn, "rx", "patients")
         stored = count(engine, "source_record")
         if stored < 230:  # the first sweep is still under way: its committed position is exactly what landed
             assert cursor.get("sweep", {}).get("offset", 0) == stored

@@ -11,9 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from typer.testing import CliRunner
 
-from pipeline.app.cli import app
 from pipeline.export import bulk
 from pipeline.export.bulk import ExportRequest, export_fhir
 from pipeline.export.validate import problems
@@ -21,6 +19,7 @@ from pipeline.storage import export as store
 from pipeline.storage import load
 from pipeline.storage.db import migrate, open_engine, write_instant
 from tests.support import (
+    cli,
     config_yaml,
     count,
     every_source,
@@ -152,8 +151,8 @@ def test_since_exports_what_changed_and_lists_the_deleted(sandbox: Any, db_url: 
 
 
 def _cli(config_path: Path, *args: str) -> str:
-    done = CliRunner().invoke(app, ["--config", str(config_path), *args])
-    assert done.exit_code == 0, done.output
+    done = cli("--config", str(config_path), *args)
+    assert done.returncode == 0, done.output
     return done.output
 
 
@@ -345,29 +344,24 @@ def test_export_from_the_command_line(
         config_yaml(sqlite_url, sources)
         + "export:\n  fhir:\n    identifier_systems:\n      rx:\n        uid: https://prescrypto.example/uid\n"
     )
-    cli = CliRunner()
     out = tmp_path / "fhir"
-    done = cli.invoke(
-        app, ["--config", str(path), "export", "fhir", "--out", str(out), "--type", "Patient", "--validate"]
-    )
-    assert done.exit_code == 0, done.output
+    done = cli("--config", str(path), "export", "fhir", "--out", str(out), "--type", "Patient", "--validate")
+    assert done.returncode == 0, done.output
     assert f"{PEOPLE} Patient" in " ".join(done.output.split())
     manifest, found = _exported(out)
     assert list(found) == ["Patient"]
     systems = {i["system"] for p in found["Patient"] for i in p["identifier"]}
     assert "https://prescrypto.example/uid" in systems and "urn:patientsync:rx:uid" not in systems
-    bad_type = cli.invoke(app, ["--config", str(path), "export", "fhir", "--out", str(out), "--type", "Patient,Bogus"])
-    assert bad_type.exit_code == 2 and "'Bogus'" in bad_type.output
-    bad_since = cli.invoke(app, ["--config", str(path), "export", "fhir", "--out", str(out), "--since", "last week"])
-    assert bad_since.exit_code == 2 and "ISO 8601" in bad_since.output
+    bad_type = cli("--config", str(path), "export", "fhir", "--out", str(out), "--type", "Patient,Bogus")
+    assert bad_type.returncode == 2 and "'Bogus'" in bad_type.output
+    bad_since = cli("--config", str(path), "export", "fhir", "--out", str(out), "--since", "last week")
+    assert bad_since.returncode == 2 and "ISO 8601" in bad_since.output
     import pipeline.export.validate
 
     monkeypatch.setattr(pipeline.export.validate, "problems", lambda resource: ["gender: value_error"])
-    refused = cli.invoke(app, ["--config", str(path), "export", "fhir", "--out", str(out), "--validate"])
-    assert refused.exit_code == 1 and "failed validation" in refused.output
+    refused = cli("--config", str(path), "export", "fhir", "--out", str(out), "--validate")
+    assert refused.returncode == 1 and "failed validation" in refused.output
     assert json.loads((out / "manifest.json").read_text())["error"][0]["type"] == "OperationOutcome"
     missing = tmp_path / "typo.db"
-    no_db = cli.invoke(
-        app, ["--config", str(path), "export", "fhir", "--out", str(out), "--database", f"sqlite:///{missing}"]
-    )
-    assert no_db.exit_code == 2 and "no such file" in no_db.output and not missing.exists()
+    no_db = cli("--config", str(path), "export", "fhir", "--out", str(out), "--database", f"sqlite:///{missing}")
+    assert no_db.returncode == 2 and "no such file" in no_db.output and not missing.exists()

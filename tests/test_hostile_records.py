@@ -1,5 +1,6 @@
-"""Records a careless or hostile source may send: each is quarantined with a true reason, the rest of its page
-lands, the stream succeeds and stays unstuck; no full SSN reaches storage under any key or in any text."""
+"""Records a careless or hostile source may send: each is quarantined with a true reason naming its field, the rest
+of its page lands, the stream succeeds and stays unstuck; no full SSN reaches storage under any key or in any text.
+(How quarantine rows are cleared once a record is good again or gone: tests/test_sync_e2e.py.)"""
 
 from __future__ import annotations
 
@@ -51,29 +52,44 @@ def _reasons(engine: Any) -> dict[tuple[str, str], str]:
     return {(r["stream"], r["source_key"]): r["reason"] for r in rows(engine, "SELECT * FROM quarantine")}
 
 
-def test_hostile_records_are_quarantined_with_true_reasons_and_the_page_lands(sandbox, db_url):
+def test_bad_and_hostile_records_are_quarantined_with_true_reasons_and_the_page_lands(sandbox, db_url):
     long = "x" * 10_000
     stage = {
         "/_sandbox/prescrypto/patients": [
+            {"name": "Fecha Mala", "date_of_birth": "1990-13-45", "uid": "bad-date-1", "gender": "F"},
+            {"name": "Sin Uid", "date_of_birth": "1990-01-01", "uid": ""},
             {"uid": "u-long-file", "name": "Ana Uno", "external_patient_file": long},
             {"uid": "u-deep", "name": "Ana Dos", "campaign": _nested(600)},
             {"uid": long, "name": "Ana Tres"},
             {"uid": True, "name": "Ana Cuatro"},
             {"uid": "a\u0000b", "name": "Ana Cinco"},
         ],
-        "/_sandbox/profiles/patients": [{"unique_id": "pat-long", "patient_profile": {"unique_id": long}}],
+        "/_sandbox/profiles/patients": [
+            {"unique_id": "pat-bad", "patient_latitude": "95.5"},
+            {"unique_id": "pat-long", "patient_profile": {"unique_id": long}},
+        ],
+        "/_sandbox/gauges/patients": [{"id": 99991, "first_name": "X", "date_of_birth": "2999-01-01"}],
         "/_sandbox/particle/patients": [
             {"patient_id": "pt-bad-ssn", "given_name": "Ana", "ssn": "12-34"},
             {"patient_id": "pt-ssn-dob", "given_name": "Ana", "date_of_birth": "123-45-6789"},  # stored masked
         ],
         "/_sandbox/gauges/gauges": [
             {
+                "id": 999_991,
+                "patient_id": 1,
+                "gauge_type": "mood",
+                "value": 50,
+                "scale_min": 1,
+                "scale_max": 10,
+                "recorded_at": "2026-06-30T10:00:00.000Z",
+            },
+            {
                 "id": 999_001,
                 "patient_id": 1,
                 "gauge_type": "mood",
                 "value": 5,
                 "recorded_at": "0001-01-01T00:00:00+01:00",
-            }
+            },
         ],
     }
     for path, records in stage.items():
@@ -88,13 +104,28 @@ def test_hostile_records_are_quarantined_with_true_reasons_and_the_page_lands(sa
     for mode in (SWEEP, INCREMENTAL, SWEEP):  # every later run succeeds too: no stream is stuck on a record
         results = _succeeded(run(config, engine, mode))
     assert count(engine, "patient", "deleted_at IS NULL") == 4 * 230  # every good record beside them landed
+    assert {k: r.counts.quarantined for k, r in results.items()} == {
+        "rx/patients": 7,
+        "pf/patients": 2,
+        "ga/patients": 1,
+        "ga/gauges": 2,
+        "pa/patients": 2,
+    }
     reasons = _reasons(engine)
     by_reason = {reason: key for (_, key), reason in reasons.items()}
+    assert reasons[("patients", "bad-date-1")] == "date_of_birth: not a valid date (no such day)"
+    assert by_reason["uid: is empty"].startswith("sha256:")  # staged with "uid": ""
+    assert reasons[("patients", "pat-bad")] == "patient_latitude: outside -90..90 degrees"
+    assert reasons[("patients", "99991")] == "date_of_birth: is in the future"
+    assert reasons[("gauges", "999991")] == "value: is outside the scale 1..10"
+    assert reasons[("patients", "pt-bad-ssn")] == (
+        "ssn: not a social security number (expected nine digits: three, two and four, or run together)"
+    )
+    assert "12-34" not in str(rows(engine, "SELECT payload FROM quarantine WHERE source = 'pa'"))
     assert reasons[("patients", "u-long-file")] == "external_patient_file: is longer than 255 characters"
     assert reasons[("patients", "u-deep")] == "record: nested more than 32 levels deep"
     assert reasons[("patients", "pat-long")] == "patient_profile.unique_id: is longer than 255 characters"
     assert reasons[("gauges", "999001")] == "recorded_at: is outside the years 1 to 9999 in UTC"
-    assert reasons[("patients", "pt-bad-ssn")].startswith("ssn: not a social security number")
     for reason in ("uid: is longer than 255 characters", "uid: is a boolean, not an identifier"):
         assert by_reason[reason].startswith("sha256:")
     assert "uid: contains a NUL or an unpaired surrogate" in by_reason

@@ -10,14 +10,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from typer.testing import CliRunner
 
-from pipeline.app.cli import app
 from pipeline.app.identity import decide_manually, find_person, person_view, undo
 from pipeline.storage import identity as store
 from pipeline.sync import linking
 from pipeline.sync.linking import link_pending
 from tests.support import (
+    cli,
     config_yaml,
     count,
     engine_for,
@@ -184,15 +183,15 @@ def test_the_person_command_shows_every_source_of_a_prescrypto_patient(sandbox: 
     view = person_view(engine, find_person(engine, uid))
     assert {p["source"] for p in view["patients"]} == {"rx", "pf", "ga", "pa"}
     path = sandbox_config(sandbox, sqlite_url)
-    result = CliRunner().invoke(app, ["--config", path, "person", uid], env={"COLUMNS": "200"})
-    assert result.exit_code == 0, result.output
+    result = cli("--config", path, "person", uid, env={"COLUMNS": "200"})
+    assert result.returncode == 0, result.output
     for id_type in ("uid", "unique_id", "patient_id"):
         assert id_type in result.output
     assert view["person"]["given_name"] not in result.output  # not a terminal, no --show-pii: no names
-    shown = CliRunner().invoke(app, ["--config", path, "person", uid, "--show-pii"], env={"COLUMNS": "200"})
+    shown = cli("--config", path, "person", uid, "--show-pii", env={"COLUMNS": "200"})
     assert view["person"]["given_name"] in shown.output
-    missing = CliRunner().invoke(app, ["--config", path, "person", "no-such-id"])
-    assert missing.exit_code == 1 and "no person" in missing.output
+    missing = cli("--config", path, "person", "no-such-id")
+    assert missing.returncode == 1 and "no person" in missing.output
     assert "no-such-id" not in missing.output  # what was looked up may be a patient's file number: not echoed
 
 
@@ -239,12 +238,11 @@ EVIDENCE = {"reason": "below the match threshold", "fields": {"name": {"level": 
 def test_link_and_review_from_the_command_line(sandbox: Any, sqlite_url: str) -> None:
     _, engine = _synced(sandbox, sqlite_url)
     path = sandbox_config(sandbox, sqlite_url)
-    cli = CliRunner()
-    rebuilt = cli.invoke(app, ["--config", path, "link", "--rebuild"])
-    assert rebuilt.exit_code == 0, rebuilt.output
+    rebuilt = cli("--config", path, "link", "--rebuild")
+    assert rebuilt.returncode == 0, rebuilt.output
     assert f"{4 * PEOPLE} live patients queued" in rebuilt.output and f"{PEOPLE} persons hold" in rebuilt.output
     assert count(engine, "person", "deleted_at IS NULL") == PEOPLE  # scoring again changes no membership
-    nothing = cli.invoke(app, ["--config", path, "review", "list"])
+    nothing = cli("--config", path, "review", "list")
     assert "no possible matches" in nothing.output
     first, second = (r["id_value"] for r in rows(engine, "SELECT id_value FROM crosswalk WHERE source = 'ga' LIMIT 2"))
     a, b = person_of(engine, "ga", first), person_of(engine, "ga", second)
@@ -261,22 +259,22 @@ def test_link_and_review_from_the_command_line(sandbox: Any, sqlite_url: str) ->
                 "e": '{"reason": "below the match threshold", "fields": {"name": {"level": "similar"}}}',
             },
         )
-    listed = cli.invoke(app, ["--config", path, "review"], env={"COLUMNS": "200"})
-    assert listed.exit_code == 0 and "score 0.700" in listed.output and "below the match threshold" in listed.output
+    listed = cli("--config", path, "review", env={"COLUMNS": "200"})
+    assert listed.returncode == 0 and "score 0.700" in listed.output and "below the match threshold" in listed.output
     assert "<hidden>" in listed.output  # not a terminal: no names
     given = rows(engine, "SELECT given_name FROM patient WHERE id = :p", p=patient)[0]["given_name"]
     assert given not in listed.output
-    assert given in cli.invoke(app, ["--config", path, "review", "list", "--show-pii"], env={"COLUMNS": "200"}).output
+    assert given in cli("--config", path, "review", "list", "--show-pii", env={"COLUMNS": "200"}).output
     link_id = rows(engine, "SELECT id FROM identity_link WHERE status = 'possible_match'")[0]["id"]
-    accepted = cli.invoke(app, ["--config", path, "review", "accept", str(link_id)])
-    assert accepted.exit_code == 0 and "match" in accepted.output
+    accepted = cli("--config", path, "review", "accept", str(link_id))
+    assert accepted.returncode == 0 and "match" in accepted.output
     assert person_of(engine, "ga", first) == b
-    undone = cli.invoke(app, ["--config", path, "review", "undo", str(link_id)])
-    assert undone.exit_code == 0 and person_of(engine, "ga", first) != b
-    missing = cli.invoke(app, ["--config", path, "review", "reject", "999999"])
-    assert missing.exit_code == 2 and "no link 999999" in missing.output
-    trained = cli.invoke(app, ["--config", path, "link", "--train"])
-    assert trained.exit_code == 0 and "match model version 1 trained" in trained.output
+    undone = cli("--config", path, "review", "undo", str(link_id))
+    assert undone.returncode == 0 and person_of(engine, "ga", first) != b
+    missing = cli("--config", path, "review", "reject", "999999")
+    assert missing.returncode == 2 and "no link 999999" in missing.output
+    trained = cli("--config", path, "link", "--train")
+    assert trained.returncode == 0 and "match model version 1 trained" in trained.output
 
 
 def _possible(engine: Any, patient: str, person: str, score: float, name_level: str) -> None:
@@ -294,7 +292,6 @@ def _possible(engine: Any, patient: str, person: str, score: float, name_level: 
 def test_bulk_review_by_band_and_pattern_with_a_dry_run_and_an_undo(sandbox: Any, db_url: str) -> None:
     _, engine = _synced(sandbox, db_url)
     path = sandbox_config(sandbox, db_url)
-    cli = CliRunner()
     ga = [r["id"] for r in rows(engine, "SELECT id, person_id FROM patient WHERE source = 'ga' ORDER BY id LIMIT 4")]
     persons = [rows(engine, "SELECT person_id FROM patient WHERE id = :p", p=p)[0]["person_id"] for p in ga]
     _possible(engine, ga[0], persons[1], 0.62, "similar")
@@ -304,17 +301,17 @@ def test_bulk_review_by_band_and_pattern_with_a_dry_run_and_an_undo(sandbox: Any
     history = count(engine, "identity_history")
 
     def invoke(*args: str) -> Any:
-        return cli.invoke(app, ["--config", path, "review", *args])
+        return cli("--config", path, "review", *args)
 
     dry = invoke("reject", "--band", "0.7..0.9", "--dry-run")
-    assert dry.exit_code == 0 and "would reject 2 possible matches" in dry.output, dry.output
+    assert dry.returncode == 0 and "would reject 2 possible matches" in dry.output, dry.output
     assert (
         count(engine, "identity_link", "status = 'possible_match'") == 4
         and count(engine, "identity_history") == history
     )
 
     rejected = invoke("reject", "--band", "0.5..0.9", "--pattern", "name=similar")
-    assert rejected.exit_code == 0 and "rejected 2 possible matches" in rejected.output, rejected.output
+    assert rejected.returncode == 0 and "rejected 2 possible matches" in rejected.output, rejected.output
     batch = rejected.output.split("batch ")[1].split()[0]
     decided = rows(
         engine, "SELECT patient_id, status, origin FROM identity_link WHERE origin = 'manual' ORDER BY score"
@@ -323,13 +320,13 @@ def test_bulk_review_by_band_and_pattern_with_a_dry_run_and_an_undo(sandbox: Any
     assert count(engine, "identity_history", f"batch = '{batch}' AND change = 'manual_reject'") == 2
 
     undone = invoke("undo", "--bulk", batch)
-    assert undone.exit_code == 0 and "undid 2 decisions" in undone.output, undone.output
+    assert undone.returncode == 0 and "undid 2 decisions" in undone.output, undone.output
     assert count(engine, "identity_link", "origin = 'manual'") == 0
     assert count(engine, "identity_history", f"batch = '{batch}' AND change = 'manual_undone'") == 2
     assert invoke("undo", "--bulk", batch).output.count("undid 0 decisions") == 1  # nothing left in force
 
     accepted = invoke("accept", "--band", "0.95..1")
-    assert accepted.exit_code == 0 and "accepted 1 possible matches" in accepted.output, accepted.output
+    assert accepted.returncode == 0 and "accepted 1 possible matches" in accepted.output, accepted.output
     assert rows(engine, "SELECT person_id FROM patient WHERE id = :p", p=ga[3])[0]["person_id"] == persons[0]
 
 
@@ -349,24 +346,23 @@ def test_bulk_review_refuses_what_it_cannot_do(sandbox: Any, sqlite_url: str, ar
     from pipeline.storage.db import migrate, open_engine
 
     migrate(open_engine(sqlite_url))
-    result = CliRunner().invoke(app, ["--config", sandbox_config(sandbox, sqlite_url), "review", *args])
-    assert result.exit_code == 2 and message in result.output, result.output
+    result = cli("--config", sandbox_config(sandbox, sqlite_url), "review", *args)
+    assert result.returncode == 2 and message in result.output, result.output
 
 
 def test_link_train_learns_from_review_decisions_and_prints_what_they_estimate(sandbox: Any, sqlite_url: str) -> None:
     _, engine = _synced(sandbox, sqlite_url)
     path = sandbox_config(sandbox, sqlite_url)
-    cli = CliRunner()
-    untaught = cli.invoke(app, ["--config", path, "link", "--train"])
-    assert untaught.exit_code == 0 and "no review decisions to learn from" in untaught.output, untaught.output
+    untaught = cli("--config", path, "link", "--train")
+    assert untaught.returncode == 0 and "no review decisions to learn from" in untaught.output, untaught.output
     ga = [r["id"] for r in rows(engine, "SELECT id FROM patient WHERE source = 'ga' ORDER BY id LIMIT 3")]
     persons = [rows(engine, "SELECT person_id FROM patient WHERE id = :p", p=p)[0]["person_id"] for p in ga]
     _possible(engine, ga[0], persons[1], 0.9, "different")
     _possible(engine, ga[1], persons[2], 0.8, "different")
-    assert cli.invoke(app, ["--config", path, "review", "accept", "--band", "0.85..1"]).exit_code == 0
-    assert cli.invoke(app, ["--config", path, "review", "reject", "--band", "0..0.85"]).exit_code == 0
-    taught = cli.invoke(app, ["--config", path, "link", "--train"])
-    assert taught.exit_code == 0, taught.output
+    assert cli("--config", path, "review", "accept", "--band", "0.85..1").returncode == 0
+    assert cli("--config", path, "review", "reject", "--band", "0..0.85").returncode == 0
+    taught = cli("--config", path, "link", "--train")
+    assert taught.returncode == 0, taught.output
     # Two strangers' records: the model links neither, so the accepted one is a miss and nothing is linked.
     assert "1 accepted and 1 rejected review decisions" in taught.output
     assert "precision n/a, recall 0.000" in taught.output
@@ -389,7 +385,6 @@ def test_an_accepted_pair_stays_one_person_asked_either_way_round_and_through_a_
     sandbox: Any, sqlite_url: str
 ) -> None:
     engine, path, (a, b, c, d) = _one_source(sandbox, sqlite_url, 4)
-    cli = CliRunner()
 
     def person(patient: str) -> str:
         return _person(engine, patient)
@@ -397,20 +392,20 @@ def test_an_accepted_pair_stays_one_person_asked_either_way_round_and_through_a_
     # Two strangers offered to each other both ways round: accepting the band joins them, not swaps them.
     _possible(engine, a, person(b), 0.9, "different")
     _possible(engine, b, person(a), 0.9, "different")
-    bulk = cli.invoke(app, ["--config", path, "review", "accept", "--band", "0.8..1"])
-    assert bulk.exit_code == 0 and "accepted 1 possible matches; 1 skipped" in bulk.output, bulk.output
+    bulk = cli("--config", path, "review", "accept", "--band", "0.8..1")
+    assert bulk.returncode == 0 and "accepted 1 possible matches; 1 skipped" in bulk.output, bulk.output
     assert person(a) == person(b)
     # One accepted by hand, its way round; the other way round points at a person now gone, and is cleared.
     gone = person(c)
     _possible(engine, c, person(d), 0.9, "different")
     _possible(engine, d, gone, 0.9, "different")
     link_id = rows(engine, "SELECT id FROM identity_link WHERE patient_id = :p AND status = 'possible_match'", p=c)
-    assert cli.invoke(app, ["--config", path, "review", "accept", str(link_id[0]["id"])]).exit_code == 0
+    assert cli("--config", path, "review", "accept", str(link_id[0]["id"])).returncode == 0
     assert person(c) == person(d)
     assert count(engine, "identity_link", f"person_id = '{gone}' AND status = 'possible_match'") == 0
     assert count(engine, "identity_history", f"person_id = '{gone}' AND change = 'possible_match_cleared'") == 1
     # Scoring everyone again parts neither pair: a steward said they are one person.
-    assert cli.invoke(app, ["--config", path, "link", "--rebuild"]).exit_code == 0
+    assert cli("--config", path, "link", "--rebuild").returncode == 0
     assert person(a) == person(b) and person(c) == person(d)
 
 
@@ -456,7 +451,6 @@ def test_bulk_review_leaves_hand_decisions_and_chains_alone_and_a_rejection_part
     sandbox: Any, sqlite_url: str
 ) -> None:
     engine, path, (a, b, c, d, e) = _one_source(sandbox, sqlite_url, 5)
-    cli = CliRunner()
 
     def person(patient: str) -> str:
         return _person(engine, patient)
@@ -466,8 +460,8 @@ def test_bulk_review_leaves_hand_decisions_and_chains_alone_and_a_rejection_part
         return int(found[0]["id"])
 
     def review(*args: str) -> Any:
-        result = cli.invoke(app, ["--config", path, "review", *args])
-        assert result.exit_code == 0, result.output
+        result = cli("--config", path, "review", *args)
+        assert result.returncode == 0, result.output
         return result
 
     _possible(engine, a, person(b), 0.9, "different")

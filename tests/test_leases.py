@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from structlog.testing import capture_logs
 
 from canonical.errors import LeaseHeldError
-from pipeline.storage import state
+from pipeline.storage import leases
 from pipeline.storage.db import WRITE_FENCE, migrate, open_engine
 from pipeline.sync.runner import SWEEP
 from tests.support import (
@@ -43,17 +43,17 @@ ROOT = Path(__file__).resolve().parents[1]
 HOST = socket.gethostname()
 STARTED = psutil.Process(os.getpid()).create_time()  # this process's start time, as a holder records it
 NO_PID = int(Path("/proc/sys/kernel/pid_max").read_text()) if Path("/proc/sys/kernel/pid_max").exists() else 2**22
-KEY = state.lock_key("rx", "patients")
+KEY = leases.lock_key("rx", "patients")
 
 # A process that takes the stream, starts its run, says its holder id and, once its standard input closes,
 # exits without releasing anything (as after a full disk).
 CLAIM_AND_EXIT = """
 import os, sys
-from pipeline.storage import state
+from pipeline.storage import leases, runs
 from pipeline.storage.db import open_engine
 engine = open_engine(sys.argv[1])
-claim = state.claim_stream(engine, "rx", "patients")
-state.start_run(engine, "rx", "patients", "sweep")
+claim = leases.claim_stream(engine, "rx", "patients")
+runs.start_run(engine, "rx", "patients", "sweep")
 print(claim.holder, flush=True)
 sys.stdin.read()
 os._exit(0)
@@ -90,7 +90,7 @@ def exited_child() -> subprocess.Popen[bytes]:
     ids=["alive", "pid-reused", "old-format-alive", "old-format-gone", "gone", "other-host", "other-host-old", "odd"],
 )
 def test_a_holder_is_judged_by_host_pid_and_start_time(who, verdict):
-    assert state.holder_gone(who) == verdict
+    assert leases.holder_gone(who) == verdict
 
 
 def test_an_exited_but_unreaped_process_is_dead():
@@ -98,13 +98,13 @@ def test_an_exited_but_unreaped_process_is_dead():
     try:
         assert psutil.pid_exists(child.pid)
         started = psutil.Process(child.pid).create_time()
-        assert state.holder_gone(holder(child.pid, started)) == "the holder's process has exited"
+        assert leases.holder_gone(holder(child.pid, started)) == "the holder's process has exited"
     finally:
         child.wait()
 
 
 def test_a_new_holder_names_this_host_pid_and_start_time():
-    parsed = state.Holder.parse(state.new_holder())
+    parsed = leases.Holder.parse(leases.new_holder())
     assert parsed is not None
     assert (parsed.host, parsed.pid) == (HOST, os.getpid())
     assert parsed.started == pytest.approx(STARTED, abs=0.01)
@@ -125,14 +125,14 @@ def test_a_new_holder_names_this_host_pid_and_start_time():
 def test_a_lease_row_is_taken_over_only_from_a_holder_known_dead(db_url, planted, taken):
     engine = open_engine(db_url)
     migrate(engine)
-    state.acquire_lease(engine, "rx", "patients", planted)
-    ours = state.new_holder()
+    leases.acquire_lease(engine, "rx", "patients", planted)
+    ours = leases.new_holder()
     with capture_logs() as captured:
         if taken:
-            state.acquire_lease(engine, "rx", "patients", ours)
+            leases.acquire_lease(engine, "rx", "patients", ours)
         else:
             with pytest.raises(LeaseHeldError) as held:
-                state.acquire_lease(engine, "rx", "patients", ours)
+                leases.acquire_lease(engine, "rx", "patients", ours)
             assert held.value.holder == planted
     assert rows(engine, "SELECT holder FROM sync_lease") == [{"holder": ours if taken else planted}]
     assert [event["previous"] for event in takeovers(captured)] == ([planted] if taken else [])
@@ -201,7 +201,7 @@ class Session:
 def test_on_postgresql_a_lease_row_without_its_advisory_lock_is_taken_over(sandbox, pg_url):
     config = make_config(pg_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
     engine = engine_for(config)
-    state.acquire_lease(engine, "rx", "patients", "other-host:1:abc")  # live on the clock, from another host
+    leases.acquire_lease(engine, "rx", "patients", "other-host:1:abc")  # live on the clock, from another host
     with capture_logs() as captured:
         result = by_stream(run(config, engine, SWEEP))["rx/patients"]
     assert (result.status, result.counts.inserted) == ("succeeded", 230)
@@ -212,7 +212,7 @@ def test_on_postgresql_a_lease_row_without_its_advisory_lock_is_taken_over(sandb
 def test_on_postgresql_a_lease_whose_lock_another_session_holds_is_respected(sandbox, pg_url):
     config = make_config(pg_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
     engine = engine_for(config)
-    state.acquire_lease(engine, "rx", "patients", "other-host:1:abc")
+    leases.acquire_lease(engine, "rx", "patients", "other-host:1:abc")
     expire_leases(engine)  # lapsed on the clock, but its session still holds the lock
     other = Session(pg_url)
     try:
@@ -230,7 +230,7 @@ def test_on_postgresql_the_lingering_session_of_a_dead_holder_is_ended(sandbox, 
     config = make_config(pg_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
     engine = engine_for(config)
     dead = holder(NO_PID)
-    state.acquire_lease(engine, "rx", "patients", dead)
+    leases.acquire_lease(engine, "rx", "patients", dead)
     session = Session(pg_url, name=dead)
     try:
         with capture_logs() as captured:
@@ -256,7 +256,7 @@ def app_url(pg_url: str) -> Iterator[str]:
 def test_on_postgresql_a_dead_holders_session_that_cannot_be_ended_is_waited_for_a_bounded_time(
     sandbox, pg_url, app_url, monkeypatch
 ):
-    monkeypatch.setattr(state, "LOCK_WAIT", dt.timedelta(milliseconds=200))
+    monkeypatch.setattr(leases, "LOCK_WAIT", dt.timedelta(milliseconds=200))
     config = make_config(app_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
     engine = engine_for(config)
     dead = holder(NO_PID)

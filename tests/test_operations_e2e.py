@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -16,10 +13,11 @@ import pytest
 from sqlalchemy import text
 
 from pipeline.kinds import KINDS
-from pipeline.storage import state
+from pipeline.storage import leases
 from tests.support import (
     PROFILES_AUTH,
     by_stream,
+    cli,
     config_yaml,
     count,
     crosswalk_ids,
@@ -39,17 +37,6 @@ from tests.support import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environ = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline", "--log-level", "WARNING", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=environ,
-    )
 
 
 def config_file(tmp_path: Path, db_url: str, sources: dict[str, dict[str, Any]]) -> str:
@@ -116,7 +103,7 @@ def test_state_reset_is_refused_while_another_process_holds_the_stream(sandbox, 
     cfg = config_file(tmp_path, db_url, sources)
     assert cli("--config", cfg, "sync").returncode == 0
     engine = engine_for(make_config(db_url, sources))
-    claim = state.claim_stream(engine, "rx", "patients")  # this live process runs the stream
+    claim = leases.claim_stream(engine, "rx", "patients")  # this live process runs the stream
     try:
         proc = cli("--config", cfg, "state", "reset", "--source", "rx")
         assert proc.returncode == 1
@@ -209,7 +196,7 @@ def test_quarantine_retry_skips_a_stream_another_process_runs(sandbox, tmp_path,
     cfg = config_file(tmp_path, db_url, sources)
     assert cli("--config", cfg, "backfill").returncode == 0
     engine = engine_for(make_config(db_url, sources))
-    claim = state.claim_stream(engine, "rx", "patients")
+    claim = leases.claim_stream(engine, "rx", "patients")
     try:
         proc = cli("--config", cfg, "quarantine", "retry")
     finally:
@@ -322,7 +309,7 @@ def test_a_database_failure_in_an_operations_command_is_one_line():
     import typer
     from sqlalchemy.exc import OperationalError
 
-    from pipeline.app.operations import database_errors
+    from pipeline.app.commands.operations import database_errors
 
     with pytest.raises(typer.Exit) as exited, database_errors("quarantine retry"):
         raise OperationalError("UPDATE quarantine SET reason = 'Ana Pérez'", {}, Exception("database is locked"))

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.sync.runner import INCREMENTAL, SWEEP, RunOptions, run_sources
+from pipeline.sync.runner import SWEEP, RunOptions, run_sources
 from sandbox.app import create_app
 from sandbox.inprocess import in_process
 from tests.support import FAST_RETRY, TODAY, by_stream, count, engine_for, make_config
@@ -29,19 +29,8 @@ def _sources() -> dict[str, dict[str, Any]]:
     }
 
 
-def test_every_kind_syncs_in_process_and_a_second_run_writes_nothing(app, db_url):
-    config = make_config(db_url, _sources())
-    engine = engine_for(config)
-    options = RunOptions(retry=FAST_RETRY, today=TODAY, transport=in_process(app))
-    first = by_stream(run_sources(config, engine, SWEEP, options=options))
-    assert {k: r.status for k, r in first.items()} == dict.fromkeys(first, "succeeded")
-    assert count(engine, "patient") == 4 * 120
-    again = by_stream(run_sources(config, engine, INCREMENTAL, options=options))
-    assert all(r.counts.inserted == r.counts.updated == 0 for r in again.values())
-
-
 def test_batches_are_committed_together_and_the_cursor_covers_exactly_what_is_stored(app, db_url):
-    from pipeline.storage.state import load_cursor
+    from pipeline.storage.cursors import load_cursor
 
     config = make_config(db_url, {"rx": {**_sources()["rx"], "streams": ["patients"]}})
     engine = engine_for(config)

@@ -52,7 +52,8 @@ def test_backfill_lands_exactly_the_source(sandbox, db_url):
     assert ids["id"] == str(sample["id"]) and ids["uid"] == sample["uid"]
 
 
-def test_second_run_over_unchanged_source_writes_no_row(sandbox, db_url):
+def test_a_sweep_of_an_unchanged_source_writes_no_row(sandbox, db_url):
+    # An incremental sync's second run: tests/test_sources_e2e.py, every kind.
     config = make_config(db_url, {"rx": prescrypto_source(sandbox)})
     engine = engine_for(config)
     run(config, engine, SWEEP)
@@ -108,34 +109,6 @@ def test_sweep_catches_updates_and_soft_deletes(sandbox, db_url):
     assert gone["deleted_at"] is not None and renamed["deleted_at"] is None
     assert count(engine, "source_record", "deleted_at IS NOT NULL") == 1
     assert count(engine, "patient") == 230  # soft-deleted, never dropped
-
-
-def test_bad_records_are_quarantined_and_the_rest_land(sandbox, db_url):
-    sandbox.post(
-        "/_sandbox/prescrypto/patients",
-        {"name": "Fecha Mala", "date_of_birth": "1990-13-45", "uid": "bad-date-1", "gender": "F"},
-    )
-    sandbox.post("/_sandbox/prescrypto/patients", {"name": "Sin Uid", "date_of_birth": "1990-01-01", "uid": ""})
-    config = make_config(db_url, {"rx": prescrypto_source(sandbox, streams=["patients"])})
-    engine = engine_for(config)
-
-    result = by_stream(run(config, engine, SWEEP))["rx/patients"]
-    assert result.status == "succeeded"
-    assert (result.counts.inserted, result.counts.quarantined) == (230, 2)
-    with engine.connect() as conn:
-        from sqlalchemy import text
-
-        reasons = dict(conn.execute(text("SELECT source_key, reason FROM quarantine")).all())
-    assert reasons["bad-date-1"] == "date_of_birth: not a valid date (no such day)"
-    (missing,) = [reason for key, reason in reasons.items() if key.startswith("sha256:")]
-    assert missing == "uid: is empty"  # staged with "uid": ""
-
-    # Fixed at the source: the next sweep lands it and clears its quarantine row.
-    bad = next(p for p in source_patients(sandbox) if p["uid"] == "bad-date-1")
-    sandbox.client.patch(f"/_sandbox/prescrypto/patients/{bad['id']}", json={"date_of_birth": "1990-12-15"})
-    again = by_stream(run(config, engine, SWEEP))["rx/patients"]
-    assert (again.counts.inserted, again.counts.quarantined) == (1, 1)
-    assert count(engine, "quarantine") == 1 and count(engine, "patient") == 231
 
 
 def test_envelope_body_is_accepted_too(sandbox, db_url):
@@ -235,6 +208,18 @@ def test_quarantine_rows_are_cleared_once_records_are_good_again_or_gone(sandbox
     reverted = by_stream(run(config, engine, SWEEP))["rx/patients"]
     assert (reverted.counts.unchanged, reverted.counts.quarantined) == (230, 0)
     assert count(engine, "quarantine") == 0
+
+    # A bad record fixed at the source: the next sweep lands it and clears its row.
+    sandbox.post(
+        "/_sandbox/prescrypto/patients",
+        {"name": "Fecha Mala", "date_of_birth": "1990-13-45", "uid": "bad-then-fixed", "gender": "F"},
+    )
+    assert by_stream(run(config, engine, SWEEP))["rx/patients"].counts.quarantined == 1
+    fixed = next(p for p in source_patients(sandbox) if p["uid"] == "bad-then-fixed")
+    sandbox.client.patch(f"/_sandbox/prescrypto/patients/{fixed['id']}", json={"date_of_birth": "1990-12-15"})
+    landed = by_stream(run(config, engine, SWEEP))["rx/patients"]
+    assert (landed.counts.inserted, landed.counts.quarantined) == (1, 0)
+    assert count(engine, "quarantine") == 0 and patient_row(engine, "rx", "bad-then-fixed")["birth_date"] is not None
 
     # A bad record that the source then deletes.
     staged = sandbox.post(

@@ -144,3 +144,16 @@ def existing_sqlite(url: str) -> None:
     """A command that only reads refuses a SQLite file that is not there, instead of creating an empty one."""
     if missing_sqlite(url):
         fail(f"database {_shown(url)}: no such file (run sync or demo first)", 2)
+
+
+def print_run_message(source: str, stream: str, status: str, message: str | None) -> None:
+    """A run's error, or the warning a successful run left (parents refused), on stderr."""
+    if not message:
+        return
+    from pipeline.storage.tables import Status
+
+    style = "yellow" if status == Status.succeeded else "red"
+    prefix = f"{source}/{stream}:"
+    text = message.removeprefix(prefix).lstrip()  # source errors already name the stream
+    # escape: the text may come from a source's error body, and rich must not read it as markup
+    err.print(f"[{style}]{escape(prefix)}[/] {escape(text)}", highlight=False, soft_wrap=True)

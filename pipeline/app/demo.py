@@ -11,28 +11,15 @@ from collections.abc import Callable
 from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine, func, select
-from sqlmodel import SQLModel
+from sqlalchemy import Engine
 
 from pipeline.config import Config
 from pipeline.kinds import KINDS
 from pipeline.kinds.base import SANDBOX_SSN_KEY
-from pipeline.storage.tables import (
-    CANONICAL,
-    Crosswalk,
-    IdentityLink,
-    Medic,
-    Mode,
-    Observation,
-    Patient,
-    PatientMedic,
-    PatientOrganization,
-    Person,
-    Quarantine,
-    SourceRecord,
-    table_of,
-)
+from pipeline.storage import summary
+from pipeline.storage.tables import Mode
 from pipeline.sync.runner import RunOptions, RunResult, run_sources
+from sandbox import tokens
 from sandbox.server import running_sandbox
 
 DEMO_DATABASE = "sqlite:///patientsync-demo.db"
@@ -50,7 +37,7 @@ def run_demo(
             f"demo-{name}": source.model_copy(
                 update={
                     "base_url": sandbox.url(f"/{source.kind}"),
-                    "token": SecretStr(KINDS[source.kind].sandbox_token),
+                    "token": SecretStr(tokens.BY_KIND[source.kind]),
                     # The sandbox's people are synthetic: its published key is good enough for them.
                     **({"ssn_hash_key": SecretStr(SANDBOX_SSN_KEY)} if KINDS[source.kind].hashes_ssns else {}),
                 }
@@ -62,51 +49,30 @@ def run_demo(
 
 
 def _summary(engine: Engine, console: Console) -> None:
-    tables: list[type[SQLModel]] = [
-        *CANONICAL.values(),
-        PatientMedic,
-        PatientOrganization,
-        Crosswalk,
-        SourceRecord,
-        Quarantine,
-        Person,
-        IdentityLink,
-    ]
     counts = Table(title="rows per table")
     counts.add_column("table")
     counts.add_column("rows", justify="right")
     with engine.connect() as conn:
-        for model in tables:
-            t = table_of(model)
-            counts.add_row(t.name, str(conn.execute(select(func.count()).select_from(t)).scalar()))
+        for name, n in summary.row_counts(conn):
+            counts.add_row(name, str(n))
         console.print(counts)
-        p, person = table_of(Patient), table_of(Person)
-        patients = conn.execute(select(func.count()).where(p.c.deleted_at.is_(None))).scalar()
-        persons = conn.execute(select(func.count()).where(person.c.deleted_at.is_(None))).scalar()
+        patients, persons, review = summary.people(conn)
         console.print(f"{patients} live patients resolve to {persons} persons (patientsync person ID shows one)")
-        links = table_of(IdentityLink)
-        review = conn.execute(select(func.count()).where(links.c.status == "possible_match")).scalar()
         console.print(f"{review} possible matches wait for review (patientsync review)")
-        cw = table_of(Crosswalk)
         ids = Table(title="source identifiers in the crosswalk")
         for column in ("source", "entity_type", "id_type", "rows"):
             ids.add_column(column, justify="right" if column == "rows" else "left")
-        keys = (cw.c.source, cw.c.entity_type, cw.c.id_type)
-        for source, entity_type, id_type, rows in conn.execute(
-            select(*keys, func.count()).group_by(*keys).order_by(*keys)
-        ):
-            ids.add_row(source, entity_type, id_type, str(rows))
+        for source, entity_type, id_type, n in summary.identifier_kinds(conn):
+            ids.add_row(source, entity_type, id_type, str(n))
         console.print(ids)
-        for model, columns in (
-            (Patient, ("given_name", "family_name", "birth_date", "sex", "phone", "curp", "city")),
-            (Medic, ("full_name", "sex", "license_number", "specialty", "organization_id")),
-            (Observation, ("patient_id", "code", "value", "scale_min", "scale_max", "recorded_at")),
+        for table, columns in (
+            ("patient", ("given_name", "family_name", "birth_date", "sex", "phone", "curp", "city")),
+            ("medic", ("full_name", "sex", "license_number", "specialty", "organization_id")),
+            ("observation", ("patient_id", "code", "value", "scale_min", "scale_max", "recorded_at")),
         ):
-            t = table_of(model)
-            sample = Table(title=f"a few {t.name} rows")
+            sample = Table(title=f"a few {table} rows")
             for column in columns:
                 sample.add_column(column)
-            query = select(*(t.c[c] for c in columns)).order_by(t.c.updated_at.desc(), t.c.id).limit(5)
-            for row in conn.execute(query):
+            for row in summary.latest(conn, table, columns):
                 sample.add_row(*("" if v is None else str(v) for v in row))
             console.print(sample)

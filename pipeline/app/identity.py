@@ -10,21 +10,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, or_, select, update
+from sqlalchemy import Connection, Engine
 
+from canonical.errors import NotFound
 from pipeline.config import IdentityConfig
 from pipeline.identity.compare import COMPARISONS
 from pipeline.storage import identity as store
 from pipeline.storage.db import write_instant
 from pipeline.storage.load import queue
 from pipeline.storage.tables import (
-    Crosswalk,
-    IdentityLink,
     LinkStatus,
     Origin,
-    Patient,
-    Person,
-    table_of,
 )
 from pipeline.sync.linking import LinkStats, link_pending
 
@@ -33,68 +29,38 @@ REVIEW_FIELDS = ("given_name", "family_name", "birth_date", "sex", "postal_code"
 PII_FIELDS = frozenset({"given_name", "family_name", "full_name", "birth_date", "email", "phone", "curp"})
 
 
-class NotFound(LookupError):
-    pass
-
-
 def find_person(engine: Engine, ref: str) -> str:
     """The person id ``ref`` names: a person id, a patient id, or any source identifier of a patient."""
-    person, patient, cw = table_of(Person), table_of(Patient), table_of(Crosswalk)
     with engine.connect() as conn:
-        if conn.execute(select(person.c.id).where(person.c.id == ref)).first():
-            return ref
-        found = conn.execute(
-            select(patient.c.person_id)
-            .where(
-                or_(
-                    patient.c.id == ref,
-                    patient.c.id.in_(select(cw.c.entity_id).where(cw.c.entity_type == "patient", cw.c.id_value == ref)),
-                ),
-                patient.c.person_id.is_not(None),
-            )
-            .order_by(patient.c.deleted_at.is_not(None), patient.c.id)
-        ).first()
+        found = store.person_named(conn, ref)
     if found is None:
         raise NotFound("no person, patient or source identifier matches it")
-    return str(found[0])
+    return found
 
 
 def person_view(engine: Engine, person_id: str) -> dict[str, Any]:
     """The person's golden record, its live patients by source and each patient's identifiers."""
-    patient, cw = table_of(Patient), table_of(Crosswalk)
     with engine.connect() as conn:
         golden = store.person_rows(conn, [person_id])[person_id]
-        patients = conn.execute(
-            select(patient.c.id, patient.c.source)
-            .where(patient.c.person_id == person_id, patient.c.deleted_at.is_(None))
-            .order_by(patient.c.source, patient.c.id)
-        ).all()
-        ids = conn.execute(
-            select(cw.c.entity_id, cw.c.id_type, cw.c.id_value)
-            .where(cw.c.entity_type == "patient", cw.c.entity_id.in_([p.id for p in patients]))
-            .order_by(cw.c.entity_id, cw.c.id_type)
-        ).all()
-        links = store.links_of(conn, [p.id for p in patients])
-    by_patient: dict[str, list[dict[str, str]]] = {}
-    for entity_id, id_type, id_value in ids:
-        by_patient.setdefault(entity_id, []).append({"id_type": id_type, "id_value": id_value})
+        members = store.members_with_identifiers(conn, person_id)
+        links = store.links_of(conn, [patient_id for patient_id, _, _ in members])
     return {
         "person": golden,
         "patients": [
             {
-                "patient_id": p.id,
-                "source": p.source,
-                "identifiers": by_patient.get(p.id, []),
+                "patient_id": patient_id,
+                "source": source,
+                "identifiers": [{"id_type": t, "id_value": v} for t, v in identifiers],
                 "link": next(
                     (
                         {"status": link["status"], "origin": link["origin"], "score": link["score"]}
-                        for link in links.get(p.id, [])
+                        for link in links.get(patient_id, [])
                         if link["person_id"] == person_id
                     ),
                     None,
                 ),
             }
-            for p in patients
+            for patient_id, source, identifiers in members
         ],
     }
 
@@ -154,18 +120,10 @@ def decide_manually(engine: Engine, config: IdentityConfig, link_id: int, accept
 
 def _decide(conn: Connection, row: dict[str, Any], accept: bool, now: dt.datetime, batch: str | None) -> str:
     status = LinkStatus.match if accept else LinkStatus.no_match
-    link = table_of(IdentityLink)
     if accept:  # one manual match a patient: accepting another person replaces the earlier acceptance
-        earlier = (
-            link.c.patient_id == row["patient_id"],
-            link.c.origin == Origin.manual,
-            link.c.status == LinkStatus.match,
-            link.c.id != row["id"],
-        )
-        for replaced in conn.execute(select(link).where(*earlier)).mappings().all():
-            _history(conn, dict(replaced), "manual_accept_replaced", LinkStatus.match, LinkStatus.no_match, now, batch)
-        conn.execute(update(link).where(*earlier).values(status=LinkStatus.no_match, decided_at=now))
-    conn.execute(update(link).where(link.c.id == row["id"]).values(status=status, origin=Origin.manual, decided_at=now))
+        for replaced in store.replace_manual_match(conn, row["patient_id"], row["id"], now):
+            _history(conn, replaced, "manual_accept_replaced", LinkStatus.match, LinkStatus.no_match, now, batch)
+    store.decide_link(conn, row["id"], status, now)
     _history(conn, row, "manual_" + ("accept" if accept else "reject"), row["status"], status, now, batch)
     queue(conn, [row["patient_id"]], now)
     return status
@@ -183,8 +141,7 @@ def undo(engine: Engine, config: IdentityConfig, link_id: int) -> Decided:
 
 
 def _undo(conn: Connection, row: dict[str, Any], now: dt.datetime, batch: str | None) -> None:
-    link = table_of(IdentityLink)
-    conn.execute(delete(link).where(link.c.id == row["id"]))
+    store.delete_link(conn, row["id"])
     _history(conn, row, "manual_undone", row["status"], None, now, batch)
     queue(conn, [row["patient_id"]], now)
 
@@ -322,12 +279,11 @@ def undo_batch(engine: Engine, config: IdentityConfig, batch: str) -> Bulk:
 
 
 def _link_row(engine: Engine, link_id: int) -> dict[str, Any]:
-    link = table_of(IdentityLink)
     with engine.connect() as conn:
-        row = conn.execute(select(link).where(link.c.id == link_id)).mappings().first()
+        row = store.link_row(conn, link_id)
     if row is None:
         raise NotFound(f"no link {link_id} (see patientsync review list)")
-    return dict(row)
+    return row
 
 
 def _history(

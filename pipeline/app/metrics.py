@@ -30,10 +30,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from canonical.errors import PatientSyncError
+from canonical.errors import ServeError
 from pipeline.storage import health
-from pipeline.storage.db import reading
-from pipeline.storage.state import aware, utcnow
+from pipeline.storage.db import aware, reading, utcnow
 from pipeline.storage.tables import Status
 from pipeline.sync.messages import database_reason
 from pipeline.sync.runner import RunResult
@@ -44,10 +43,6 @@ disable_created_metrics()  # the *_created series: when each label set first app
 OUTCOMES = ("fetched", "inserted", "updated", "unchanged", "quarantined", "deleted")
 # A stream run takes from a fraction of a second (nothing new) to an hour (a first backfill).
 DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 15, 30, 60, 300, 900, 3600)
-
-
-class ServeError(PatientSyncError):
-    """The metrics port cannot be listened on."""
 
 
 class Metrics:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Engine
 
 from pipeline.bind import stream_names, stream_spec
 from pipeline.config import Config
-from pipeline.storage.db import reading
-from pipeline.storage.state import aware, load_cursor, utcnow
-from pipeline.storage.tables import Quarantine, SourceRecord, Status, SyncRun, crosswalk_conflict, table_of
+from pipeline.storage import health, quarantine, runs
+from pipeline.storage.cursors import load_cursor
+from pipeline.storage.db import aware, reading, utcnow
 from pipeline.sync.messages import public, shown_key
 
 
@@ -21,63 +21,23 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def stream_status(config: Config, engine: Engine) -> list[dict[str, Any]]:
-    runs, quarantine, records = table_of(SyncRun), table_of(Quarantine), table_of(SourceRecord)
     now = utcnow()
     rows = []
     with reading(engine).connect() as conn:  # no write lock: status must not wait for a running sync
-        conflicts = _conflicts(conn)
+        conflicts = health.identifier_conflicts(conn)
         for name, source in config.sources.items():
             for stream in stream_names(source):
-                last = (
-                    conn.execute(
-                        select(runs)
-                        .where(runs.c.source == name, runs.c.stream == stream)
-                        .order_by(runs.c.id.desc())
-                        .limit(1)
-                    )
-                    .mappings()
-                    .first()
-                )
-                last_ok = _aware(
-                    conn.execute(
-                        select(func.max(runs.c.finished_at)).where(
-                            runs.c.source == name, runs.c.stream == stream, runs.c.status == Status.succeeded
-                        )
-                    ).scalar()
-                )
-                quarantined = conn.execute(
-                    select(func.count()).where(quarantine.c.source == name, quarantine.c.stream == stream)
-                ).scalar()
-                stored = conn.execute(
-                    select(func.count()).where(
-                        records.c.source == name, records.c.stream == stream, records.c.deleted_at.is_(None)
-                    )
-                ).scalar()
+                last = runs.last_run(conn, name, stream)
+                last_ok = _aware(runs.last_success(conn, name, stream))
                 rows.append(
                     {
                         "source": name,
                         "stream": stream,
                         "cursor": shown_cursor(load_cursor(conn, name, stream)),
-                        "records": stored,
-                        "quarantined": quarantined,
+                        "records": health.live_records(conn, name, stream),
+                        "quarantined": quarantine.count(conn, name, stream),
                         "conflicts": conflicts.get((name, stream_spec(source, stream).entity.value), 0),
-                        "last_run": None
-                        if last is None
-                        else {
-                            "id": last["id"],
-                            "mode": last["mode"],
-                            "status": last["status"],
-                            "started_at": _iso(last["started_at"]),
-                            "finished_at": _iso(last["finished_at"]),
-                            "fetched": last["fetched"],
-                            "inserted": last["inserted"],
-                            "updated": last["updated"],
-                            "unchanged": last["unchanged"],
-                            "quarantined": last["quarantined"],
-                            "deleted": last["deleted"],
-                            # masked again: a row written by an older version may hold what it now would not
-                            "error": None if last["error"] is None else public(last["error"]),
-                        },
+                        "last_run": None if last is None else _shown_run(last),
                         "last_success_at": _iso(last_ok),
                         "lag_seconds": None if last_ok is None else round((now - last_ok).total_seconds()),
                     }
@@ -85,11 +45,22 @@ def stream_status(config: Config, engine: Engine) -> list[dict[str, Any]]:
     return rows
 
 
-def _conflicts(conn: Connection) -> dict[tuple[str, str], int]:
-    """(source, entity type) -> how many identifiers more than one live entity holds (crosswalk_conflict)."""
-    v = crosswalk_conflict
-    query = select(v.c.source, v.c.entity_type, func.count()).group_by(v.c.source, v.c.entity_type)
-    return {(source, entity_type): n for source, entity_type, n in conn.execute(query)}
+def _shown_run(last: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": last["id"],
+        "mode": last["mode"],
+        "status": last["status"],
+        "started_at": _iso(last["started_at"]),
+        "finished_at": _iso(last["finished_at"]),
+        "fetched": last["fetched"],
+        "inserted": last["inserted"],
+        "updated": last["updated"],
+        "unchanged": last["unchanged"],
+        "quarantined": last["quarantined"],
+        "deleted": last["deleted"],
+        # masked again: a row written by an older version may hold what it now would not
+        "error": None if last["error"] is None else public(last["error"]),
+    }
 
 
 # Positions a source chose (a continuation token, a next link): its text, shown only by its length.

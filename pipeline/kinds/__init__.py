@@ -1,7 +1,8 @@
 """The source kinds: each module of this package declares one (``KIND``), and ``KINDS`` names them all.
 
-A new kind is a module here (its streams and mappings, auth, options and sandbox token), a connector in
-``connectors/<kind>.py``, a mapping in ``mappings/<kind>.py`` and its simulated API in ``sandbox/<kind>.py``.
+A new kind is a module here (its streams and mappings, auth and options), a connector in ``connectors/<kind>.py``,
+a mapping in ``mappings/<kind>.py`` and its simulated API in ``sandbox/<kind>.py`` (with its token in
+``sandbox/tokens.py``: the product never imports its test double).
 """
 
 from __future__ import annotations

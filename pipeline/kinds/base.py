@@ -1,8 +1,8 @@
 """What a source kind declares, and the configuration keys every kind takes.
 
 A kind (``pipeline.kinds.<kind>``) is one declaration: its streams, each with the mapping its records take and
-the entity a record is, its auth header, its default phone region, the sandbox's token for it, and its
-configuration model (``SourceBase`` and the keys of its own).
+the entity a record is, its auth header, its default phone region, and its configuration model (``SourceBase``
+and the keys of its own).
 """
 
 from __future__ import annotations
@@ -109,5 +109,4 @@ class Kind:
     auth_header: str
     auth_scheme: str  # "" sends the bare token
     phone_region: str
-    sandbox_token: str  # what the sandbox's simulated API of this kind accepts (the demo uses it)
     hashes_ssns: bool = False  # its records carry SSNs, kept as an HMAC when the source has an ssn_hash_key

@@ -8,7 +8,6 @@ from canonical.model import EntityType
 from connectors import gauges as api
 from mappings import gauges as mapping
 from pipeline.kinds.base import Kind, SourceBase, StreamSpec
-from sandbox import tokens
 
 
 class GaugesSource(SourceBase):
@@ -25,5 +24,4 @@ KIND = Kind(
     auth_header=api.AUTH_HEADER,
     auth_scheme=api.AUTH_SCHEME,
     phone_region="US",
-    sandbox_token=tokens.GAUGES,
 )

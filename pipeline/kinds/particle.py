@@ -13,7 +13,6 @@ from connectors.paging import TokenPaginator
 from connectors.stream import Stream
 from mappings import particle as mapping
 from pipeline.kinds.base import Kind, SourceBase, StreamSpec, hmac_key
-from sandbox import tokens
 
 
 class ParticleSource(SourceBase):
@@ -45,6 +44,5 @@ KIND = Kind(
     auth_header=api.AUTH_HEADER,
     auth_scheme=api.AUTH_SCHEME,
     phone_region="US",
-    sandbox_token=tokens.PARTICLE,
     hashes_ssns=True,
 )

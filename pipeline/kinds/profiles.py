@@ -8,7 +8,6 @@ from canonical.model import EntityType
 from connectors import profiles as api
 from mappings import profiles as mapping
 from pipeline.kinds.base import Kind, SourceBase, StreamSpec
-from sandbox import tokens
 
 
 class ProfilesSource(SourceBase):
@@ -22,5 +21,4 @@ KIND = Kind(
     auth_header=api.AUTH_HEADER,
     auth_scheme=api.AUTH_SCHEME,
     phone_region="US",  # the document's numbers are international; "+1..." suggests North America
-    sandbox_token=tokens.PROFILES,
 )

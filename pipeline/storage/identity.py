@@ -8,17 +8,20 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, case, delete, func, insert, or_, select, update
 
 from pipeline.storage.db import among, upsert_insert
 from pipeline.storage.load import insert_rows, queue
 from pipeline.storage.tables import (
     DEMOGRAPHIC,
+    Crosswalk,
     IdentityHistory,
     IdentityLink,
     IdentityModel,
     IdentityPending,
+    LinkStatus,
     MatchKey,
+    Origin,
     Patient,
     Person,
     table_of,
@@ -32,6 +35,32 @@ _link, _history, _pending = table_of(IdentityLink), table_of(IdentityHistory), t
 def _chunks(items: Sequence[str]) -> Iterable[list[str]]:
     for start in range(0, len(items), _CHUNK):
         yield list(items[start : start + _CHUNK])
+
+
+# PostgreSQL: linkers of several processes take turns, a batch each (SQLite's one writer already does).
+_LINKERS = 7270617
+
+
+def take_linkers_turn(conn: Connection, wait: bool = True) -> bool:
+    """Hold the linkers' lock until the transaction ends; without ``wait``, only if it is free at once."""
+    if conn.dialect.name != "postgresql":
+        return True
+    if wait:
+        conn.execute(select(func.pg_advisory_xact_lock(_LINKERS)))
+        return True
+    return bool(conn.execute(select(func.pg_try_advisory_xact_lock(_LINKERS))).scalar())
+
+
+def live_patient_ids(conn: Connection, limit: int) -> list[str]:
+    return list(conn.execute(select(_patient.c.id).where(_patient.c.deleted_at.is_(None)).limit(limit)).scalars())
+
+
+def store_model(conn: Connection, model: dict[str, Any], trained_at: dt.datetime, summary: str) -> int:
+    """A newly trained model as the next version; returns the version."""
+    result = conn.execute(insert(table_of(IdentityModel)).values(model=model, trained_at=trained_at, summary=summary))
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def pending(conn: Connection, limit: int) -> list[tuple[str, bool]]:
@@ -343,3 +372,66 @@ def latest_model(conn: Connection) -> tuple[int, dict[str, Any]] | None:
     m = table_of(IdentityModel)
     row = conn.execute(select(m.c.version, m.c.model).order_by(m.c.version.desc()).limit(1)).first()
     return None if row is None else (int(row[0]), dict(row[1]))
+
+
+def person_named(conn: Connection, ref: str) -> str | None:
+    """The person ``ref`` names: a person id, a patient id, or any source identifier of a patient (a live patient
+    first)."""
+    if conn.execute(select(_person.c.id).where(_person.c.id == ref)).first():
+        return ref
+    cw = table_of(Crosswalk)
+    by_identifier = select(cw.c.entity_id).where(cw.c.entity_type == "patient", cw.c.id_value == ref)
+    found = conn.execute(
+        select(_patient.c.person_id)
+        .where(or_(_patient.c.id == ref, _patient.c.id.in_(by_identifier)), _patient.c.person_id.is_not(None))
+        .order_by(_patient.c.deleted_at.is_not(None), _patient.c.id)
+    ).first()
+    return None if found is None else str(found[0])
+
+
+def members_with_identifiers(conn: Connection, person_id: str) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """The person's live patients, by source: (patient id, source, [(id_type, id_value), ...])."""
+    members = conn.execute(
+        select(_patient.c.id, _patient.c.source)
+        .where(_patient.c.person_id == person_id, _patient.c.deleted_at.is_(None))
+        .order_by(_patient.c.source, _patient.c.id)
+    ).all()
+    cw = table_of(Crosswalk)
+    ids = conn.execute(
+        select(cw.c.entity_id, cw.c.id_type, cw.c.id_value)
+        .where(cw.c.entity_type == "patient", among(conn, cw.c.entity_id, [m.id for m in members]))
+        .order_by(cw.c.entity_id, cw.c.id_type)
+    ).all()
+    by_patient: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for entity_id, id_type, id_value in ids:
+        by_patient[entity_id].append((id_type, id_value))
+    return [(m.id, m.source, by_patient[m.id]) for m in members]
+
+
+def link_row(conn: Connection, link_id: int) -> dict[str, Any] | None:
+    row = conn.execute(select(_link).where(_link.c.id == link_id)).mappings().first()
+    return None if row is None else dict(row)
+
+
+def decide_link(conn: Connection, link_id: int, status: str, now: dt.datetime) -> None:
+    """A steward's decision on one link."""
+    values = {"status": status, "origin": Origin.manual, "decided_at": now}
+    conn.execute(update(_link).where(_link.c.id == link_id).values(**values))
+
+
+def replace_manual_match(conn: Connection, patient_id: str, link_id: int, now: dt.datetime) -> list[dict[str, Any]]:
+    """A patient has one manual match: the others it had become no match. Returns them as they were."""
+    earlier = (
+        _link.c.patient_id == patient_id,
+        _link.c.origin == Origin.manual,
+        _link.c.status == LinkStatus.match,
+        _link.c.id != link_id,
+    )
+    replaced = [dict(row) for row in conn.execute(select(_link).where(*earlier)).mappings().all()]
+    if replaced:
+        conn.execute(update(_link).where(*earlier).values(status=LinkStatus.no_match, decided_at=now))
+    return replaced
+
+
+def delete_link(conn: Connection, link_id: int) -> None:
+    conn.execute(delete(_link).where(_link.c.id == link_id))

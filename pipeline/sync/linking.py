@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, insert, select, text
+from sqlalchemy import Connection, Engine
 
 from canonical.ids import time_ordered_id
 from pipeline.config import IdentityConfig
@@ -31,7 +31,7 @@ from pipeline.identity.profile import Profile, profile
 from pipeline.identity.training import MAX_PATIENTS, train_on
 from pipeline.storage import identity as store
 from pipeline.storage.db import write_instant
-from pipeline.storage.tables import DEMOGRAPHIC, IdentityModel, LinkStatus, Origin, Patient, table_of
+from pipeline.storage.tables import DEMOGRAPHIC, LinkStatus, Origin
 
 log = structlog.get_logger(__name__)
 
@@ -69,8 +69,7 @@ def link_pending(engine: Engine, config: IdentityConfig, model: MatchModel | Non
     stats = LinkStats()
     while True:
         with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":  # linkers of several processes take turns, a batch each
-                conn.execute(text("SELECT pg_advisory_xact_lock(7270617)"))
+            store.take_linkers_turn(conn)
             batch = store.pending(conn, BATCH)
             if not batch:
                 break
@@ -90,10 +89,7 @@ def link_in(conn: Connection, config: IdentityConfig, model: MatchModel, patient
     page already holds its rows, which that linker may be waiting for. Its patients stay queued instead.
     """
     stats = LinkStats()
-    taken = (
-        conn.dialect.name != "postgresql" or conn.execute(text("SELECT pg_try_advisory_xact_lock(7270617)")).scalar()
-    )
-    if not taken:
+    if not store.take_linkers_turn(conn, wait=False):
         return stats
     with conn.begin_nested():
         _Batch(conn, config, model, stats).run([(p, False) for p in patient_ids])
@@ -309,12 +305,8 @@ class _Batch:
 def train_model(engine: Engine, model: MatchModel, match_threshold: float = 0.99) -> tuple[MatchModel, str]:
     """Train on the stored live patients and the stewards' decisions, and store the model as a new version (used
     from the next link pass)."""
-    patient, stored = table_of(Patient), table_of(IdentityModel)
     with engine.connect() as conn:
-        ids = list(
-            conn.execute(select(patient.c.id).where(patient.c.deleted_at.is_(None)).limit(MAX_PATIENTS)).scalars()
-        )
-        rows = store.patient_rows(conn, ids)
+        rows = store.patient_rows(conn, store.live_patient_ids(conn, MAX_PATIENTS))
         labels = _labels(conn, model)
     profiles = [_profile_of(row) for row in rows.values()]
     trained, summary = train_on(profiles, model, labels=labels, threshold=match_threshold)
@@ -323,12 +315,7 @@ def train_model(engine: Engine, model: MatchModel, match_threshold: float = 0.99
     )
     text += "; " + _label_text(summary["labels"])
     with engine.begin() as conn:
-        result = conn.execute(
-            insert(stored).values(model=trained.to_json(), trained_at=dt.datetime.now(dt.UTC), summary=text)
-        )
-        key = result.inserted_primary_key
-        assert key is not None
-        version = int(key[0])
+        version = store.store_model(conn, trained.to_json(), dt.datetime.now(dt.UTC), text)
     return MatchModel(trained.prior, trained.levels, version, trained.tf, trained.tf_floor), text
 
 

@@ -29,8 +29,8 @@ from mappings.context import MappingContext
 from pipeline.bind import mapping_context, stream_names, stream_spec
 from pipeline.config import Config
 from pipeline.kinds import StreamSpec
-from pipeline.storage import load, quarantine, state
-from pipeline.storage.db import reading
+from pipeline.storage import leases, load, quarantine
+from pipeline.storage.db import reading, utcnow
 from pipeline.sync.linking import LinkStats
 from pipeline.sync.prepare import Prepared, PreparedPage, Rejected, prepare
 from pipeline.sync.redaction import DERIVED_KEYS, holds_a_mark
@@ -78,12 +78,12 @@ def _retry_stream(config: Config, engine: Engine, name: str, stream: str) -> Ret
     source = config.sources[name]
     spec = stream_spec(source, stream)
     try:
-        claim = state.claim_stream(engine, name, stream)
+        claim = leases.claim_stream(engine, name, stream)
     except LeaseHeldError as exc:
         result.skipped = str(exc)
         return result
     try:
-        ctx = replace(mapping_context(source, state.utcnow().date()), stored=True)
+        ctx = replace(mapping_context(source, utcnow().date()), stored=True)
         after = None
         while True:
             with engine.begin() as conn:
@@ -92,7 +92,7 @@ def _retry_stream(config: Config, engine: Engine, name: str, stream: str) -> Ret
                     break
                 after = chunk[-1][0]
                 _retry_chunk(conn, name, spec, ctx, chunk, result)
-                state.renew_lease(conn, name, stream, claim.holder, state.utcnow())
+                leases.renew_lease(conn, name, stream, claim.holder, utcnow())
     finally:
         claim.release()
     log.info(
@@ -130,7 +130,7 @@ def _retry_chunk(
     retried = PreparedPage(
         {k: replace(r, digest=not_the_sources(r.digest)) for k, r in good.items() if k not in stale}, bad, len(chunk)
     )
-    rows, counts = map_page(retried, stored, spec, ctx, name, state.utcnow(), None)
+    rows, counts = map_page(retried, stored, spec, ctx, name, utcnow(), None)
     load.write(conn, rows)
     # A landed record's row went with load.write; a stale one's goes here: only the rows of records
     # quarantined again, and those not judged, stay.

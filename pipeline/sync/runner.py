@@ -41,8 +41,8 @@ from pipeline.bind import mapping_context, open_client, stream_names, stream_spe
 from pipeline.config import Config, IdentityConfig, SourceConfig
 from pipeline.identity.model import MatchModel
 from pipeline.kinds import KINDS, StreamSpec
-from pipeline.storage import load, lookups, state
-from pipeline.storage.db import reading
+from pipeline.storage import cursors, leases, load, lookups, runs
+from pipeline.storage.db import reading, utcnow
 from pipeline.storage.load import clear_quarantine, missing_records, refresh_statistics, soft_delete
 from pipeline.storage.tables import Mode, Status
 from pipeline.sync.batches import Batch, fan_out_batches, listing_batches
@@ -93,7 +93,7 @@ class RunOptions:
     progress: ProgressFn | None = None
     done: DoneFn | None = None
     retry: RetryPolicy | None = None  # None: from each source's config
-    lease_ttl: dt.timedelta = state.LEASE_TTL
+    lease_ttl: dt.timedelta = leases.LEASE_TTL
     today: dt.date | None = None  # None: the real date
     prefetch: int = 1
     # Batches written in one transaction, with the cursor after the last: until this many records, or this many
@@ -287,7 +287,7 @@ class StreamRun:
         per_record = spec.stream.details is not None or spec.stream.parent is not None
         self.mapper = mapper if mapper is not None and not per_record else Mapper()
         self.analyze_at = 1000
-        self.counted_at = state.utcnow()
+        self.counted_at = utcnow()
         self.started = time.monotonic()
         # A dry run's records that a run would have written (key -> payload hash), and how many of them would
         # be live that are not now (new, or back after a deletion).
@@ -300,7 +300,7 @@ class StreamRun:
             self._attempt()
             return self._done()
         try:
-            claim = state.claim_stream(self.engine, name, stream, self.options.lease_ttl)
+            claim = leases.claim_stream(self.engine, name, stream, self.options.lease_ttl)
         except LeaseHeldError as exc:
             log.warning("stream skipped: lease held", source=name, stream=stream)
             result.status, result.error = Status.skipped, str(exc)  # names our own holder id: nothing a source said
@@ -331,7 +331,7 @@ class StreamRun:
         name, stream, result = self.name, self.stream, self.result
         try:
             if not self.options.dry_run:
-                result.run_id = state.start_run(self.engine, name, stream, self.mode)
+                result.run_id = runs.start_run(self.engine, name, stream, self.mode)
             log.info("stream started", source=name, stream=stream, mode=self.mode, run_id=result.run_id)
             self._walk()
         except Stopped:  # asked to stop while the next batch was on its way: the cursor is at the last commit
@@ -368,12 +368,12 @@ class StreamRun:
     def _walk(self) -> None:
         engine, name, stream, options, result = self.engine, self.name, self.stream, self.options, self.result
         with reading(engine).connect() as conn:  # no write lock: a dry run must not wait for another writer
-            stored = Cursor.from_json(state.load_cursor(conn, name, stream))
-        self.cursor, position = stored.start(self.mode, state.utcnow())
+            stored = Cursor.from_json(cursors.load_cursor(conn, name, stream))
+        self.cursor, position = stored.start(self.mode, utcnow())
         self.walk = _Walk(complete=not position and self._walks_everything())
-        self.ctx = mapping_context(self.source, options.today or state.utcnow().date())
+        self.ctx = mapping_context(self.source, options.today or utcnow().date())
         self.analyze_at = 1000  # rows inserted by this run; doubled after each refresh
-        self.counted_at = state.utcnow()
+        self.counted_at = utcnow()
 
         leaving = threading.Event()  # set as the walk ends, however it ends: queued detail requests are not sent
         # Fetched and prepared (scrubbed, redacted, hashed, keyed) in the prefetch thread, a batch ahead.
@@ -384,7 +384,7 @@ class StreamRun:
         keeper = (
             contextlib.nullcontext()
             if options.dry_run
-            else state.LeaseKeeper(engine, name, stream, self.holder, options.lease_ttl)
+            else leases.LeaseKeeper(engine, name, stream, self.holder, options.lease_ttl)
         )
         self.mapper.start()  # while the first pages are fetched, not when the first is ready to map
         prefetched = Prefetched(ahead, depth=options.prefetch, stop=leaving, interrupt=options.stop)
@@ -421,15 +421,15 @@ class StreamRun:
     def _end_walk(self) -> None:
         """Settle what a complete walk establishes; a sweep's position becomes the tail."""
         engine, name, stream, options = self.engine, self.name, self.stream, self.options
-        now = state.utcnow()
+        now = utcnow()
         with engine.begin() as conn:
             if self.walk.complete:
                 self.result.deleted = self._settle(conn, self.walk)
             elif self.mode is Mode.sweep:
                 log.info("deletions left to the next complete sweep", source=name, stream=stream)
             if self.mode is Mode.sweep:
-                state.save_cursor(conn, name, stream, self.cursor.swept().to_json(), now)
-            state.renew_lease(conn, name, stream, self.holder, now, options.lease_ttl)
+                cursors.save_cursor(conn, name, stream, self.cursor.swept().to_json(), now)
+            leases.renew_lease(conn, name, stream, self.holder, now, options.lease_ttl)
 
     def _kept(self, items: Iterator[Any]) -> Iterator[Any]:
         """``items``; if fetching them fails (a source error, a stop during a retry wait), the batches that
@@ -454,7 +454,7 @@ class StreamRun:
             if self.pending is not None and not page.good.keys().isdisjoint(self.pending.keys):
                 self._write_pending()  # their stored hashes must be read after the earlier version is written
             run_id = self.result.run_id
-            now = state.utcnow()
+            now = utcnow()
             with reading(self.engine).connect() as conn:  # this stream's rows are written by this run only
                 stored = load.stored_hashes(conn, self.name, self.stream, list(page.good))
             live = set()
@@ -500,10 +500,10 @@ class StreamRun:
                 load.write(conn, rows)
                 if self.identity is not None and rows.patients:
                     self._link(conn, rows.patients)
-                state.save_cursor(conn, name, stream, pending.cursor.to_json(), now)
-                state.renew_lease(conn, name, stream, self.holder, now, options.lease_ttl)
+                cursors.save_cursor(conn, name, stream, pending.cursor.to_json(), now)
+                leases.renew_lease(conn, name, stream, self.holder, now, options.lease_ttl)
                 if now - self.counted_at >= RUN_COUNTS_EVERY:  # so status shows a long run's progress
-                    state.update_run(conn, result.run_id, **_count_values(result, counts))
+                    runs.update_run(conn, result.run_id, **_count_values(result, counts))
                     self.counted_at = now
         self.cursor = pending.cursor  # only once committed, like the counts
         result.counts.add(counts)
@@ -607,11 +607,11 @@ def _finish(engine: Engine, result: RunResult) -> None:
     if result.run_id is None:
         return
     with engine.begin() as conn:
-        state.update_run(
+        runs.update_run(
             conn,
             result.run_id,
             status=result.status,
-            finished_at=state.utcnow(),
+            finished_at=utcnow(),
             error=result.error,
             **_count_values(result),
         )

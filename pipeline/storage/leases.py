@@ -1,4 +1,4 @@
-"""Per-stream state in the database: the cursor, the lease that keeps two processes apart, the run rows.
+"""The lease that keeps two processes off one stream.
 
 A run holds its stream with a lease row (``sync_lease``): its holder names the host, the pid and the process's
 start time. Another process takes the lease over when it lapses (a holder on another host stopped renewing it)
@@ -18,35 +18,21 @@ import socket
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 import psutil
 import structlog
 from sqlalchemy import Connection, Engine, delete, func, or_, select, text, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from canonical.errors import LeaseHeldError, PatientSyncError
-from pipeline.storage.db import upsert_insert
-from pipeline.storage.tables import Status, SyncLease, SyncRun, SyncState, table_of
+from canonical.errors import LeaseHeldError, LeaseLostError
+from pipeline.storage.db import upsert_insert, utcnow
+from pipeline.storage.tables import SyncLease, table_of
 
 log = structlog.get_logger(__name__)
 
 LEASE_TTL = dt.timedelta(minutes=5)  # renewed at every page and by LeaseKeeper; a dead holder's lapses after this
 START_TOLERANCE = 1.0  # seconds: a start time this close is the same process (clock adjustments move it a little)
 LOCK_WAIT = dt.timedelta(seconds=10)  # for the advisory lock of a holder known dead, once its session is ended
-
-
-class LeaseLostError(PatientSyncError):
-    """Our lease lapsed and another process took the stream: the page in hand must not be committed."""
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def aware(value: dt.datetime) -> dt.datetime:
-    """A stored time as UTC: SQLite hands back naive datetimes, and everything stored is UTC."""
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
 def new_holder() -> str:
@@ -107,38 +93,10 @@ def holder_gone(holder: str) -> str | None:
     return None
 
 
-def load_cursor(conn: Connection, source: str, stream: str) -> dict[str, Any]:
-    t = table_of(SyncState)
-    value = conn.execute(select(t.c.cursor).where(t.c.source == source, t.c.stream == stream)).scalar()
-    return dict(value or {})
-
-
-def save_cursor(conn: Connection, source: str, stream: str, cursor: dict[str, Any], now: dt.datetime) -> None:
-    t = table_of(SyncState)
-    stmt = upsert_insert(conn, t).values(source=source, stream=stream, cursor=cursor, updated_at=now)
-    conn.execute(
-        stmt.on_conflict_do_update(index_elements=["source", "stream"], set_={"cursor": cursor, "updated_at": now})
-    )
-
-
-def stored_cursors(conn: Connection, source: str | None = None) -> list[dict[str, Any]]:
-    """Every stored cursor (of one source), as rows of source, stream, cursor and updated_at."""
-    t = table_of(SyncState)
-    query = select(t.c.source, t.c.stream, t.c.cursor, t.c.updated_at).order_by(t.c.source, t.c.stream)
-    if source is not None:
-        query = query.where(t.c.source == source)
-    return [dict(row) for row in conn.execute(query).mappings()]
-
-
-def leases(conn: Connection) -> dict[tuple[str, str], tuple[str, dt.datetime]]:
+def held(conn: Connection) -> dict[tuple[str, str], tuple[str, dt.datetime]]:
     """(source, stream) -> the lease row's holder and expiry: held, or left by a process that died."""
     t = table_of(SyncLease)
     return {(s, st): (holder, expires) for s, st, holder, expires in conn.execute(select(t)).all()}
-
-
-def delete_cursors(conn: Connection, source: str, streams: list[str]) -> None:
-    t = table_of(SyncState)
-    conn.execute(delete(t).where(t.c.source == source, t.c.stream.in_(streams)))
 
 
 def acquire_lease(
@@ -330,34 +288,6 @@ def _unlock(conn: Connection, source: str, stream: str) -> None:
         conn.invalidate()
     finally:
         conn.close()
-
-
-def start_run(engine: Engine, source: str, stream: str, mode: str) -> int:
-    """Record a run; earlier runs of the stream still marked running died without finishing.
-
-    Called only while the stream's lease is held, and every live holder records its run's end before it lets
-    the lease go: so a run still marked running belongs to a holder that died (or lost its lease and fails).
-    """
-    t = table_of(SyncRun)
-    now = utcnow()
-    with engine.begin() as conn:
-        conn.execute(
-            update(t)
-            .where(t.c.source == source, t.c.stream == stream, t.c.status == Status.running)
-            .values(status=Status.abandoned, finished_at=now)
-        )
-        result = conn.execute(
-            t.insert().values(source=source, stream=stream, mode=mode, started_at=now, status=Status.running)
-        )
-        key = result.inserted_primary_key
-        if key is None:
-            raise RuntimeError("the database returned no id for the new sync_run row")
-        return int(key[0])
-
-
-def update_run(conn: Connection, run_id: int, **values: Any) -> None:
-    t = table_of(SyncRun)
-    conn.execute(update(t).where(t.c.id == run_id).values(**values))
 
 
 class LeaseKeeper:

@@ -30,27 +30,27 @@ def state_rows(config: Config, engine: Engine, source: str | None) -> list[dict[
     longer names: its cursor as ``status`` shows it, when it was written, and the lease on it."""
     from pipeline.app.status import shown_cursor
     from pipeline.bind import stream_names
-    from pipeline.storage import state
-    from pipeline.storage.db import reading
+    from pipeline.storage import cursors, leases
+    from pipeline.storage.db import aware, reading, utcnow
 
     with reading(engine).connect() as conn:
-        stored = {(row["source"], row["stream"]): row for row in state.stored_cursors(conn, source)}
-        leases = state.leases(conn)
-    now = state.utcnow()
+        stored = {(row["source"], row["stream"]): row for row in cursors.stored_cursors(conn, source)}
+        held = leases.held(conn)
+    now = utcnow()
     wanted = [(name, stream) for name, s in config.sources.items() for stream in stream_names(s)]
     keys = [k for k in wanted if source in (None, k[0])] + [k for k in stored if k not in wanted]
     rows = []
     for key in keys:
         row = stored.get(key)
-        lease = leases.get(key)
-        expires = None if lease is None else state.aware(lease[1])
+        lease = held.get(key)
+        expires = None if lease is None else aware(lease[1])
         rows.append(
             {
                 "source": key[0],
                 "stream": key[1],
                 "configured": key in wanted,
                 "cursor": None if row is None else shown_cursor(dict(row["cursor"] or {})),
-                "updated_at": None if row is None else state.aware(row["updated_at"]).isoformat(timespec="seconds"),
+                "updated_at": None if row is None else aware(row["updated_at"]).isoformat(timespec="seconds"),
                 "lease": None
                 if lease is None or expires is None
                 else {"holder": lease[0], "expires_at": expires.isoformat(timespec="seconds"), "live": expires > now},
@@ -106,13 +106,13 @@ def state_reset(
     the date of its latest stored reading (backfill asks for all of them)."""
     from canonical.errors import LeaseHeldError
     from pipeline.bind import stream_names
-    from pipeline.storage import state
+    from pipeline.storage import cursors
     from pipeline.storage.db import reading
 
     config = load_config(ctx)
     engine = open_existing(config)
     with reading(engine).connect() as conn:
-        stored = [row["stream"] for row in state.stored_cursors(conn, source)]
+        stored = [row["stream"] for row in cursors.stored_cursors(conn, source)]
     known = stream_names(config.sources[source]) if source in config.sources else []
     known += [s for s in stored if s not in known]
     if not known:
@@ -138,7 +138,7 @@ def database_errors(command: str) -> Iterator[None]:
     was committed before it stays."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from pipeline.storage.state import LeaseLostError
+    from canonical.errors import LeaseLostError
     from pipeline.sync.messages import database_reason
 
     try:
@@ -154,15 +154,15 @@ def reset_streams(engine: Engine, source: str, streams: list[str]) -> dict[str, 
     none: ``LeaseHeldError`` if another process holds any of them. Returns the cursors there were."""
     import structlog
 
-    from pipeline.storage import state
+    from pipeline.storage import cursors, leases
 
     claims = []
     try:
         for stream in streams:
-            claims.append(state.claim_stream(engine, source, stream))
+            claims.append(leases.claim_stream(engine, source, stream))
         with engine.begin() as conn:
-            before = {row["stream"]: row["cursor"] for row in state.stored_cursors(conn, source)}
-            state.delete_cursors(conn, source, streams)
+            before = {row["stream"]: row["cursor"] for row in cursors.stored_cursors(conn, source)}
+            cursors.delete_cursors(conn, source, streams)
     finally:
         for claim in claims:
             claim.release()
@@ -178,8 +178,7 @@ def quarantine_list(ctx: typer.Context, source: OneSource = None, as_json: JsonO
     from rich.table import Table
 
     from pipeline.storage import quarantine
-    from pipeline.storage.db import reading
-    from pipeline.storage.state import aware
+    from pipeline.storage.db import aware, reading
     from pipeline.sync.messages import public, shown_key
 
     config = load_config(ctx)
