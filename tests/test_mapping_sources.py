@@ -213,6 +213,15 @@ def test_particle_ssn_is_scrubbed_to_a_keyed_hash_and_last_four() -> None:
     assert PARTICLE_DETAIL["ssn"] == "123-45-6789"  # the input is untouched
 
 
+@pytest.mark.parametrize(
+    "lines, address_line",
+    [(["1 Main St", "Apt 2"], "1 Main St, Apt 2"), ("1 Main St", "1 Main St"), (None, None), ([], None)],
+)
+def test_particle_address_lines_are_a_list_a_single_string_or_absent(lines: Any, address_line: str | None) -> None:
+    record = particle.to_patient({**PARTICLE_DETAIL, "address_lines": lines}, US).entities[0].record
+    assert record.address_line == address_line  # type: ignore[union-attr]
+
+
 def test_profile_links_follow_the_record() -> None:
     raw = {
         **PROFILE_LISTED,
