@@ -75,6 +75,24 @@ def test_one_person_per_synthetic_person_across_the_four_apis_and_a_second_sync_
     assert _identity(engine) == before  # unchanged records are never queued: no link, person or key moves
 
 
+def test_a_link_pass_in_many_small_batches_finds_every_person(
+    sandbox: Any, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch decides against what the batches before it committed: small batches find the same persons."""
+    sandbox.reset(patients=PEOPLE, medics=5, seed=7)
+    config = make_config(db_url, _sources(sandbox))
+    config = config.model_copy(update={"identity": config.identity.model_copy(update={"link_during_sync": False})})
+    engine = engine_for(config)
+    assert all(r.ok for r in run(config, engine, "sweep"))
+    assert count(engine, "identity_pending") == 4 * PEOPLE
+    monkeypatch.setattr(linking, "BATCH", 7)
+    link_pending(engine, config.identity)
+    assert count(engine, "identity_pending") == 0
+    assert count(engine, "person", "deleted_at IS NULL") == PEOPLE
+    per_source = rows(engine, "SELECT person_id, source, count(*) AS n FROM patient GROUP BY person_id, source")
+    assert {r["n"] for r in per_source} == {1}
+
+
 def test_a_changed_birth_date_leaves_its_person_and_a_deleted_patient_too(sandbox: Any, db_url: str) -> None:
     config, engine = _synced(sandbox, db_url)
     person = person_of(engine, "ga", "1")

@@ -8,7 +8,22 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
 
 from pipeline.storage.db import among, upsert_insert
 from pipeline.storage.load import insert_rows, queue
@@ -134,26 +149,31 @@ def candidates(
     skipped = 0
     strong = case((m.c.key_type.in_(sorted(alone)), 1), else_=0)
     for chunk in _chunks(sorted(set(patient_ids))):
+        # The chunk's keys, each judged crowded or not once: read twice below (a CTE used twice is computed once).
         a = (
             select(
                 m.c.patient_id, m.c.key_type, m.c.key_value, case((crowded, 1), else_=0).label("n"), strong.label("s")
             )
             .where(among(conn, m.c.patient_id, chunk))
-            .subquery("a")
+            .cte("a")
+            .prefix_with("MATERIALIZED")
         )
         same_key = (
             (b.c.key_type == a.c.key_type) & (b.c.key_value == a.c.key_value) & (b.c.patient_id != a.c.patient_id)
         )
         pairs = (
-            select(a.c.patient_id, b.c.patient_id)
+            select(a.c.patient_id, b.c.patient_id.label("other"), cast(null(), Integer).label("crowded"))
             .select_from(a.join(b, same_key))
             .where(a.c.n == 0)
             .group_by(a.c.patient_id, b.c.patient_id)
             .having((func.count() >= 2) | (func.max(a.c.s) == 1))
         )
-        for patient_id, other in conn.execute(pairs).all():
-            found[patient_id].add(other)
-        skipped += int(conn.execute(select(func.count()).select_from(a).where(a.c.n == 1)).scalar() or 0)
+        crowded_keys = select(cast(null(), String), cast(null(), String), func.count()).where(a.c.n == 1)
+        for patient_id, other, n in conn.execute(union_all(pairs, crowded_keys)).all():
+            if patient_id is None:
+                skipped += int(n or 0)
+            else:
+                found[patient_id].add(other)
     return found, skipped
 
 

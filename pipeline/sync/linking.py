@@ -35,7 +35,10 @@ from pipeline.storage.tables import DEMOGRAPHIC, LinkStatus, Origin
 
 log = structlog.get_logger(__name__)
 
-BATCH = 500
+# Patients a link pass decides and commits at once. A commit's cost is the pages it dirties, and the batch's
+# links, history and person_id updates land all over their indexes: the larger the database, the fewer rows a
+# page shares, unless the batch grows too (500 -> 2,000: 408 -> 361 us a patient at 200,000 patients).
+BATCH = 2000
 
 
 @dataclass
