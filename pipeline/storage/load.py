@@ -75,10 +75,10 @@ def write(conn: Connection, rows: PageRows) -> None:
     """Write one page's rows; the caller commits."""
     at = write_instant(conn)
     for stamped in (*rows.canonical.values(), rows.records):
-        for row in stamped:
-            for column in _STAMPS:
-                if column in row:
-                    row[column] = at
+        if stamped:  # a table's rows share their columns: which are stamps is asked once
+            stamp = dict.fromkeys((c for c in _STAMPS if c in stamped[0]), at)
+            for row in stamped:
+                row.update(stamp)
     for table_name, canonical in rows.canonical.items():
         _upsert(conn, table_of(CANONICAL[table_name]), canonical, keep=("created_at",))
     _write_crosswalk(conn, rows)
