@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 import pytest
@@ -58,6 +59,21 @@ DELIA = {"given_name": "Delia", "family_name": "Leiva Palacios"}
             "similar",
         ),  # particles and an initial
         (DELIA, {"given_name": "Rosa", "family_name": "Leiva Palacios"}, "given_differs"),  # a twin sister
+        (
+            {"given_name": "Emilio", "family_name": "Jiminez"},
+            {"given_name": "Emilio", "family_name": "Jeminez Ramos"},
+            "similar",
+        ),  # one edit near the start, where Jaro-Winkler scores low (0.86)
+        (
+            {"given_name": "Mason", "family_name": "Ruiz"},
+            {"given_name": "Jason", "family_name": "Ruiz"},
+            "given_differs",
+        ),  # one edit, but another first letter: twins' names often differ so
+        (
+            {"given_name": "Dana", "family_name": "Ruiz"},
+            {"given_name": "Dina", "family_name": "Ruiz"},
+            "given_differs",
+        ),  # one edit in a short name: two names
         (DELIA, {"family_name": "Leiva"}, "one_name"),  # one side has only one of the names
         (DELIA, {"given_name": "Ramón", "family_name": "Quintero"}, "different"),
         (DELIA, {}, None),
@@ -72,9 +88,9 @@ def test_name_levels(a: dict[str, str], b: dict[str, str], level: str | None) ->
     ("a", "b", "level"),
     [
         ("1992-02-06", "1992-02-06", "exact"),
-        ("1992-02-06", "1992-02-07", "close"),  # a day off
+        ("1992-02-06", "1992-02-07", "day_off"),
         ("1992-02-06", "1993-02-06", "close"),  # one digit off
-        ("1993-02-28", "1993-03-01", "close"),  # a day off across the month: three digits differ
+        ("1993-02-28", "1993-03-01", "day_off"),  # across the month: three digits differ
         ("1992-02-06", "1992-06-02", "swapped"),  # day and month
         ("1962-02-06", "1926-02-06", "transposed"),  # two adjacent digits
         ("1989-02-06", "1990-02-06", "year_off"),  # a year apart: more than one digit
@@ -160,11 +176,75 @@ def test_agreement_raises_the_score_and_disagreement_lowers_it() -> None:
     assert probability(0) == 0.5 and probability(1000) == 1.0
 
 
+def test_residence_fields_that_disagree_together_count_once() -> None:
+    """A move changes the address, the postal code and the city at once: the strongest of those disagreements
+    counts, not their sum; agreements all count."""
+    model = MatchModel()
+    levels = {"name": "exact", "birth_date": "exact", "address": "different", "postal_code": "different"}
+    _, evidence = model.score({**levels, "city": "different"})
+    fields = evidence["fields"]
+    counted = [f for f in ("address", "postal_code", "city") if fields[f]["weight"] != 0]
+    assert len(counted) == 1
+    strongest = min(model.weight(f, "different") for f in ("address", "postal_code", "city"))
+    assert fields[counted[0]]["weight"] == round(strongest, 2)
+    prior = math.log2(model.prior / (1 - model.prior))
+    names_and_date = prior + model.weight("name", "exact") + model.weight("birth_date", "exact")
+    assert evidence["weight"] == pytest.approx(names_and_date + strongest, abs=0.01)
+    _, and_phone = model.score({**levels, "city": "different", "phone": "different"})  # the phone is no group's
+    assert and_phone["weight"] == pytest.approx(evidence["weight"] + model.weight("phone", "different"), abs=0.01)
+    _, agreeing = model.score({**levels, "address": "exact", "postal_code": "exact"})
+    both = model.weight("address", "exact") + model.weight("postal_code", "exact")
+    assert agreeing["weight"] == pytest.approx(names_and_date + both, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("levels", "same_source", "expected"),
+    [
+        ({"name": "exact", "birth_date": "exact"}, True, False),  # a source's duplicate registration
+        ({"name": "exact", "birth_date": "exact", "ssn": "different"}, True, True),  # its own patients' SSNs
+        ({"name": "exact", "birth_date": "exact", "ssn": "different"}, False, False),  # a typo between sources
+        ({"name": "given_differs", "birth_date": "exact"}, True, True),  # twins one registrar kept apart
+        ({"name": "given_differs", "birth_date": "exact"}, False, False),  # for review
+        ({"name": "exact", "birth_date": "exact", "address": "different", "postal_code": "different"}, True, True),
+        ({"name": "exact", "birth_date": "exact", "address": "different", "postal_code": "different"}, False, False),
+        ({"name": "exact", "birth_date": "exact", "address": "different", "phone": "exact"}, True, False),
+        ({"name": "exact", "birth_date": "exact", "address": "different"}, True, False),  # one compared: not enough
+        ({"name": "given_differs", "birth_date": "exact", "ssn": "exact"}, True, False),  # an identifier agrees
+    ],
+)
+def test_two_records_of_one_source_are_apart(levels: dict[str, str], same_source: bool, expected: bool) -> None:
+    from pipeline.identity.decide import apart
+
+    assert apart(levels, same_source=same_source) is expected
+
+
+def test_a_person_with_a_member_the_patient_is_apart_from_is_no_candidate() -> None:
+    """A namesake matches a person's record from a source without the field that sets the two apart (no CURP);
+    its record of the source that has one disagrees: the person is left out, not offered for review."""
+    from pipeline.identity.decide import best_per_person
+
+    born = dt.date(1956, 7, 23)
+    name = {"given_name": "Carmen", "family_name": "Martínez Mora", "birth_date": born}
+    namesake = person("rx", id="n", **name, curp="MAMC560723MQRRRR01")
+    own = person("rx", id="o", **name, curp="MAMC560723MPLRRR68")
+    elsewhere = person("particle", id="e", **name)
+    assert set(best_per_person(namesake, [(elsewhere, "X")], MatchModel())) == {"X"}
+    assert best_per_person(namesake, [(elsewhere, "X"), (own, "X")], MatchModel()) == {}
+
+
 def test_match_keys_block_typos_and_missing_parts_together() -> None:
     born = dt.date(1992, 2, 6)
     full = set(match_keys(person(**DELIA, birth_date=born)))
     typo = set(match_keys(person(given_name="Delia", family_name="Leyva", birth_date=born)))
     assert ("name_dob", "TL:1992-02-06") in full & typo  # Delia's code and the birth date: enough alone
+    day_off = set(match_keys(person(**DELIA, birth_date=dt.date(1992, 2, 7))))
+    assert {t for t, _ in full & day_off} == {"names_month"}  # two names and the month
+    home = {"address_line": "Calle Guatemala 523", "postal_code": "06700"}
+    renamed = set(match_keys(person(given_name="Delia", family_name="Ottens", birth_date=born, **home)))
+    assert {t for t, _ in set(match_keys(person(**DELIA, birth_date=born, **home))) & renamed} >= {
+        "dob_street",
+        "street_zip",
+    }
     assert ("ssn", "h" * 64) in match_keys(person(ssn_hash="h" * 64))
 
 

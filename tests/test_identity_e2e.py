@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from canonical.ids import canonical_id
 from pipeline.app.identity import decide_manually, find_person, person_view, undo
 from pipeline.storage import identity as store
 from pipeline.sync import linking
@@ -500,3 +501,40 @@ def test_bulk_review_leaves_hand_decisions_and_chains_alone_and_a_rejection_part
     # c was joined by a steward's acceptance of a; rejecting c's own place there parts c from it.
     review("reject", str(link_of(c, "match")))
     assert person(c) != person(a)
+
+
+def test_a_namesake_whose_records_arrive_later_settles_an_earlier_undecided_patient(sandbox: Any, db_url: str) -> None:
+    """Two Prescrypto patients of one name and birth date who live apart: two people. Particle's record of the
+    first has no e-mail, so it matches both persons equally and waits in review; then Particle's record of the
+    second arrives and joins the second by its e-mail. The first's Particle record, of the same source with
+    another SSN, cannot be the second person now: it is decided again and joins the first. Without that, it
+    would wait in review because of the order the records came in."""
+    sandbox.reset(patients=0, medics=0)
+    sandbox.switches("particle", page_size=10)
+    common = {"name": "Carmen Martínez Mora", "date_of_birth": "1956-07-23", "gender": "F", "phone": ""}
+    for uid, email, address, zip_code in (
+        ("rx-carmen-1", "carmen.m@ejemplo.mx", "Calle Guatemala 523", "72819"),
+        ("rx-carmen-2", "carmen.251@zamora.net", "Calle 97 457", "77073"),
+    ):
+        body = {**common, "uid": uid, "email": email, "address": address, "zip_code": zip_code, "state": "Puebla"}
+        assert sandbox.post("/_sandbox/prescrypto/patients", body).status_code == 201
+    rx = {"rx": prescrypto_source(sandbox, streams=["patients"])}
+    engine = engine_for(make_config(db_url, rx))
+    assert all(r.ok for r in run(make_config(db_url, rx), engine, "sweep"))
+    first, second = person_of(engine, "rx", "rx-carmen-1", "uid"), person_of(engine, "rx", "rx-carmen-2", "uid")
+    assert first != second
+
+    particle = {"given_name": "Carmen", "family_name": "Martínez Mora", "date_of_birth": "1956-07-23"}
+    # A page's patients are linked in the order of their ids: pt-carmen-a's before pt-carmen-b's.
+    assert canonical_id("pa", "patient", "pt-carmen-a") < canonical_id("pa", "patient", "pt-carmen-b")
+    for patient_id, extra in (
+        ("pt-carmen-a", {"ssn": "123-45-6789", "address_lines": ["2241 Pine St"], "postal_code": "62685"}),
+        ("pt-carmen-b", {"ssn": "987-65-4321", "email": "carmen.251@zamora.net", "address_lines": ["4826 Oak St"]}),
+    ):
+        body = {**particle, **extra, "patient_id": patient_id, "gender": "FEMALE", "address_city": "Reno"}
+        assert sandbox.post("/_sandbox/particle/patients", body).status_code == 201
+    both = make_config(db_url, {**rx, "pa": particle_source(sandbox, concurrency=1)})
+    assert all(r.ok for r in run(both, engine, "sweep"))
+    assert person_of(engine, "pa", "pt-carmen-b") == second
+    assert person_of(engine, "pa", "pt-carmen-a") == first
+    assert count(engine, "identity_link", "status = 'possible_match'") == 0

@@ -16,13 +16,17 @@ def markdown() -> str:
     ]
     for c in COMPARISONS.values():
         for i, level in enumerate(c.levels):
-            name = f"`{c.name}`{' (identifier)' if c.identifier else ''}" if i == 0 else ""
+            kind = " (identifier)" if c.identifier else f" ({c.group})" if c.group else ""
+            name = f"`{c.name}`{kind}" if i == 0 else ""
             veto = " **veto**" if level.veto else " **apart**" if level.apart else ""
             weight = math.log2(level.m / level.u)
             lines.append(
                 f"| {name} | `{level.label}`{veto} | {level.meaning} | {level.m:.3g} | {level.u:.3g} | {weight:+.1f} |"
             )
-    lines += ["", "| blocking key | derived from | enough alone |", "| --- | --- | --- |"]
+    groups = sorted({c.group for c in COMPARISONS.values() if c.group})
+    lines += ["", f"Comparisons of a group ({', '.join(groups)}) disagree together: where several disagree, only"]
+    lines += ["the strongest disagreement counts.", ""]
+    lines += ["| blocking key | derived from | enough alone |", "| --- | --- | --- |"]
     lines += [f"| `{k.type}` | {k.meaning} | {'yes' if k.alone else ''} |" for k in BLOCKING_KEYS]
     return "\n".join(lines) + "\n"
 

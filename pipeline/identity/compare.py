@@ -18,12 +18,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from rapidfuzz.distance import JaroWinkler
+from rapidfuzz.distance import OSA, JaroWinkler
 from rapidfuzz.fuzz import token_set_ratio
 
 from pipeline.identity.profile import Profile
 
 NAME_SIMILAR = 0.88  # Jaro-Winkler at or above: one name token spelt two ways ("Gonzales", "Gonzalez")
+# Tokens this long one edit apart (a letter changed, dropped, doubled or two swapped) after the same first letter are
+# one name too: Jaro-Winkler scores an edit near the start low ("Jiminez", "Jeminez": 0.86). Not shorter ones, nor
+# another first letter: twins' names are often one edit apart there ("Dana" and "Dina", "Mason" and "Jason").
+ONE_EDIT_LENGTH = 5
 CITY_SIMILAR = 0.92
 GENERATION = 15  # years: birth dates this far apart are a parent's and a child's, not one date mistyped
 STREET_SIMILAR = 85.0  # rapidfuzz token-set ratio: street words in any order, a unit or locality on one side only
@@ -47,6 +51,9 @@ class Comparison:
     levels: tuple[Level, ...]  # strongest first, ``different`` last
     function: Callable[[Profile, Profile], str | None] = field(repr=False)
     identifier: bool = False  # its exact agreement is an identifier agreeing: it lifts every veto
+    # Comparisons of one group disagree together (a move changes the address, the postal code and the city at
+    # once): where several disagree, only the strongest disagreement counts (``model.MatchModel.score``).
+    group: str | None = None
     # The values two records agree on at a ``tf`` level: their frequencies multiplied are that pair's u.
     agreeing: Callable[[Profile, Profile], tuple[str, ...]] | None = field(default=None, repr=False)
     labels: frozenset[str] = field(init=False, repr=False)
@@ -80,7 +87,9 @@ def _agree(x: str, y: str) -> bool:
         return True
     if len(x) == 1 or len(y) == 1:
         return x[0] == y[0]
-    return JaroWinkler.similarity(x, y) >= NAME_SIMILAR
+    if JaroWinkler.similarity(x, y) >= NAME_SIMILAR:
+        return True
+    return min(len(x), len(y)) >= ONE_EDIT_LENGTH and x[0] == y[0] and OSA.distance(x, y, score_cutoff=1) <= 1
 
 
 def _unmatched(these: Sequence[str], those: Sequence[str], exact: bool) -> list[str]:
@@ -164,8 +173,10 @@ def _birth_date(a: Profile, b: Profile) -> str | None:
         return None
     if x == y:
         return "exact"
+    if abs((x - y).days) == 1:
+        return "day_off"
     ix, iy = x.isoformat(), y.isoformat()
-    if abs((x - y).days) == 1 or sum(c != d for c, d in zip(ix, iy, strict=True)) == 1:
+    if sum(c != d for c, d in zip(ix, iy, strict=True)) == 1:
         return "close"
     if _digits_transposed(ix, iy):
         return "transposed"
@@ -181,7 +192,10 @@ BIRTH_DATE = Comparison(
     "The birth date",
     _levels(
         Level("exact", "the same date", 0.93, 5e-5),
-        Level("close", "a day off, or one digit mistyped", 0.03, 4e-4),
+        # u: two dates of people born over some 80 years are a day apart about 2 times in 29,000, one digit
+        # apart about 25 times (a year's tens or units, a month's or a day's digit).
+        Level("day_off", "a day apart", 0.02, 7e-5),
+        Level("close", "one digit mistyped", 0.01, 9e-4),
         Level("transposed", "two adjacent digits swapped (1962 and 1926)", 0.01, 1e-5),
         Level("swapped", "day and month swapped", 0.005, 2e-5),
         Level("year_off", "the same day and month a year apart", 0.01, 5e-5),
@@ -217,6 +231,7 @@ ADDRESS = Comparison(
         different="another street",
     ),
     _address,
+    group="residence",
 )
 
 
@@ -241,6 +256,7 @@ POSTAL_CODE = Comparison(
     ),
     _postal_code,
     agreeing=lambda a, b: (a.postal_code,) if a.postal_code else (),
+    group="residence",
 )
 
 
@@ -256,6 +272,7 @@ CITY = Comparison(
     _levels(Level("exact", "the same city, spelt alike", 0.5, 0.02, tf=True), different="another city"),
     _city,
     agreeing=lambda a, b: (a.city,) if a.city else (),
+    group="residence",
 )
 
 
@@ -349,6 +366,7 @@ name, birth_date, address, postal_code, city = NAME, BIRTH_DATE, ADDRESS, POSTAL
 email, phone, curp, ssn, ssn_last4 = EMAIL, PHONE, CURP, SSN, SSN_LAST4
 
 
+GROUP = {c.name: c.group for c in COMPARISONS.values() if c.group}
 TF_LEVELS = {c.name: frozenset(level.label for level in c.levels if level.tf) for c in COMPARISONS.values()}
 
 

@@ -22,6 +22,7 @@ _VETOES = {c.name: frozenset(level.label for level in c.levels if level.veto) fo
 _IDENTIFIERS = tuple(c.name for c in COMPARISONS.values() if c.identifier)
 _PERSONAL = (NAME, BIRTH_DATE)
 _OWN = ("email", *_IDENTIFIERS)  # fields no two people of one household share
+_WHERE = ("address", "postal_code", "phone", "email")  # where a person lives and how to reach them
 _APART = {c.name: frozenset(level.label for level in c.levels if level.apart) for c in COMPARISONS.values()}
 CLEAR_MARGIN = 10.0  # log2 match weight: a person 2**10 times likelier than another is the one a patient matches
 
@@ -52,14 +53,20 @@ class Decision:
 def best_per_person(
     patient: Profile, candidates: Collection[tuple[Profile, str]], model: MatchModel
 ) -> dict[str, Scored]:
-    """Each candidate person's best-scoring member: candidates are (profile, person id)."""
+    """Each candidate person's best-scoring member: candidates are (profile, person id). A person with a member
+    the patient is ``apart`` from is left out, however well another member scores: a namesake matches the
+    person's record from a source that lacks the field (no CURP, no SSN) that sets it apart from another."""
     best: dict[str, Scored] = {}
+    excluded: set[str] = set()
     for other, person_id in candidates:
         probability, evidence, levels = model.score_pair(patient, other)
+        if apart(levels, same_source=other.source == patient.source):
+            excluded.add(person_id)
+            continue
         known = best.get(person_id)
         if known is None or probability > known.probability:
             best[person_id] = Scored(person_id, other.patient_id, probability, evidence, levels)
-    return best
+    return {person_id: s for person_id, s in best.items() if person_id not in excluded}
 
 
 def vetoed(levels: Mapping[str, str | None]) -> bool:
@@ -74,14 +81,17 @@ def _disagreeing(levels: Mapping[str, str | None]) -> str | None:
     return next((f for f, vetoes in _VETOES.items() if levels.get(f) in vetoes), None)
 
 
-def apart(levels: Mapping[str, str | None]) -> bool:
+def apart(levels: Mapping[str, str | None], same_source: bool = False) -> bool:
     """Two people, not even a possible match (unless an identifier agrees): a level declared ``apart`` (another
-    CURP); the name and the birth date both disagreeing outright, so whatever else agrees is what a household
+    CURP); two records of one source with another identifier (a source that keeps SSNs keeps its patients'
+    own); the name and the birth date both disagreeing outright, so whatever else agrees is what a household
     shares; or a veto level beside a personal field that disagrees (another e-mail, CURP or SSN: a twin's
     own)."""
     if any(levels.get(f) == "exact" for f in _IDENTIFIERS):
         return False
     if any(levels.get(f) in labels for f, labels in _APART.items()):
+        return True
+    if same_source and _two_of_one_source(levels):
         return True
     if all(
         (level := levels.get(c.name)) is not None and (level in _VETOES[c.name] or level == c.levels[-1].label)
@@ -89,6 +99,18 @@ def apart(levels: Mapping[str, str | None]) -> bool:
     ):
         return True
     return _disagreeing(levels) is not None and any(levels.get(f) == "different" for f in _OWN)
+
+
+def _two_of_one_source(levels: Mapping[str, str | None]) -> bool:
+    """Two records one source keeps as two people: another identifier; twin or household evidence (a veto level:
+    one registrar meeting twins keeps two records, where two sources' records of one person may split a name
+    differently); or nothing in common about where the person lives or how to reach them (address, postal
+    code, phone and e-mail: two of them compared, and all those compared differing; a source that registered one
+    person twice would have had them at hand)."""
+    if any(levels.get(f) == "different" for f in _IDENTIFIERS) or _disagreeing(levels) is not None:
+        return True
+    compared = [level for f in _WHERE if (level := levels.get(f)) is not None]
+    return len(compared) >= 2 and all(level == "different" for level in compared)
 
 
 def _weight(evidence: Mapping[str, Any]) -> float:

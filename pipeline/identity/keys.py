@@ -11,6 +11,7 @@ linking each patient; two fields together (``dob_zip``) keep a block small at an
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -47,11 +48,26 @@ def _born(p: Profile) -> str | None:
     return p.birth_date.isoformat() if p.birth_date else None
 
 
+def _pairs_month(p: Profile, codes: Sequence[str]) -> list[str]:
+    """Two names' codes and the birth month: a day mistyped, and nothing else shared but the name, still meets;
+    two names keep the block as small as one name and the whole date do."""
+    if not p.birth_date:
+        return []
+    month = p.birth_date.isoformat()[:7]
+    return [f"{a}:{b}:{month}" for a, b in itertools.combinations(codes, 2)]
+
+
 BLOCKING_KEYS: tuple[BlockingKey, ...] = (
     BlockingKey(
         "name_dob",
         "a name's code and the birth date: one name mistyped or missing still meets",
         lambda p, c: _each(c, _born(p)),
+        alone=True,
+    ),
+    BlockingKey(
+        "names_month",
+        "two names' codes and the birth year and month: a day mistyped still meets",
+        _pairs_month,
         alone=True,
     ),
     BlockingKey(
@@ -70,6 +86,18 @@ BLOCKING_KEYS: tuple[BlockingKey, ...] = (
         "dob_zip",
         "the birth date and the postal code: every name mistyped or replaced still meets",
         lambda p, c: _one(f"{_born(p)}:{p.postal_code}" if p.birth_date and p.postal_code else None),
+        alone=True,
+    ),
+    BlockingKey(
+        "dob_street",
+        "the birth date, the street number and the street's first word: every name changed still meets",
+        lambda p, c: _one(f"{_born(p)}:{street}" if p.birth_date and (street := _street(p)) else None),
+        alone=True,
+    ),
+    BlockingKey(
+        "street_zip",
+        "the street number, the street's first word and the postal code: a name and a birth date mistyped meet",
+        lambda p, c: _one(f"{street}:{p.postal_code}" if p.postal_code and (street := _street(p)) else None),
         alone=True,
     ),
     BlockingKey("email", "the e-mail address", lambda p, c: _one(p.email), alone=True),
@@ -92,7 +120,7 @@ def match_keys(p: Profile) -> list[tuple[str, str]]:
     >>> from pipeline.identity.profile import profile
     >>> row = {"id": "p", "given_name": "Ana", "family_name": "Ruiz", "birth_date": dt.date(1990, 5, 1)}
     >>> match_keys(profile(row, "s"))
-    [('name_dob', 'AN:1990-05-01'), ('name_dob', 'RS:1990-05-01')]
+    [('name_dob', 'AN:1990-05-01'), ('name_dob', 'RS:1990-05-01'), ('names_month', 'AN:RS:1990-05')]
     """
     codes = name_codes(p)
     return [(key.type, value) for key in BLOCKING_KEYS for value in key.derive(p, codes)]

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.identity.compare import COMPARISONS, agreeing_values, compare
+from pipeline.identity.compare import COMPARISONS, GROUP, agreeing_values, compare
 from pipeline.identity.profile import Profile
 
 Levels = Mapping[str, str | None]
@@ -57,13 +57,21 @@ class MatchModel:
         """(match probability, evidence): the evidence names each comparable field's level and weight.
         ``values``: the agreeing values of the comparisons at a ``tf`` level (compare.agreeing_values)."""
         total = math.log2(self.prior / (1 - self.prior))
-        evidence: dict[str, Any] = {}
+        weights: dict[str, float] = {}
+        strongest: dict[str, str] = {}  # group -> its most negative comparison
         for comparison, level in levels.items():
             if level is None or comparison not in self.levels:
                 continue
-            weight = self.weight(comparison, level, values.get(comparison) if values else None)
-            total += weight
-            evidence[comparison] = {"level": level, "weight": round(weight, 2)}
+            weights[comparison] = weight = self.weight(comparison, level, values.get(comparison) if values else None)
+            group = GROUP.get(comparison)
+            if group and weight < 0 and (group not in strongest or weight < weights[strongest[group]]):
+                strongest[group] = comparison
+        evidence: dict[str, Any] = {}
+        for comparison, weight in weights.items():
+            group = GROUP.get(comparison)
+            counted = 0.0 if group and weight < 0 and strongest[group] != comparison else weight
+            total += counted
+            evidence[comparison] = {"level": levels[comparison], "weight": round(counted, 2)}
         return probability(total), {"model": self.version, "weight": round(total, 2), "fields": evidence}
 
     def score_pair(self, a: Profile, b: Profile) -> tuple[float, dict[str, Any], dict[str, str | None]]:

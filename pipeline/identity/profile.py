@@ -54,14 +54,18 @@ def street_parts(address_line: str | None) -> tuple[str | None, str | None]:
 
     >>> street_parts("Calle Guatemala 523 Int. 4"), street_parts("523 Guatemala St, Apt 4")
     (('GUATEMALA', '523'), ('GUATEMALA', '523'))
-    >>> street_parts("65 Jacka Crescent, Kyeema")
-    ('JACKA KYEEMA', '65')
+    >>> street_parts("65 Jacka Crescent, Kyeema"), street_parts("Calle 5 de Mayo 120")
+    (('JACKA KYEEMA', '65'), ('5 DE MAYO', '120'))
     """
     if not address_line:
         return None, None
-    text = _UNIT.sub("", fold(address_line, digits=True)).split()
-    number = next((t for t in text if t.isdigit()), None)
-    words = [t for t in text if not t.isdigit() and t not in _STREET_WORDS]
+    tokens = _UNIT.sub("", fold(address_line, digits=True)).split()
+    # A number first is the US and Australian order; otherwise the number is the last one ("Calle 5 de Mayo
+    # 120": a street may be named by a number).
+    digits = [i for i, t in enumerate(tokens) if t.isdigit()]
+    at = None if not digits else digits[0] if digits[0] == 0 else digits[-1]
+    number = None if at is None else tokens[at]
+    words = [t for i, t in enumerate(tokens) if i != at and t not in _STREET_WORDS]
     return (" ".join(words) or None), number
 
 

@@ -237,6 +237,15 @@ def clear_possible_matches(conn: Connection, person_ids: Sequence[str]) -> list[
     return removed
 
 
+def reviewing(conn: Connection, person_ids: Collection[str]) -> set[str]:
+    """The patients with an automatic possible match to one of these persons."""
+    found: set[str] = set()
+    for chunk in _chunks(sorted(person_ids)):
+        where = (among(conn, _link.c.person_id, chunk), _link.c.status == "possible_match", _link.c.origin == "auto")
+        found.update(conn.execute(select(_link.c.patient_id).where(*where)).scalars())
+    return found
+
+
 def write_links(conn: Connection, links: Mapping[tuple[str, str], dict[str, Any] | None]) -> None:
     """Each (patient, person) link as given: its columns (status, origin, score, evidence, decided_at), or None
     to remove it."""

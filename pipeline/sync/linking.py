@@ -10,6 +10,9 @@ For each patient, in queue order:
 - otherwise it is scored against its candidates' persons (``pipeline.identity.decide``) and joins the one it
   matches, or keeps (or gets) a person of its own; possible matches are kept for review.
 A person left without a live patient is soft-deleted; every touched person's golden record is recomputed.
+A patient with a possible match to a person that gained a member is queued again, once a pass: what set it
+apart from the others may have just joined (a namesake's own record of a source, which the patient's record of
+that source is apart from), so the order patients arrive in does not decide.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pipeline.identity.profile import Profile, profile
 from pipeline.identity.training import MAX_PATIENTS, train_on
 from pipeline.storage import identity as store
 from pipeline.storage.db import write_instant
+from pipeline.storage.load import queue
 from pipeline.storage.tables import DEMOGRAPHIC, LinkStatus, Origin
 
 log = structlog.get_logger(__name__)
@@ -70,16 +74,27 @@ def link_pending(engine: Engine, config: IdentityConfig, model: MatchModel | Non
     """Link every queued patient; returns what changed."""
     model = model or current_model(engine)
     stats = LinkStats()
+    revisited: set[str] = set()
     while True:
         with engine.begin() as conn:
             store.take_linkers_turn(conn)
             batch = store.pending(conn, BATCH)
             if not batch:
                 break
-            _Batch(conn, config, model, stats).run(batch)
-            store.dequeue(conn, [patient_id for patient_id, _ in batch])
+            _settle(conn, _Batch(conn, config, model, stats), batch, revisited)
     stats.log()
     return stats
+
+
+def _settle(conn: Connection, linker: _Batch, batch: list[tuple[str, bool]], revisited: set[str]) -> None:
+    """Decide the batch, dequeue it, and queue again (once: ``revisited``) the patients with a possible match to a
+    person that gained a member."""
+    linker.run(batch)
+    store.dequeue(conn, [patient_id for patient_id, _ in batch])
+    again = store.reviewing(conn, linker.grown) - revisited if linker.grown else set()
+    if again:
+        queue(conn, sorted(again), linker.now)
+        revisited |= again
 
 
 def link_in(conn: Connection, config: IdentityConfig, model: MatchModel, patient_ids: list[str]) -> LinkStats:
@@ -95,8 +110,7 @@ def link_in(conn: Connection, config: IdentityConfig, model: MatchModel, patient
     if not store.take_linkers_turn(conn, wait=False):
         return stats
     with conn.begin_nested():
-        _Batch(conn, config, model, stats).run([(p, False) for p in patient_ids])
-        store.dequeue(conn, patient_ids)
+        _settle(conn, _Batch(conn, config, model, stats), [(p, False) for p in patient_ids], set())
     return stats
 
 
@@ -114,6 +128,7 @@ class _Batch:
         self.moved: dict[str, str | None] = {}
         self.link_writes: dict[tuple[str, str], dict[str, Any] | None] = {}
         self.created: set[str] = set()
+        self.grown: set[str] = set()  # persons that gained a member
         self.touched: set[str] = set()  # persons whose golden record is to be recomputed
         self.history: list[dict[str, Any]] = []
         self.rows: dict[str, dict[str, Any]] = {}  # the patient rows read: the batch's and their candidates'
@@ -235,6 +250,7 @@ class _Batch:
         self.person_of[patient_id] = self.moved[patient_id] = person_id
         if self.members.get(person_id):
             self.stats.joined += 1
+            self.grown.add(person_id)
         self.members.setdefault(person_id, {})[patient_id] = source
         self.touched.add(person_id)
         if write_link:

@@ -11,26 +11,17 @@ Create Date: 2026-12-06
 
 from __future__ import annotations
 
-from alembic import op
+from pipeline.storage.migrations.rekey import rekey_all
 
 revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-_REKEY_ALL = (
-    "UPDATE identity_pending SET rekey = true",
-    "INSERT INTO identity_pending (patient_id, queued_at, rekey) "
-    "SELECT id, CURRENT_TIMESTAMP, true FROM patient WHERE deleted_at IS NULL "
-    "AND id NOT IN (SELECT patient_id FROM identity_pending)",
-)
-
 
 def upgrade() -> None:
-    for statement in _REKEY_ALL:
-        op.execute(statement)
+    rekey_all()
 
 
 def downgrade() -> None:
-    for statement in _REKEY_ALL:  # the older keys are derived again by the older code
-        op.execute(statement)
+    rekey_all()  # the older keys are derived again by the older code
