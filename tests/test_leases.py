@@ -253,6 +253,7 @@ def app_url(pg_url: str) -> Iterator[str]:
         yield make_url(pg_url).set(username=role).render_as_string(hide_password=False)
 
 
+@pytest.mark.empty_database  # its own role builds the schema, and so owns it
 def test_on_postgresql_a_dead_holders_session_that_cannot_be_ended_is_waited_for_a_bounded_time(
     sandbox, pg_url, app_url, monkeypatch
 ):

@@ -260,6 +260,7 @@ def test_a_dry_run_before_the_first_sync_creates_no_database(sandbox, tmp_path):
     assert not db.exists()
 
 
+@pytest.mark.empty_database  # it asks whether a dry run creates the schema
 def test_a_dry_run_neither_sets_up_nor_upgrades_a_schema(sandbox, tmp_path, db_url):
     """An empty SQLite file or a fresh PostgreSQL database stays empty; one of another revision is refused."""
     from sqlalchemy import inspect

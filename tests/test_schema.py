@@ -3,6 +3,7 @@ created by an earlier release without losing its rows."""
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config as AlembicConfig
@@ -11,6 +12,8 @@ from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 from pipeline.storage.db import MIGRATIONS, migrate, open_engine
+
+pytestmark = pytest.mark.empty_database  # these tests run the migrations themselves
 
 
 def _alembic(connection) -> AlembicConfig:  # type: ignore[no-untyped-def]
