@@ -83,10 +83,9 @@ def _disagreeing(levels: Mapping[str, str | None]) -> str | None:
 
 def apart(levels: Mapping[str, str | None], same_source: bool = False) -> bool:
     """Two people, not even a possible match (unless an identifier agrees): a level declared ``apart`` (another
-    CURP); two records of one source with another identifier (a source that keeps SSNs keeps its patients'
-    own); the name and the birth date both disagreeing outright, so whatever else agrees is what a household
-    shares; or a veto level beside a personal field that disagrees (another e-mail, CURP or SSN: a twin's
-    own)."""
+    CURP); two records of one source that it keeps as two people (``_two_of_one_source``); the name and the
+    birth date both disagreeing outright, so whatever else agrees is what a household shares; or a veto level
+    beside a personal field that disagrees (another e-mail, CURP or SSN: a twin's own)."""
     if any(levels.get(f) == "exact" for f in _IDENTIFIERS):
         return False
     if any(levels.get(f) in labels for f, labels in _APART.items()):
