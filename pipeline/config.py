@@ -108,11 +108,26 @@ class ExportConfig(Strict):
     fhir: FhirConfig = FhirConfig()
 
 
+class ConsoleConfig(Strict):
+    """The steward's console (README: The steward's console)."""
+
+    # Required to serve beyond a loopback address; sent as a bearer token or typed into the login form.
+    token: SecretStr | None = None
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < 16:
+            raise ValueError("at least 16 characters: a short token is guessed")
+        return token
+
+
 class Config(Strict):
     database: DatabaseConfig = DatabaseConfig()
     sources: dict[str, SourceConfig]
     identity: IdentityConfig = Field(default_factory=lambda: IdentityConfig())
     export: ExportConfig = ExportConfig()
+    console: ConsoleConfig = ConsoleConfig()
 
     @model_validator(mode="after")
     def _one_hash_key(self) -> Config:
@@ -142,6 +157,8 @@ def secrets(config: Config) -> list[str]:
     found = [secret for source in config.sources.values() for secret in source.secrets()]
     if config.identity.hash_key is not None:
         found.append(config.identity.hash_key.get_secret_value())
+    if config.console.token is not None:
+        found.append(config.console.token.get_secret_value())
     password = make_url(config.database.url).password
     return [*found, *([str(password)] if password else [])]
 

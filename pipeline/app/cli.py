@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.app.commands import demo, export, identity, operations, running, status
+from pipeline.app.commands import demo, export, identity, operations, running, status, web
 from pipeline.app.console import Globals, fail, out
 
 app = typer.Typer(
@@ -69,6 +69,7 @@ for command in (running.sync, running.backfill, running.daemon, status.status, i
     app.command()(command)
 app.add_typer(identity.review_app, name="review")
 app.command()(identity.person)
+app.command()(web.console)
 app.add_typer(operations.state_app, name="state")
 app.add_typer(operations.quarantine_app, name="quarantine")
 app.add_typer(export.export_app, name="export")

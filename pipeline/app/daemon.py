@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
+from contextlib import AbstractContextManager
 from typing import Any
 
 import structlog
@@ -36,9 +37,11 @@ def run_daemon(
     options: RunOptions,
     run_now: bool = True,
     metrics_port: int | None = None,
+    console: AbstractContextManager[Any] | None = None,
 ) -> None:
     """Run until the stop event is set; ``metrics_port`` also serves ``pipeline.app.metrics`` (``ServeError`` if
-    the port cannot be had: raised before any job runs)."""
+    the port cannot be had: raised before any job runs); ``console`` (the steward's console) is served for as
+    long as the jobs run."""
     stop = options.stop
     locks = {name: threading.Lock() for name in config.sources}
 
@@ -76,7 +79,7 @@ def run_daemon(
         metrics = Metrics(engine, [(name, stream) for name, s in config.sources.items() for stream in stream_names(s)])
         options.done = _also(options.done, metrics.record)
         server = MetricsServer(metrics, engine, lambda: scheduler.running, metrics_port)
-    with graceful_stop(stop), server:
+    with graceful_stop(stop), server, console or contextlib.nullcontext():
         scheduler.start()
         log.info("daemon started", jobs=[scheduled.name for scheduled in scheduler.get_jobs()])
         for job_id in triggers:

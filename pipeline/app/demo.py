@@ -25,26 +25,30 @@ from sandbox.server import running_sandbox
 DEMO_DATABASE = "sqlite:///patientsync-demo.db"
 
 
+def demo_config(config: Config, sandbox_url: str) -> Config:
+    """The configuration with each source renamed ``demo-<name>`` and pointed at the sandbox: a real source's
+    records, cursor and deletions in the same database are never touched by a demo."""
+    sources = {
+        f"demo-{name}": source.model_copy(
+            update={
+                "base_url": f"{sandbox_url}/{source.kind}",
+                "token": SecretStr(tokens.BY_KIND[source.kind]),
+                # The sandbox's people are synthetic: its published key is good enough for them.
+                **({"ssn_hash_key": SecretStr(SANDBOX_SSN_KEY)} if KINDS[source.kind].hashes_ssns else {}),
+            }
+        )
+        for name, source in config.sources.items()
+    }
+    return config.model_copy(update={"sources": sources})
+
+
 def run_demo(
     config: Config, engine: Engine, patients: int, options: RunOptions, noise: bool = True
 ) -> tuple[list[RunResult], Callable[[Console], None]]:
     with running_sandbox(patients=patients) as sandbox:
         if noise:  # each API's copy of a person as real registries get it wrong, and look-alikes (sandbox.noise)
             sandbox.reset(noise=True)
-        # Sandbox data lands under sources of its own: a real source's records, cursor and deletions in the
-        # same database are never touched by a demo.
-        sources = {
-            f"demo-{name}": source.model_copy(
-                update={
-                    "base_url": sandbox.url(f"/{source.kind}"),
-                    "token": SecretStr(tokens.BY_KIND[source.kind]),
-                    # The sandbox's people are synthetic: its published key is good enough for them.
-                    **({"ssn_hash_key": SecretStr(SANDBOX_SSN_KEY)} if KINDS[source.kind].hashes_ssns else {}),
-                }
-            )
-            for name, source in config.sources.items()
-        }
-        results = run_sources(config.model_copy(update={"sources": sources}), engine, Mode.sweep, options=options)
+        results = run_sources(demo_config(config, sandbox.url()), engine, Mode.sweep, options=options)
     return results, lambda console: _summary(engine, console)
 
 

@@ -5,6 +5,8 @@ each undoable, applied by a link pass."""
 from __future__ import annotations
 
 import datetime as dt
+import getpass
+import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +29,17 @@ from pipeline.sync.linking import LinkStats, link_pending
 # Shown side by side in review; the names and dates among them only where PII may be shown.
 REVIEW_FIELDS = ("given_name", "family_name", "birth_date", "sex", "postal_code", "city", "email", "phone", "curp")
 PII_FIELDS = frozenset({"given_name", "family_name", "full_name", "birth_date", "email", "phone", "curp"})
+
+
+def local_operator(explicit: str | None = None) -> str:
+    """Who decides when nobody signs in (the CLI, a console without a token): ``--operator``, else the login
+    name of the process."""
+    if explicit:
+        return explicit
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a container user without a passwd entry
+        return os.environ.get("USER") or "local"
 
 
 def find_person(engine: Engine, ref: str) -> str:
@@ -109,40 +122,47 @@ class Decided:
     stats: LinkStats
 
 
-def decide_manually(engine: Engine, config: IdentityConfig, link_id: int, accept: bool) -> Decided:
-    """Accept (a match) or reject (no match) a link, as a manual decision; the link pass then moves the patient."""
+def decide_manually(
+    engine: Engine, config: IdentityConfig, link_id: int, accept: bool, operator: str | None = None
+) -> Decided:
+    """Accept (a match) or reject (no match) a link, as a manual decision by ``operator``; the link pass then
+    moves the patient."""
     row = _link_row(engine, link_id)
     with engine.begin() as conn:
-        status = _decide(conn, row, accept, write_instant(conn), None)
+        status = _decide(conn, row, accept, write_instant(conn), None, operator)
     stats = link_pending(engine, config)
     return Decided(link_id, row["patient_id"], row["person_id"], status, stats)
 
 
-def _decide(conn: Connection, row: dict[str, Any], accept: bool, now: dt.datetime, batch: str | None) -> str:
+def _decide(
+    conn: Connection, row: dict[str, Any], accept: bool, now: dt.datetime, batch: str | None, operator: str | None
+) -> str:
     status = LinkStatus.match if accept else LinkStatus.no_match
     if accept:  # one manual match a patient: accepting another person replaces the earlier acceptance
         for replaced in store.replace_manual_match(conn, row["patient_id"], row["id"], now):
-            _history(conn, replaced, "manual_accept_replaced", LinkStatus.match, LinkStatus.no_match, now, batch)
+            change = ("manual_accept_replaced", LinkStatus.match, LinkStatus.no_match)
+            _history(conn, replaced, *change, now, batch, operator)
     store.decide_link(conn, row["id"], status, now)
-    _history(conn, row, "manual_" + ("accept" if accept else "reject"), row["status"], status, now, batch)
+    change = ("manual_" + ("accept" if accept else "reject"), row["status"], status)
+    _history(conn, row, *change, now, batch, operator)
     queue(conn, [row["patient_id"]], now)
     return status
 
 
-def undo(engine: Engine, config: IdentityConfig, link_id: int) -> Decided:
+def undo(engine: Engine, config: IdentityConfig, link_id: int, operator: str | None = None) -> Decided:
     """Take a manual decision back: the link is removed and the patient decided again automatically."""
     row = _link_row(engine, link_id)
     if row["origin"] != Origin.manual:
         raise NotFound(f"link {link_id} is no manual decision: there is nothing to undo")
     with engine.begin() as conn:
-        _undo(conn, row, write_instant(conn), None)
+        _undo(conn, row, write_instant(conn), None, operator)
     stats = link_pending(engine, config)
     return Decided(link_id, row["patient_id"], row["person_id"], "undone", stats)
 
 
-def _undo(conn: Connection, row: dict[str, Any], now: dt.datetime, batch: str | None) -> None:
+def _undo(conn: Connection, row: dict[str, Any], now: dt.datetime, batch: str | None, operator: str | None) -> None:
     store.delete_link(conn, row["id"])
-    _history(conn, row, "manual_undone", row["status"], None, now, batch)
+    _history(conn, row, "manual_undone", row["status"], None, now, batch, operator)
     queue(conn, [row["patient_id"]], now)
 
 
@@ -201,7 +221,14 @@ class Bulk:
     stats: LinkStats | None
 
 
-def decide_bulk(engine: Engine, config: IdentityConfig, selection: Selection, accept: bool, dry_run: bool) -> Bulk:
+def decide_bulk(
+    engine: Engine,
+    config: IdentityConfig,
+    selection: Selection,
+    accept: bool,
+    dry_run: bool,
+    operator: str | None = None,
+) -> Bulk:
     """Accept or reject every open possible match the selection holds, highest score first, as manual decisions
     of one batch (``identity_history.batch``; ``undo_batch`` takes them back together). A patient is accepted
     into one person at most: its further links in the band are skipped."""
@@ -213,18 +240,20 @@ def decide_bulk(engine: Engine, config: IdentityConfig, selection: Selection, ac
     brief = [{k: r[k] for k in ("id", "patient_id", "person_id", "score")} for r in chosen]
     if dry_run or not chosen:
         return Bulk(None, brief, skipped, None)
-    batch, stats = _decide_batch(engine, config, [(row, accept) for row in chosen])
+    batch, stats = _decide_batch(engine, config, [(row, accept) for row in chosen], operator)
     return Bulk(batch, brief, skipped, stats)
 
 
-def decide_links(engine: Engine, config: IdentityConfig, decisions: Mapping[int, bool]) -> str | None:
+def decide_links(
+    engine: Engine, config: IdentityConfig, decisions: Mapping[int, bool], operator: str | None = None
+) -> str | None:
     """Accept (True) or reject (False) each of these open possible matches, as manual decisions of one batch;
     returns the batch (None when there was nothing to decide)."""
     with engine.connect() as conn:
         rows = [r for r in store.open_possible_matches(conn) if r["id"] in decisions]
         held = _held(conn)
     chosen, _ = _one_question_each([(row, decisions[row["id"]]) for row in rows], held)
-    return _decide_batch(engine, config, chosen)[0] if chosen else None
+    return _decide_batch(engine, config, chosen, operator)[0] if chosen else None
 
 
 def _held(conn: Connection) -> set[str]:
@@ -254,17 +283,17 @@ def _one_question_each(
 
 
 def _decide_batch(
-    engine: Engine, config: IdentityConfig, decisions: list[tuple[dict[str, Any], bool]]
+    engine: Engine, config: IdentityConfig, decisions: list[tuple[dict[str, Any], bool]], operator: str | None
 ) -> tuple[str, LinkStats]:
     with engine.begin() as conn:
         now = write_instant(conn)
         batch = f"bulk-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
         for row, accept in decisions:
-            _decide(conn, row, accept, now, batch)
+            _decide(conn, row, accept, now, batch, operator)
     return batch, link_pending(engine, config)
 
 
-def undo_batch(engine: Engine, config: IdentityConfig, batch: str) -> Bulk:
+def undo_batch(engine: Engine, config: IdentityConfig, batch: str, operator: str | None = None) -> Bulk:
     """Take back every decision of a bulk batch that is still in force."""
     with engine.connect() as conn:
         rows = store.batch_links(conn, batch)
@@ -273,7 +302,7 @@ def undo_batch(engine: Engine, config: IdentityConfig, batch: str) -> Bulk:
     with engine.begin() as conn:
         now = write_instant(conn)
         for row in rows:
-            _undo(conn, row, now, batch)
+            _undo(conn, row, now, batch, operator)
     brief = [{k: r[k] for k in ("id", "patient_id", "person_id", "score")} for r in rows]
     return Bulk(batch, brief, [], link_pending(engine, config))
 
@@ -294,9 +323,10 @@ def _history(
     after: str | None,
     now: dt.datetime,
     batch: str | None,
+    operator: str | None,
 ) -> None:
     reason = f"link {row['id']}"
     entry = store.history_row(
-        now, row["patient_id"], row["person_id"], change, before, after, reason, Origin.manual, batch
+        now, row["patient_id"], row["person_id"], change, before, after, reason, Origin.manual, batch, operator
     )
     store.record_history(conn, [entry])

@@ -45,6 +45,21 @@ def stream_status(config: Config, engine: Engine) -> list[dict[str, Any]]:
     return rows
 
 
+def shown_quarantine(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Quarantined records as ``quarantine list`` and the console show them: a key that may be an SSN or a token
+    masked (``shown_key``), the reason masked again (a row written by an older version may hold what it now would
+    not), the time as ISO text."""
+    return [
+        {
+            **row,
+            "source_key": shown_key(row["source_key"]),
+            "reason": public(row["reason"]),
+            "created_at": aware(row["created_at"]).isoformat(timespec="seconds"),
+        }
+        for row in rows
+    ]
+
+
 def _shown_run(last: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": last["id"],

@@ -23,18 +23,36 @@ def golden_record(
         only = patients[0]
         return {name: only.get(name) if name != "sex" or only.get("sex") else "unknown" for name in fields}
     record: dict[str, Any] = {}
+    for name, survivor in survivors(patients, fields, priority).items():
+        if name == "active":
+            record[name] = any(p.get("active") for p in patients) if patients else True
+        else:
+            record[name] = survivor[name] if survivor is not None else ("unknown" if name == "sex" else None)
+    return record
+
+
+def survivors(
+    patients: Sequence[Mapping[str, Any]], fields: Sequence[str], priority: Mapping[str, Sequence[str]]
+) -> dict[str, Mapping[str, Any] | None]:
+    """For each field, the patient whose value the golden record takes (None: no patient holds one; ``active``
+    comes from all of them). What the console shows as each value's origin.
+
+    >>> old = {"id": "a", "source": "rx", "city": "Puebla", "email": None}
+    >>> new = {"id": "b", "source": "ga", "city": "Toluca", "email": "a@b.mx"}
+    >>> {f: p and p["id"] for f, p in survivors([old, new], ["city", "email"], {"city": ["rx"]}).items()}
+    {'city': 'a', 'email': 'b'}
+    """
+    chosen: dict[str, Mapping[str, Any] | None] = {}
     ranked: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}  # the patients in order, once per priority list
     for name in fields:
         if name == "active":
-            record[name] = any(p.get("active") for p in patients) if patients else True
+            chosen[name] = None
             continue
         order = tuple(priority.get(name, priority.get("default", ())))
         if order not in ranked:
             ranked[order] = sorted(patients, key=lambda p: _rank(p, list(order)))
-        record[name] = next(
-            (p[name] for p in ranked[order] if _holds(p.get(name), name)), "unknown" if name == "sex" else None
-        )
-    return record
+        chosen[name] = next((p for p in ranked[order] if _holds(p.get(name), name)), None)
+    return chosen
 
 
 def _holds(value: Any, name: str) -> bool:

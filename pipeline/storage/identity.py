@@ -275,6 +275,7 @@ def history_row(
     reason: str | None,
     origin: str,
     batch: str | None = None,
+    operator: str | None = None,
 ) -> dict[str, Any]:
     """One ``identity_history`` row."""
     return {
@@ -287,6 +288,7 @@ def history_row(
         "reason": reason or None,
         "origin": origin,
         "batch": batch,
+        "operator": operator,
     }
 
 

@@ -136,6 +136,7 @@ class IdentityHistory(SQLModel, table=True):
     reason: str | None = Field(default=None, sa_column=Column(Text))
     origin: str = Field(max_length=8)
     batch: str | None = Field(default=None, max_length=40, index=True)  # a bulk review decision: undone together
+    operator: str | None = Field(default=None, max_length=64)  # who made a manual decision
 
 
 class MatchKey(SQLModel, table=True):

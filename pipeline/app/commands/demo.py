@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from pipeline.app.commands.running import print_results, progress_bars
-from pipeline.app.console import err, load_config, open_database, out
+from pipeline.app.console import err, fail, load_config, open_database, out
 
 
 def sandbox(
@@ -42,6 +42,13 @@ def demo(
             show_default=False,
         ),
     ] = None,
+    console: Annotated[
+        bool,
+        typer.Option(
+            "--console", help="Then serve the steward's console over the demo database on 127.0.0.1 (see `console`)."
+        ),
+    ] = False,
+    console_port: Annotated[int, typer.Option(metavar="PORT", min=0, max=65535, help="The console's port.")] = 8500,
 ) -> None:
     """Start the sandbox, sync it into a database of its own and print what landed.
 
@@ -61,4 +68,14 @@ def demo(
         results, summary = run_demo(config, engine, patients, options, noise)
     print_results(results)
     summary(out)
+    if console:
+        from canonical.errors import ServeError
+        from pipeline.app.demo import demo_config
+        from pipeline.app.web.serve import serve
+
+        err.print(f"console on http://127.0.0.1:{console_port}/ (Ctrl-C stops it)", highlight=False)
+        try:
+            serve(demo_config(config, "http://127.0.0.1"), engine, "127.0.0.1", console_port)
+        except ServeError as exc:
+            fail(str(exc), 2)
     raise typer.Exit(0 if all(r.ok for r in results) else 1)

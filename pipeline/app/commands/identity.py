@@ -116,13 +116,35 @@ Pattern = Annotated[
     ),
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what a bulk decision would decide; change nothing.")]
+Operator = Annotated[
+    str | None,
+    typer.Option(
+        "--operator",
+        metavar="NAME",
+        help="Who decides, recorded in identity_history (default: your login name).",
+        show_default=False,
+    ),
+]
 
 
 def _decide(
-    ctx: typer.Context, link_id: int | None, accept: bool, band: str | None, pattern: str | None, dry_run: bool
+    ctx: typer.Context,
+    link_id: int | None,
+    accept: bool,
+    band: str | None,
+    pattern: str | None,
+    dry_run: bool,
+    operator: str | None,
 ) -> None:
     from canonical.errors import NotFound
-    from pipeline.app.identity import Selection, decide_bulk, decide_manually, parse_band, parse_pattern
+    from pipeline.app.identity import (
+        Selection,
+        decide_bulk,
+        decide_manually,
+        local_operator,
+        parse_band,
+        parse_pattern,
+    )
 
     action = "accept" if accept else "reject"
     if (link_id is None) == (band is None and pattern is None):
@@ -132,7 +154,9 @@ def _decide(
     config = load_config(ctx)
     if link_id is not None:
         try:
-            decided = decide_manually(open_database(config), config.identity, link_id, accept=accept)
+            decided = decide_manually(
+                open_database(config), config.identity, link_id, accept=accept, operator=local_operator(operator)
+            )
         except NotFound as exc:
             fail(str(exc), 2)
         out.print(f"link {link_id}: {decided.status} (patient {decided.patient_id}, person {decided.person_id})")
@@ -142,7 +166,9 @@ def _decide(
         selection = Selection(low, high, parse_pattern(pattern or ""))
     except ValueError as exc:
         fail(str(exc), 2)
-    bulk = decide_bulk(open_database(config), config.identity, selection, accept, dry_run)
+    bulk = decide_bulk(
+        open_database(config), config.identity, selection, accept, dry_run, operator=local_operator(operator)
+    )
     for link in bulk.links:
         out.print(
             f"link {link['id']}: score {link['score']:.3f} (patient {link['patient_id']}, person {link['person_id']})"
@@ -158,20 +184,30 @@ def _decide(
 
 @review_app.command("accept")
 def review_accept(
-    ctx: typer.Context, link_id: LinkId = None, band: Band = None, pattern: Pattern = None, dry_run: DryRun = False
+    ctx: typer.Context,
+    link_id: LinkId = None,
+    band: Band = None,
+    pattern: Pattern = None,
+    dry_run: DryRun = False,
+    operator: Operator = None,
 ) -> None:
     """The patient is this person (a manual decision: never overwritten by linking). With --band or --pattern,
     every open possible match they select, highest score first, as one batch that `undo --bulk` takes back."""
-    _decide(ctx, link_id, True, band, pattern, dry_run)
+    _decide(ctx, link_id, True, band, pattern, dry_run, operator)
 
 
 @review_app.command("reject")
 def review_reject(
-    ctx: typer.Context, link_id: LinkId = None, band: Band = None, pattern: Pattern = None, dry_run: DryRun = False
+    ctx: typer.Context,
+    link_id: LinkId = None,
+    band: Band = None,
+    pattern: Pattern = None,
+    dry_run: DryRun = False,
+    operator: Operator = None,
 ) -> None:
     """The patient is not this person (a manual decision: never overwritten by linking). With --band or
     --pattern, every open possible match they select, as one batch that `undo --bulk` takes back."""
-    _decide(ctx, link_id, False, band, pattern, dry_run)
+    _decide(ctx, link_id, False, band, pattern, dry_run, operator)
 
 
 @review_app.command("undo")
@@ -179,10 +215,11 @@ def review_undo(
     ctx: typer.Context,
     link_id: LinkId = None,
     bulk: Annotated[str | None, typer.Option("--bulk", metavar="BATCH", help="Every decision of a bulk batch.")] = None,
+    operator: Operator = None,
 ) -> None:
     """Take a manual decision back: the patient is linked automatically again."""
     from canonical.errors import NotFound
-    from pipeline.app.identity import undo, undo_batch
+    from pipeline.app.identity import local_operator, undo, undo_batch
 
     if (link_id is None) == (bulk is None):
         fail("review undo: give a link ID or --bulk BATCH", 2)
@@ -190,11 +227,11 @@ def review_undo(
     engine = open_database(config)
     try:
         if bulk is not None:
-            undone = undo_batch(engine, config.identity, bulk)
+            undone = undo_batch(engine, config.identity, bulk, local_operator(operator))
             out.print(f"undid {len(undone.links)} decisions of batch {bulk}")
             return
         assert link_id is not None
-        decided = undo(engine, config.identity, link_id)
+        decided = undo(engine, config.identity, link_id, local_operator(operator))
     except NotFound as exc:
         fail(str(exc), 2)
     out.print(f"link {link_id}: {decided.status} (patient {decided.patient_id}, person {decided.person_id})")

@@ -177,25 +177,14 @@ def quarantine_list(ctx: typer.Context, source: OneSource = None, as_json: JsonO
     The reasons name the field and never quote its value; the stored payloads are not shown."""
     from rich.table import Table
 
+    from pipeline.app.status import shown_quarantine
     from pipeline.storage import quarantine
-    from pipeline.storage.db import aware, reading
-    from pipeline.sync.messages import public, shown_key
+    from pipeline.storage.db import reading
 
     config = load_config(ctx)
     engine = open_existing(config)
     with reading(engine).connect() as conn:
-        rows = quarantine.listed(conn, source)
-    # masked again: a row written by an older version may hold what it now would not
-    # A source may key a record by an SSN or by the token: those are masked (pipeline.sync.messages.shown_key).
-    shown = [
-        {
-            **row,
-            "source_key": shown_key(row["source_key"]),
-            "reason": public(row["reason"]),
-            "created_at": aware(row["created_at"]).isoformat(timespec="seconds"),
-        }
-        for row in rows
-    ]
+        shown = shown_quarantine(quarantine.listed(conn, source))
     if as_json:
         out.print_json(json.dumps(shown))
         return

@@ -173,15 +173,36 @@ def daemon(
             show_default=False,
         ),
     ] = None,
+    console_port: Annotated[
+        int | None,
+        typer.Option(
+            metavar="PORT",
+            min=1,
+            max=65535,
+            help="Also serve the steward's console (see `console`) on --console-host:PORT.",
+            show_default=False,
+        ),
+    ] = None,
+    console_host: Annotated[
+        str, typer.Option(metavar="HOST", help="The console's address; beyond loopback it needs console.token.")
+    ] = "127.0.0.1",
 ) -> None:
     """Run each source's sync (schedule) and full refresh (full_refresh) on cron until SIGINT/SIGTERM."""
-    from canonical.errors import ServeError
+    from canonical.errors import ConfigError, ServeError
     from pipeline.app.daemon import run_daemon
     from pipeline.sync.runner import RunOptions
 
     config = load_config(ctx)
     engine = open_database(config)
+    console = None
+    if console_port is not None:
+        from pipeline.app.web.serve import ConsoleServer
+
+        try:
+            console = ConsoleServer(config, engine, console_host, console_port)
+        except (ConfigError, ServeError) as exc:
+            fail(f"--console-port {console_port}: {exc}", 2)
     try:
-        run_daemon(config, engine, RunOptions(), metrics_port=metrics_port)
+        run_daemon(config, engine, RunOptions(), metrics_port=metrics_port, console=console)
     except ServeError as exc:
         fail(f"--metrics-port {metrics_port}: {exc}", 2)

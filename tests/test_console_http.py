@@ -1,0 +1,245 @@
+"""The steward's console over real HTTP, serving the demo's database (SQLite and PostgreSQL): its security model
+(headers, CSRF, the token, the bind rule, logs without patient data) and decisions that are the CLI's own."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import structlog
+import yaml
+from sqlalchemy import text
+
+from pipeline.app.web.guard import check_bind
+from tests.console_support import (
+    HOSTILE,
+    OPERATOR,
+    TOKEN,
+    Served,
+    csrf_of,
+    identity_state,
+    open_reviews,
+)
+from tests.support import cli
+
+pytestmark = pytest.mark.xdist_group("console")
+pytest_plugins = ("tests.console_support",)  # the demo database, served
+
+HEADERS = {
+    "cache-control": "no-store",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+
+
+def _pages(served: Served) -> list[str]:
+    review = open_reviews(served.engine)[0]
+    return [
+        "/review",
+        "/review?source=demo-particle&low=0.5&high=1&page=1",
+        f"/review/{review['id']}",
+        f"/person/{review['person_id']}",
+        f"/person/{review['patient_id']}",
+        "/streams",
+        "/review/bulk?action=reject&low=0&high=1&name=exact",
+    ]
+
+
+def test_every_response_carries_the_security_headers(served: Served) -> None:
+    with served.client() as client:
+        for path in [*_pages(served), "/", "/static/console.css", "/review/999999", "/nowhere"]:
+            response = client.get(path)
+            assert response.status_code in (200, 303, 404), path
+            for name, value in HEADERS.items():
+                assert response.headers[name] == value, (path, name)
+            policy = response.headers["content-security-policy"]
+            assert "unsafe-inline" not in policy and "script-src 'self'" in policy, path
+            assert "frame-ancestors 'none'" in policy
+
+
+def test_gets_change_nothing(served: Served) -> None:
+    before = identity_state(served.engine)
+    with served.client() as client:
+        for path in _pages(served):
+            assert client.get(path).status_code == 200, path
+    assert identity_state(served.engine) == before
+
+
+def test_a_post_without_its_csrf_token_is_refused_and_changes_nothing(served: Served) -> None:
+    review = open_reviews(served.engine)[0]
+    before = identity_state(served.engine)
+    with served.client() as client:
+        page = client.get(f"/review/{review['id']}").text
+        assert client.post(f"/links/{review['id']}/accept", data={}).status_code == 403
+        assert client.post(f"/links/{review['id']}/accept", data={"csrf": "0" * 64}).status_code == 403
+    with served.client() as other:  # another browser's session: its token is not this one's
+        other.get("/review")
+        assert other.post(f"/links/{review['id']}/accept", data={"csrf": csrf_of(page)}).status_code == 403
+    assert identity_state(served.engine) == before
+
+
+def test_accept_and_undo_are_the_cli_decisions_with_the_operator(served: Served) -> None:
+    review = open_reviews(served.engine)[0]
+    with served.client() as client:
+        csrf = csrf_of(client.get(f"/review/{review['id']}").text)
+        accepted = client.post(f"/links/{review['id']}/accept", data={"csrf": csrf})
+        assert accepted.status_code == 303 and accepted.headers["location"] == f"/person/{review['patient_id']}"
+        person = client.get(accepted.headers["location"]).text
+        assert "match, manual" in person and OPERATOR in person
+        with served.engine.connect() as conn:
+            moved = conn.execute(text("SELECT person_id FROM patient WHERE id = :p"), {"p": review["patient_id"]})
+            assert moved.scalar() == review["person_id"]
+            change = conn.execute(
+                text("SELECT operator, origin FROM identity_history WHERE change = 'manual_accept'")
+            ).one()
+        assert tuple(change) == (OPERATOR, "manual")
+        assert review["id"] not in [r["id"] for r in open_reviews(served.engine)]
+        undone = client.post(f"/links/{review['id']}/undo", data={"csrf": csrf})
+        assert undone.status_code == 303
+    with served.engine.connect() as conn:
+        history = [
+            tuple(r)
+            for r in conn.execute(
+                text("SELECT change, operator FROM identity_history WHERE origin = 'manual' ORDER BY id")
+            )
+        ]
+    assert history == [("manual_accept", OPERATOR), ("manual_undone", OPERATOR)]
+
+
+def test_a_decision_in_the_cli_shows_in_the_console_and_the_reverse(served: Served, tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"database": {"url": served.config.database.url}, "sources": _sources(served)}))
+    first, second = open_reviews(served.engine)[:2]
+    ran = cli("--config", str(config), "review", "reject", str(first["id"]), "--operator", "Bo Clerk")
+    assert ran.returncode == 0, ran.output
+    with served.client() as client:
+        queue = client.get("/review").text
+        assert f'/review/{first["id"]}"' not in queue and f'/review/{second["id"]}"' in queue
+        compare = client.get(f"/review/{first['id']}").text
+        assert "no match" in compare and "decided by a steward" in compare and "Undo this decision" in compare
+        client.post(f"/links/{second['id']}/reject", data={"csrf": csrf_of(compare)})
+    listed = cli("--config", str(config), "review", "list", "--json")
+    assert [item["id"] for item in json.loads(listed.stdout)] == [r["id"] for r in open_reviews(served.engine)]
+    assert second["id"] not in [item["id"] for item in json.loads(listed.stdout)]
+    with served.engine.connect() as conn:
+        query = text("SELECT reason, operator FROM identity_history WHERE change = 'manual_reject'")
+        who = {reason: operator for reason, operator in conn.execute(query)}
+    assert who == {f"link {first['id']}": "Bo Clerk", f"link {second['id']}": OPERATOR}
+
+
+def _sources(served: Served) -> dict[str, dict[str, str]]:
+    return {
+        name: {"kind": source.kind, "base_url": str(source.base_url), "token": "unused"}
+        for name, source in served.config.sources.items()
+    }
+
+
+def test_bulk_preview_decides_nothing_and_the_batch_undoes(served: Served) -> None:
+    reviews = open_reviews(served.engine)
+    low = math.floor(min(r["score"] for r in reviews) * 1000) / 1000
+    query = {"action": "reject", "low": str(low), "high": "1"}
+    before = identity_state(served.engine)
+    with served.client() as client:
+        preview = client.get("/review/bulk", params=query)
+        assert preview.status_code == 200 and f"Preview: reject {len(reviews)} possible matches" in preview.text
+        assert identity_state(served.engine) == before
+        done = client.post("/review/bulk", data={**query, "csrf": csrf_of(preview.text)})
+        assert done.status_code == 200 and f"Rejected {len(reviews)} possible matches" in done.text
+        assert open_reviews(served.engine) == []
+        batch = done.text.split('name="batch" value="')[1].split('"')[0]
+        undone = client.post("/review/bulk/undo", data={"batch": batch, "csrf": csrf_of(done.text)})
+        assert undone.status_code == 200 and f"Undid {len(reviews)} decisions" in undone.text
+    # Undone, the patients are decided again: the same possible matches, as new links.
+    pairs = {(r["patient_id"], r["person_id"]) for r in reviews}
+    assert {(r["patient_id"], r["person_id"]) for r in open_reviews(served.engine)} == pairs
+
+
+def test_bad_filters_are_a_clear_400(served: Served) -> None:
+    with served.client() as client:
+        for query, message in (("low=2", "low: a score from 0 to 1"), ("low=0.9&high=0.1", "low: above high"),
+                               ("page=0", "page: a page number"), ("low=x", "low: not a number")):  # fmt: skip
+            response = client.get(f"/review?{query}")
+            assert response.status_code == 400 and message in response.text, query
+        assert "action: accept or reject" in client.get("/review/bulk?action=drop").text
+        assert client.get("/review/bulk?action=reject&name=nonsense").status_code == 400
+
+
+def test_a_hostile_record_is_text(served: Served) -> None:
+    review = open_reviews(served.engine)[0]
+    with served.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE patient SET given_name = :n WHERE id = :p"), {"n": HOSTILE, "p": review["patient_id"]}
+        )
+    with served.client() as client:
+        for path in (f"/review/{review['id']}", "/review", f"/person/{review['patient_id']}"):
+            page = client.get(path).text
+            assert "<script>alert" not in page and "<img src=x" not in page, path
+        assert "&lt;script&gt;alert(&#34;given&#34;)&lt;/script&gt;" in client.get(f"/review/{review['id']}").text
+
+
+def test_a_token_guards_every_page_and_the_session_never_holds_it(served_with_token: Served) -> None:
+    served = served_with_token
+    review = open_reviews(served.engine)[0]
+    with served.client() as client:
+        assert client.get("/review").headers["location"] == "/login"
+        assert client.post(f"/links/{review['id']}/accept").status_code == 401
+        assert client.get("/review", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        assert client.get("/review", headers={"Authorization": "Bearer wrong-token-0123456789"}).status_code == 303
+        login = client.get("/login").text
+        wrong = client.post("/login", data={"csrf": csrf_of(login), "operator": "Cy", "token": "nope"})
+        assert wrong.status_code == 401 and "wrong token" in wrong.text
+        signed = client.post("/login", data={"csrf": csrf_of(login), "operator": "Cy Steward", "token": TOKEN})
+        assert signed.status_code == 303
+        cookie = signed.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("samesite", "SameSite")
+        assert TOKEN not in cookie
+        page = client.get(f"/review/{review['id']}")
+        assert page.status_code == 200
+        client.post(f"/links/{review['id']}/reject", data={"csrf": csrf_of(page.text)})
+    with served.engine.connect() as conn:
+        assert (
+            conn.execute(text("SELECT operator FROM identity_history WHERE change = 'manual_reject'")).scalar()
+            == "Cy Steward"
+        )
+
+
+def test_the_access_log_names_pages_never_patients(served: Served) -> None:
+    review = open_reviews(served.engine)[0]
+    with served.engine.connect() as conn:
+        names = conn.execute(
+            text("SELECT given_name, family_name FROM patient WHERE id = :p"), {"p": review["patient_id"]}
+        ).one()
+    with structlog.testing.capture_logs() as logs, served.client() as client:
+        for path in _pages(served):
+            client.get(path)
+    requests = [entry for entry in logs if entry["event"] == "console request"]
+    assert len(requests) == len(_pages(served))
+    assert {entry["page"] for entry in requests} >= {"queue", "compare", "person", "streams", "bulk_preview"}
+    shown = json.dumps(logs, default=str)
+    for secret in (*names, review["patient_id"], review["person_id"], f"/review/{review['id']}"):
+        assert secret not in shown
+
+
+def test_a_non_loopback_bind_without_a_token_is_refused(tmp_path: Path) -> None:
+    from canonical.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="console.token"):
+        check_bind("0.0.0.0", None)
+    check_bind("0.0.0.0", TOKEN)  # allowed with a token
+    check_bind("::1", None)
+    config = tmp_path / "config.yaml"
+    source = {"kind": "prescrypto", "base_url": "http://127.0.0.1:1", "token": "t"}
+    config.write_text(yaml.safe_dump({"database": {"url": f"sqlite:///{tmp_path}/x.db"}, "sources": {"rx": source}}))
+    ran = cli("--config", str(config), "console", "--host", "0.0.0.0", "--port", "0")
+    assert ran.returncode == 2 and "console.token" in ran.stderr
+
+
+def test_a_port_in_use_is_a_clear_error(served: Served) -> None:
+    from canonical.errors import ServeError
+    from pipeline.app.web.serve import ConsoleServer
+
+    port = int(served.base.rsplit(":", 1)[1])
+    with pytest.raises(ServeError, match=f"cannot listen on 127.0.0.1:{port}"):
+        ConsoleServer(served.config, served.engine, "127.0.0.1", port)
