@@ -117,7 +117,9 @@ class ConsoleConfig(Strict):
     @field_validator("token")
     @classmethod
     def _long_enough(cls, token: SecretStr | None) -> SecretStr | None:
-        if token is not None and len(token.get_secret_value()) < 16:
+        if token is None or not token.get_secret_value():
+            return None  # `${VAR:-}` unset: no token, loopback only
+        if len(token.get_secret_value()) < 16:
             raise ValueError("at least 16 characters: a short token is guessed")
         return token
 

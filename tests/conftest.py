@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 
 from tests.support import server_objects
 
+pytest.register_assert_rewrite("tests.console_support")
+
 PG_URL = os.environ.get("PATIENTSYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("PATIENTSYNC_REQUIRE_PG") == "1"
 

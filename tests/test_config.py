@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from canonical.errors import ConfigError
-from pipeline.config import load, parse
+from pipeline.config import load, parse, secrets
 from tests.support import cli
 
 GOOD: dict[str, Any] = {
@@ -79,6 +79,8 @@ def test_postgres_url_gets_the_shipped_driver():
         ({"database": {"url": "sqlite:///x.db"}}, {}, "sources: required"),
         ({**GOOD, "identity": {"match_threshold": 0.6, "review_threshold": 0.8}}, {"TOK": "t"}, "identity: "),
         ({**GOOD, "identity": {"hash_key": "short"}}, {"TOK": "t"}, "identity.hash_key: must be at least 16"),
+        ({**GOOD, "console": {"token": "short"}}, {"TOK": "t"}, "console.token: at least 16 characters"),
+        ({**GOOD, "console": {"port": 1}}, {"TOK": "t"}, "console.port"),
         ({**GOOD, "identity": {"match_treshold": 0.9}}, {"TOK": "t"}, "identity.match_treshold: unknown key"),
         ({**GOOD, "identity": {"match_threshold": 1.5}}, {"TOK": "t"}, "identity.match_threshold: "),
     ],
@@ -314,3 +316,10 @@ def test_a_new_key_naming_a_source_takes_the_sources_spelling():
         raw, {"TOK": "t", "PATIENTSYNC__EXPORT__FHIR__IDENTIFIER_SYSTEMS__DEMO_RX__UID": "https://rx.example/uid"}
     )
     assert config.export.fhir.identifier_systems == {"Demo-RX": {"uid": "https://rx.example/uid"}}
+
+
+def test_the_console_token_is_optional_a_secret_and_set_from_the_environment():
+    assert parse({**GOOD, "console": {"token": "${CONSOLE_TOKEN:-}"}}, {"TOK": "t"}).console.token is None
+    config = parse(GOOD, {"TOK": "t", "PATIENTSYNC__CONSOLE__TOKEN": "c" * 20})
+    assert config.console.token is not None and config.console.token.get_secret_value() == "c" * 20
+    assert "c" * 20 in secrets(config) and "c" * 20 not in repr(config)

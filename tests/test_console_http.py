@@ -3,9 +3,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -22,7 +29,9 @@ from tests.console_support import (
     identity_state,
     open_reviews,
 )
-from tests.support import cli
+from tests.support import cli, config_yaml, prescrypto_source
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.xdist_group("console")
 pytest_plugins = ("tests.console_support",)  # the demo database, served
@@ -243,3 +252,59 @@ def test_a_port_in_use_is_a_clear_error(served: Served) -> None:
     port = int(served.base.rsplit(":", 1)[1])
     with pytest.raises(ServeError, match=f"cannot listen on 127.0.0.1:{port}"):
         ConsoleServer(served.config, served.engine, "127.0.0.1", port)
+
+
+def test_the_daemon_serves_the_console_beside_its_jobs(sandbox: Any, tmp_path: Path, sqlite_url: str) -> None:
+    from tests.test_metrics_e2e import free_port, get, wait_for
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        config_yaml(sqlite_url, {"rx": prescrypto_source(sandbox, streams=["patients"], schedule="0 0 1 1 *")})
+    )
+    port = free_port()
+    command = [sys.executable, "-m", "pipeline", "--config", str(config), "daemon", "--console-port", str(port)]
+    refused = subprocess.run([*command, "--console-host", "0.0.0.0"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "console.token" in refused.stderr
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+
+        def first_run_shown() -> str | None:
+            response = get(f"http://127.0.0.1:{port}/streams")
+            return response.text if response is not None and "succeeded · incremental" in response.text else None
+
+        streams = wait_for(first_run_shown, "the first sync on the console's streams page")
+        assert ">230<" in streams.replace(" ", "")  # the stream's live records
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert '"event": "console request"' in err and '"page": "streams"' in err
+
+
+def test_the_streams_page_lists_the_quarantine_and_retries_it(served: Served) -> None:
+    """One quarantined record that maps now (a patient with a new uid) and one that still does not."""
+    with served.engine.begin() as conn:
+        stored = conn.execute(
+            text("SELECT payload FROM source_record WHERE source = 'demo-prescrypto' AND stream = 'patients' LIMIT 1")
+        ).scalar_one()
+        good = {**(json.loads(stored) if isinstance(stored, str) else stored), "id": 990001, "uid": str(uuid.uuid4())}
+        bad = {**good, "id": 990002, "uid": str(uuid.uuid4()), "date_of_birth": "not a date"}
+        for payload in (good, bad):
+            conn.execute(
+                text(
+                    "INSERT INTO quarantine (source, stream, source_key, reason, payload, payload_hash, run_id, "
+                    "created_at) VALUES ('demo-prescrypto', 'patients', :key, 'date_of_birth: not a date', "
+                    ":payload, 'x', NULL, :now)"
+                ),
+                {"key": payload["uid"], "payload": json.dumps(payload), "now": dt.datetime.now(dt.UTC)},
+            )
+    with served.client() as client:
+        page = client.get("/streams").text
+        assert "Quarantine <small>2</small>" in page and "date_of_birth: not a date" in page
+        retried = client.post("/quarantine/retry", data={"csrf": csrf_of(page)})
+    assert retried.status_code == 200
+    assert "demo-prescrypto/patients: 1 of 2 landed" in retried.text and "Quarantine <small>1</small>" in retried.text
+    with served.engine.connect() as conn:
+        landed = conn.execute(text("SELECT count(*) FROM crosswalk WHERE id_value = :uid"), {"uid": good["uid"]})
+        assert landed.scalar() == 1
