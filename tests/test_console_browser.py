@@ -157,6 +157,15 @@ def test_a_hostile_record_renders_as_text(served: Served, page: Any) -> None:
     assert page.dialogs == []
 
 
+def test_a_post_from_the_browser_without_the_csrf_token_is_refused(served: Served, page: Any) -> None:
+    review = open_reviews(served.engine)[0]
+    page.goto(f"{served.base}/review/{review['id']}")  # the session cookie is the browser's now
+    before = identity_state(served.engine)
+    refused = page.request.post(f"{served.base}/links/{review['id']}/accept", form={"csrf": ""})
+    assert refused.status == 403 and "CSRF" in refused.text()
+    assert identity_state(served.engine) == before
+
+
 def test_signing_in_with_the_token(served_with_token: Served, page: Any) -> None:
     served = served_with_token
     page.goto(f"{served.base}/review")

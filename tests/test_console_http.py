@@ -145,21 +145,28 @@ def _sources(served: Served) -> dict[str, dict[str, str]]:
     }
 
 
-def test_bulk_preview_decides_nothing_and_the_batch_undoes(served: Served) -> None:
+def test_bulk_preview_decides_nothing_and_the_decision_takes_only_what_it_showed(served: Served) -> None:
     reviews = open_reviews(served.engine)
-    low = math.floor(min(r["score"] for r in reviews) * 1000) / 1000
+    lowest = reviews[-1]
+    low = math.floor(reviews[-2]["score"] * 1000) / 1000  # every review but the lowest
+    assert lowest["score"] < low
     query = {"action": "reject", "low": str(low), "high": "1"}
     before = identity_state(served.engine)
     with served.client() as client:
         preview = client.get("/review/bulk", params=query)
-        assert preview.status_code == 200 and f"Preview: reject {len(reviews)} possible matches" in preview.text
+        shown = len(reviews) - 1
+        assert preview.status_code == 200 and f"Preview: reject {shown} possible matches" in preview.text
         assert identity_state(served.engine) == before
-        done = client.post("/review/bulk", data={**query, "csrf": csrf_of(preview.text)})
-        assert done.status_code == 200 and f"Rejected {len(reviews)} possible matches" in done.text
-        assert open_reviews(served.engine) == []
+        # Meanwhile a link rises into the band (a sync scored it again): the decision leaves it alone.
+        with served.engine.begin() as conn:
+            conn.execute(text("UPDATE identity_link SET score = 0.999 WHERE id = :i"), {"i": lowest["id"]})
+        links = preview.text.split('name="links" value="')[1].split('"')[0]
+        done = client.post("/review/bulk", data={**query, "links": links, "csrf": csrf_of(preview.text)})
+        assert done.status_code == 200 and f"Rejected {shown} possible matches" in done.text
+        assert [r["id"] for r in open_reviews(served.engine)] == [lowest["id"]]
         batch = done.text.split('name="batch" value="')[1].split('"')[0]
         undone = client.post("/review/bulk/undo", data={"batch": batch, "csrf": csrf_of(done.text)})
-        assert undone.status_code == 200 and f"Undid {len(reviews)} decisions" in undone.text
+        assert undone.status_code == 200 and f"Undid {shown} decisions" in undone.text
     # Undone, the patients are decided again: the same possible matches, as new links.
     pairs = {(r["patient_id"], r["person_id"]) for r in reviews}
     assert {(r["patient_id"], r["person_id"]) for r in open_reviews(served.engine)} == pairs
@@ -308,3 +315,54 @@ def test_the_streams_page_lists_the_quarantine_and_retries_it(served: Served) ->
     with served.engine.connect() as conn:
         landed = conn.execute(text("SELECT count(*) FROM crosswalk WHERE id_value = :uid"), {"uid": good["uid"]})
         assert landed.scalar() == 1
+
+
+def test_a_request_addressed_to_another_name_is_refused_without_a_token(served: Served) -> None:
+    """DNS rebinding: a page of another site whose name resolves to 127.0.0.1 must get nothing."""
+    with served.client() as client:
+        for host in ("attacker.example", f"attacker.example:{served.base.rsplit(':', 1)[1]}", "127.0.0.2.nip.io"):
+            response = client.get("/review", headers={"Host": host})
+            assert response.status_code == 400 and "csrf" not in response.text, host
+        assert client.get("/review", headers={"Host": "localhost"}).status_code == 200
+        assert client.get("/review/", headers={"Host": "evil.example"}).status_code == 400  # no redirect built from it
+
+
+def test_a_post_from_another_site_is_refused_even_with_the_csrf_token(served: Served) -> None:
+    review = open_reviews(served.engine)[0]
+    before = identity_state(served.engine)
+    with served.client() as client:
+        csrf = csrf_of(client.get(f"/review/{review['id']}").text)
+        for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+            refused = client.post(f"/links/{review['id']}/accept", data={"csrf": csrf}, headers=headers)
+            assert refused.status_code == 403, headers
+        assert identity_state(served.engine) == before
+        own = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}  # what a browser sends under no-referrer
+        assert client.post(f"/links/{review['id']}/accept", data={"csrf": csrf}, headers=own).status_code == 303
+
+
+def test_out_of_range_numbers_are_a_clear_refusal(served: Served) -> None:
+    with served.client() as client:
+        for page in ("99999999999999999999", "²", "1" * 5000):
+            response = client.get("/review", params={"page": page})
+            assert response.status_code == 400 and "page: a page number" in response.text
+        assert client.get("/review/99999999999999999999").status_code == 404
+        preview = client.get("/review/bulk", params={"action": "reject", "csrf": "x", "evil": "1"}).text
+        form = preview.split('action="/review/bulk"')[1].split("</form>")[0]
+        assert form.count('name="csrf"') == 1 and 'name="evil"' not in form
+
+
+def test_only_signed_in_sessions_are_kept_so_anonymous_requests_crowd_nobody_out(
+    served_with_token: Served,
+) -> None:
+    from pipeline.app.web.guard import IDLE_SECONDS, SESSIONS, Guard
+
+    guard = Guard(TOKEN, "local")
+    sid, anonymous, _ = guard.session(None, 0.0)
+    signed = guard.sign_in(sid, TOKEN, "Ana", 0.0)
+    assert signed is not None and not anonymous.signed_in
+    for _ in range(SESSIONS * 3):
+        assert not guard.session(None, 1.0)[1].signed_in
+    assert guard.session(signed, 2.0)[1].signed_in
+    assert not guard.session(signed, 3.0 + IDLE_SECONDS)[1].signed_in  # idle too long: sign in again
+    with served_with_token.client() as client:  # before signing in, a POST may carry a login form, no more
+        assert client.post("/login", content=b"x" * 100_000, headers={"Content-Type": "text/plain"}).status_code == 413

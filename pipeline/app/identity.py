@@ -8,7 +8,7 @@ import datetime as dt
 import getpass
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,12 +228,18 @@ def decide_bulk(
     accept: bool,
     dry_run: bool,
     operator: str | None = None,
+    only: Collection[int] | None = None,
 ) -> Bulk:
     """Accept or reject every open possible match the selection holds, highest score first, as manual decisions
     of one batch (``identity_history.batch``; ``undo_batch`` takes them back together). A patient is accepted
-    into one person at most: its further links in the band are skipped."""
+    into one person at most: its further links in the band are skipped. ``only``: of those, these links alone
+    (the ones a preview showed)."""
     with engine.connect() as conn:
-        rows = [r for r in store.open_possible_matches(conn) if selection.holds(r["score"], r["evidence"])]
+        rows = [
+            r
+            for r in store.open_possible_matches(conn)
+            if selection.holds(r["score"], r["evidence"]) and (only is None or r["id"] in only)
+        ]
         held = _held(conn)
     decisions, skipped = _one_question_each([(row, accept) for row in rows], held)
     chosen = [row for row, _ in decisions]

@@ -26,15 +26,18 @@ def console(
     Open http://HOST:PORT/ . Decisions made there are the same as `review accept|reject|undo`, recorded in
     identity_history with the operator's name. Stop with Ctrl-C."""
     from canonical.errors import ConfigError, ServeError
+    from pipeline.app.web.guard import check_bind
     from pipeline.app.web.serve import serve
 
     config = load_config(ctx)
+    try:
+        check_bind(host, config.console.token.get_secret_value() if config.console.token else None)
+    except ConfigError as exc:
+        fail(str(exc), 2)
     engine = open_database(config)
     shown = f"[{host}]" if ":" in host else host
     err.print(f"console on http://{shown}:{port}/ (Ctrl-C stops it)", highlight=False)
     try:
         serve(config, engine, host, port, operator)
-    except ConfigError as exc:
-        fail(str(exc), 2)
     except ServeError as exc:
         fail(str(exc), 2)

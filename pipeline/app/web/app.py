@@ -18,6 +18,7 @@ import structlog
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
@@ -28,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 from canonical.errors import NotFound
 from pipeline.app import identity as decisions
 from pipeline.app.web import pages
-from pipeline.app.web.guard import COOKIE, HEADERS, Guard, Session
+from pipeline.app.web.guard import COOKIE, HEADERS, Guard, Session, same_origin
 from pipeline.config import Config
 from pipeline.sync.linking import current_model
 from pipeline.sync.messages import frames
@@ -36,6 +37,8 @@ from pipeline.sync.messages import frames
 log = structlog.get_logger(__name__)
 HERE = Path(__file__).resolve().parent
 _SIGN_IN_FREE = ("/login", "/static/")
+_ANONYMOUS_BODY = 4096  # bytes a POST may carry before signing in (the login form)
+_BULK_KEYS = ("action", "low", "high")  # what a bulk preview passes on, beside the comparisons' levels
 
 
 def create_app(config: Config, engine: Engine, guard: Guard) -> Starlette:
@@ -53,8 +56,13 @@ def create_app(config: Config, engine: Engine, guard: Guard) -> Starlette:
         return HTMLResponse(html, status_code=status)
 
     async def checked_form(request: Request) -> Any:
-        """The POSTed form, once its CSRF token holds (403 otherwise)."""
-        form = await request.form()
+        """The POSTed form, once its CSRF token holds (403 otherwise); a form larger than any of the console's
+        is refused (400)."""
+        small = request.url.path == "/login"
+        try:
+            form = await request.form(max_files=0, max_fields=4 if small else 32, max_part_size=512 if small else 65536)
+        except HTTPException as exc:
+            raise _Refused(400, "the form is larger than any of this console's") from exc
         token = form.get("csrf")
         if not guard.csrf_holds(request.state.sid, token if isinstance(token, str) else None):
             raise _Refused(403, "the form's CSRF token is missing or stale: load the page again")
@@ -72,12 +80,12 @@ def create_app(config: Config, engine: Engine, guard: Guard) -> Starlette:
         return render(request, "queue.html", view=pages.queue(engine, wanted), levels=pages.levels())
 
     async def compare(request: Request) -> Response:
-        view = pages.compare(engine, request.path_params["link_id"], current_model(engine))
+        view = pages.compare(engine, _link_id(request), current_model(engine))
         return render(request, "compare.html", view=view)
 
     async def decide(request: Request) -> Response:
         await checked_form(request)
-        link_id, action = request.path_params["link_id"], request.path_params["action"]
+        link_id, action = _link_id(request), request.path_params["action"]
         if action == "undo":
             done = decisions.undo(engine, config.identity, link_id, operator(request))
             return RedirectResponse(f"/person/{done.patient_id}", 303)
@@ -104,7 +112,10 @@ def create_app(config: Config, engine: Engine, guard: Guard) -> Starlette:
         except ValueError as exc:
             return render(request, "error.html", 400, message=str(exc))
         preview = decisions.decide_bulk(engine, config.identity, chosen, accept, dry_run=True)
-        params = {k: v for k, v in request.query_params.items() if k != "page"}
+        wanted = (*_BULK_KEYS, *pages.levels())
+        params = {k: v for k, v in request.query_params.items() if k in wanted and v}
+        # The decision takes what the preview showed (and is still open), never what a sync added since.
+        params["links"] = ",".join(str(link["id"]) for link in preview.links)
         return render(request, "bulk.html", preview=preview, accept=accept, params=params, done=False)
 
     async def bulk(request: Request) -> Response:
@@ -113,7 +124,10 @@ def create_app(config: Config, engine: Engine, guard: Guard) -> Starlette:
             chosen, accept = selection(form)
         except ValueError as exc:
             return render(request, "error.html", 400, message=str(exc))
-        made = decisions.decide_bulk(engine, config.identity, chosen, accept, dry_run=False, operator=operator(request))
+        shown = {int(i) for i in str(form.get("links") or "").split(",") if i.isascii() and i.isdigit() and len(i) < 19}
+        made = decisions.decide_bulk(
+            engine, config.identity, chosen, accept, dry_run=False, operator=operator(request), only=shown
+        )
         return render(request, "bulk.html", preview=made, accept=accept, params={}, done=True)
 
     async def bulk_undo(request: Request) -> Response:
@@ -149,7 +163,7 @@ def create_app(config: Config, engine: Engine, guard: Guard) -> Starlette:
         name = str(form.get("operator") or "").strip()
         if not name or len(name) > 64 or not name.isprintable():
             return render(request, "login.html", 400, failed=True, message="your name: 1 to 64 characters")
-        sid = guard.sign_in(request.state.sid, str(form.get("token") or ""), name)
+        sid = guard.sign_in(request.state.sid, str(form.get("token") or ""), name, time.monotonic())
         if sid is None:
             return render(request, "login.html", 401, failed=True, message="wrong token: ask whoever runs the console")
         response = RedirectResponse("/review", 303)
@@ -192,13 +206,23 @@ def create_app(config: Config, engine: Engine, guard: Guard) -> Starlette:
     class Console(BaseHTTPMiddleware):
         async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
             started = time.perf_counter()
-            sid, session, new = guard.session(request.cookies.get(COOKIE))
+            sid, session, new = guard.session(request.cookies.get(COOKIE), time.monotonic())
             if guard.bearer(request.headers.get("authorization")) and not session.signed_in:
                 session = Session(guard.operator, True)  # this request only: a bearer token opens no session
             request.state.sid, request.state.session = sid, session
             allowed = session.signed_in or request.url.path.startswith(_SIGN_IN_FREE)
+            host, posted = request.headers.get("host"), request.method == "POST"
+            response: Response
             try:
-                if allowed:
+                if not guard.host_allowed(host):
+                    response = PlainTextResponse("this console answers to a loopback address only", 400)
+                elif posted and not same_origin(
+                    request.headers.get("origin"), request.headers.get("sec-fetch-site"), host
+                ):
+                    response = PlainTextResponse("a form of another site", 403)
+                elif posted and not session.signed_in and _longer(request, _ANONYMOUS_BODY):
+                    response = PlainTextResponse("sign in first", 413)
+                elif allowed:
                     response = await call_next(request)
                 elif request.method == "GET":
                     response = RedirectResponse("/login", 303)
@@ -221,13 +245,27 @@ def create_app(config: Config, engine: Engine, guard: Guard) -> Starlette:
             return response
 
     handlers = {_Refused: refused, NotFound: refused}
-    return Starlette(routes=routes, middleware=[Middleware(Console)], exception_handlers=handlers)
+    app = Starlette(routes=routes, middleware=[Middleware(Console)], exception_handlers=handlers)
+    app.router.redirect_slashes = False  # its redirect is built from the Host header
+    return app
 
 
 class _Refused(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status, self.message = status, message
+
+
+def _link_id(request: Request) -> int:
+    link_id = int(request.path_params["link_id"])
+    if link_id >= 2**62:  # past any database's integer: no such link
+        raise NotFound(f"no link {link_id}")
+    return link_id
+
+
+def _longer(request: Request, limit: int) -> bool:
+    length = request.headers.get("content-length")
+    return length is None or not length.isdigit() or int(length) > limit
 
 
 def _set_cookie(response: Response, sid: str) -> None:

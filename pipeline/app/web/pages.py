@@ -70,7 +70,7 @@ class Filter:
         if low > high:
             raise ValueError("low: above high")
         page = params.get("page") or "1"
-        if not page.isdigit() or int(page) < 1:
+        if not (page.isascii() and page.isdigit() and len(page) <= 6) or int(page) < 1:
             raise ValueError("page: a page number from 1")
         return cls(params.get("source") or None, low, high, int(page))
 
