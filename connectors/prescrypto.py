@@ -12,10 +12,6 @@ from connectors.stream import Stream
 AUTH_HEADER, AUTH_SCHEME = "Authorization", "Token"
 
 
-def auth_headers(token: str) -> dict[str, str]:
-    return {AUTH_HEADER: f"{AUTH_SCHEME} {token}"}
-
-
 PATIENTS = Stream(
     name="patients",
     path="/api/v2/patient/",

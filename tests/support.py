@@ -14,10 +14,33 @@ import structlog
 from sqlalchemy import Engine, create_engine, func, select, text
 
 from connectors.client import RetryPolicy
+from mappings.context import MappingContext
 from pipeline.config import Config, parse
+from pipeline.kinds import StreamSpec
+from pipeline.storage import load
 from pipeline.storage.db import migrate, open_engine
+from pipeline.sync.prepare import prepare_page
+from pipeline.sync.rows import PageCounts, map_page
 from pipeline.sync.runner import RunOptions, RunResult, run_sources
 from sandbox.prescrypto import DEFAULT_TOKEN
+
+
+def write_page(
+    conn: Any,
+    source: str,
+    spec: StreamSpec,
+    records: Any,
+    ctx: MappingContext,
+    now: dt.datetime,
+    run_id: int | None,
+) -> PageCounts:
+    """One page of raw records through every step at once, in the caller's transaction (prepare, the stored
+    hashes, map, load), as the runner runs them apart; bad records go to quarantine. The caller commits."""
+    page = prepare_page(records, spec, ctx)
+    stored = load.stored_hashes(conn, source, spec.stream.name, list(page.good))
+    rows, counts = map_page(page, stored, spec, ctx, source, now, run_id)
+    load.write(conn, rows)
+    return counts
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,12 @@ LIST_STREAMS = {"000-00-get-api-v2-patient-200": prescrypto.PATIENTS, "001-00-ge
 
 
 def client() -> SourceClient:
-    return SourceClient("prescrypto", BASE, prescrypto.auth_headers("not-a-real-token"), retry=RetryPolicy(attempts=1))
+    return SourceClient(
+        "prescrypto",
+        BASE,
+        {prescrypto.AUTH_HEADER: f"{prescrypto.AUTH_SCHEME} not-a-real-token"},
+        retry=RetryPolicy(attempts=1),
+    )
 
 
 def test_every_documented_response_has_a_cassette_and_an_expectation():

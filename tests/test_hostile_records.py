@@ -17,7 +17,6 @@ from mappings.context import MappingContext
 from pipeline.kinds import KINDS
 from pipeline.sync.retry import retry_quarantine
 from pipeline.sync.runner import INCREMENTAL, SWEEP
-from pipeline.sync.store import write_page
 from tests.support import (
     by_stream,
     count,
@@ -30,6 +29,7 @@ from tests.support import (
     rows,
     run,
     source_patients,
+    write_page,
 )
 
 SSN_FORMS = ["518-03-6125", "518 03 6125", "518036125", "518.03.6125", "518\u201303\u20136125", "５１８-０３-６１２５"]

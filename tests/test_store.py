@@ -9,8 +9,7 @@ from connectors import prescrypto as prescrypto_streams
 from mappings.context import MappingContext
 from pipeline.kinds import KINDS
 from pipeline.sync.redaction import redact
-from pipeline.sync.store import write_page
-from tests.support import count, engine_for, make_config
+from tests.support import count, engine_for, make_config, write_page
 
 SPEC = KINDS["prescrypto"].streams["patients"]
 CTX = MappingContext(today=dt.date(2026, 11, 21))

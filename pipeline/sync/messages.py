@@ -93,7 +93,7 @@ def database_reason(exc: SQLAlchemyError) -> str:
 
 
 def raised_at(exc: BaseException) -> str:
-    """Where ``exc`` was raised in this project's code ("pipeline/sync/store.py:123"), else its innermost frame."""
+    """Where ``exc`` was raised in this project's code ("pipeline/sync/runner.py:123"), else its innermost frame."""
     frames = traceback.extract_tb(exc.__traceback__)
     ours = [f for f in frames if _is_ours(f.filename)] or frames
     if not ours:
