@@ -18,7 +18,6 @@ Batches come from ``pipeline.sync.batches``, fetched one ahead in a thread while
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
 import os
@@ -31,7 +30,7 @@ from typing import Any
 
 import httpx
 import structlog
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from canonical.errors import LeaseHeldError, PatientSyncError, Stopped
@@ -39,21 +38,20 @@ from connectors.client import RetryPolicy, SourceClient
 from mappings.context import MappingContext
 from pipeline.bind import mapping_context, open_client, stream_names, stream_spec
 from pipeline.config import Config, IdentityConfig, SourceConfig
-from pipeline.identity.model import MatchModel
 from pipeline.kinds import KINDS, StreamSpec
-from pipeline.storage import cursors, leases, load, lookups, runs
+from pipeline.storage import cursors, leases, lookups
 from pipeline.storage.db import reading, utcnow
-from pipeline.storage.load import clear_quarantine, missing_records, refresh_statistics, soft_delete
 from pipeline.storage.tables import Mode, Status
 from pipeline.sync.batches import Batch, fan_out_batches, listing_batches
 from pipeline.sync.cursor import Cursor
-from pipeline.sync.keyset import KeySet
-from pipeline.sync.linking import LinkStats, current_model, link_in, link_pending
+from pipeline.sync.linking import LinkStats, link_pending
 from pipeline.sync.mapper import Mapped, Mapper, PageJob
 from pipeline.sync.messages import database_reason, frames, public, run_error
 from pipeline.sync.prefetch import Prefetched
 from pipeline.sync.prepare import PreparedPage, prepare_page
 from pipeline.sync.rows import PageCounts
+from pipeline.sync.settle import Walk
+from pipeline.sync.sink import DatabaseSink, RehearsalSink, Sink, Target
 
 log = structlog.get_logger(__name__)
 
@@ -153,40 +151,9 @@ def _run_sources(
                 if options.stop.is_set():
                     return results
                 spec = stream_spec(source, stream)
-                identity = config.identity if config.identity.link_during_sync and not options.dry_run else None
+                identity = config.identity if config.identity.link_during_sync else None
                 results.append(StreamRun(engine, name, source, spec, mode, client, options, mapper, identity).run())
     return results
-
-
-@dataclass
-class _Walk:
-    """What one walk of a stream has seen so far: what decides, at its end, deletions and quarantine."""
-
-    complete: bool  # it started at the stream's very beginning, and nothing since made it partial
-    seen: KeySet = field(default_factory=KeySet)
-    still_bad: set[str] = field(default_factory=set)
-    fetched: int = 0  # records of this reading of the listing (a shifted listing is read again)
-    total: int | None = None
-    refused: int = 0
-
-    def restart(self, complete: bool) -> None:
-        """The listing is read again from its start: only that reading decides."""
-        self.seen.clear()
-        self.still_bad.clear()
-        self.fetched, self.total, self.complete = 0, None, complete
-
-    def take(self, batch: Batch, counts: PageCounts) -> None:
-        self.fetched += counts.fetched
-        self.seen.update(counts.keys)
-        # A record quarantined before mapping (too deep, unstorable) is still listed: its stored version stays live.
-        self.seen.update(counts.bad_keys)
-        self.still_bad.update(counts.bad_keys)
-        if batch.listed is not None:  # listed but not fetched: whether it is still bad is not known
-            self.seen.update(batch.listed)
-            self.still_bad.update(set(batch.listed).difference(counts.keys))
-        self.complete = self.complete and not batch.partial
-        self.refused += batch.refused
-        self.total = batch.total if batch.total is not None else self.total
 
 
 @dataclass
@@ -197,7 +164,7 @@ class _Pending:
     now: dt.datetime
     mapped: Future[Mapped]
     unchanged: int  # records whose stored hash is their own: not handed to the mapper
-    live: set[str] = field(default_factory=set)  # keys stored live before (counted by a dry run only)
+    live: set[str] = field(default_factory=set)  # keys stored live before (what a rehearsal needs)
 
 
 class _Group:
@@ -264,9 +231,6 @@ class StreamRun:
         identity: IdentityConfig | None = None,
     ) -> None:
         self.engine = engine
-        self.identity = identity  # link the patients of each commit as it lands; None: leave them queued
-        self.model: MatchModel | None = None
-        self.linked = LinkStats()
         self.name = source_name
         self.source = source
         self.spec = spec
@@ -275,10 +239,12 @@ class StreamRun:
         self.client = client
         self.options = options
         self.result = RunResult(source_name, self.stream, mode)
-        self.holder = ""
+        target = Target(source_name, self.stream, spec.entity.value, source.max_delete_fraction, options.lease_ttl)
+        # identity: link the patients of each commit as it lands; None leaves them queued.
+        self.sink: Sink = RehearsalSink(engine, target) if options.dry_run else DatabaseSink(engine, target, identity)
         # The walk's state, set as it starts (_walk).
         self.cursor = Cursor()
-        self.walk = _Walk(complete=False)
+        self.walk = Walk(complete=False)
         self.ctx = MappingContext(today=dt.date.today())
         self.group = _Group()
         self.pending: _Pending | None = None  # handed to the mapper, not written yet
@@ -286,21 +252,12 @@ class StreamRun:
         # latency, and maps little while it waits: the worker's start and the pickling cost it more than they buy.
         per_record = spec.stream.details is not None or spec.stream.parent is not None
         self.mapper = mapper if mapper is not None and not per_record else Mapper()
-        self.analyze_at = 1000
-        self.counted_at = utcnow()
         self.started = time.monotonic()
-        # A dry run's records that a run would have written (key -> payload hash), and how many of them would
-        # be live that are not now (new, or back after a deletion).
-        self.rehearsed: dict[str, str] = {}
-        self.would_be_live = 0
 
     def run(self) -> RunResult:
         name, stream, result = self.name, self.stream, self.result
-        if self.options.dry_run:  # no lease either: it writes nothing another run could collide with
-            self._attempt()
-            return self._done()
         try:
-            claim = leases.claim_stream(self.engine, name, stream, self.options.lease_ttl)
+            claim = self.sink.claim()
         except LeaseHeldError as exc:
             log.warning("stream skipped: lease held", source=name, stream=stream)
             result.status, result.error = Status.skipped, str(exc)  # names our own holder id: nothing a source said
@@ -309,29 +266,24 @@ class StreamRun:
             result.status, result.error = Status.failed, run_error(name, stream, exc)
             log.error("stream failed", source=name, stream=stream, error=result.error)
             return self._done()
-        self.holder = claim.holder
         try:
             self._attempt()
         finally:
             if result.status is Status.running:  # cut short by KeyboardInterrupt or SystemExit
                 result.status, result.error = Status.interrupted, "stopped before the page in hand was committed"
             try:
-                _finish(self.engine, result)
-            except SQLAlchemyError as exc:
-                log.error("the run's end could not be recorded", source=name, stream=stream, error=database_reason(exc))
+                self.sink.finish(
+                    result.run_id, {"status": result.status, "error": result.error, **_count_values(result)}
+                )
             finally:
-                try:
-                    claim.release()
-                except SQLAlchemyError as exc:  # taken over once this process has exited (elsewhere: after the TTL)
-                    log.error("the lease could not be released", source=name, stream=stream, error=database_reason(exc))
+                claim.release()
         return self._done()
 
     def _attempt(self) -> None:
         """Record the run and walk the stream: its own failures become the result's status and error."""
         name, stream, result = self.name, self.stream, self.result
         try:
-            if not self.options.dry_run:
-                result.run_id = runs.start_run(self.engine, name, stream, self.mode)
+            result.run_id = self.sink.begin(self.mode)
             log.info("stream started", source=name, stream=stream, mode=self.mode, run_id=result.run_id)
             self._walk()
         except Stopped:  # asked to stop while the next batch was on its way: the cursor is at the last commit
@@ -346,11 +298,11 @@ class StreamRun:
     def _done(self) -> RunResult:
         result = self.result
         result.seconds = time.monotonic() - self.started
-        self.linked.log()
+        self.sink.linked.log()
         if self.options.done:
             self.options.done(result)
         (log.info if result.ok else log.error)(
-            "stream finished" if not self.options.dry_run else "stream rehearsed (dry run: nothing written)",
+            self.sink.finished,
             source=self.name,
             stream=self.stream,
             mode=self.mode,
@@ -370,10 +322,8 @@ class StreamRun:
         with reading(engine).connect() as conn:  # no write lock: a dry run must not wait for another writer
             stored = Cursor.from_json(cursors.load_cursor(conn, name, stream))
         self.cursor, position = stored.start(self.mode, utcnow())
-        self.walk = _Walk(complete=not position and self._walks_everything())
+        self.walk = Walk(complete=not position and self._walks_everything())
         self.ctx = mapping_context(self.source, options.today or utcnow().date())
-        self.analyze_at = 1000  # rows inserted by this run; doubled after each refresh
-        self.counted_at = utcnow()
 
         leaving = threading.Event()  # set as the walk ends, however it ends: queued detail requests are not sent
         # Fetched and prepared (scrubbed, redacted, hashed, keyed) in the prefetch thread, a batch ahead.
@@ -381,11 +331,7 @@ class StreamRun:
             (batch, prepare_page(batch.records, self.spec, self.ctx))
             for batch in self._batches(position, self.ctx.today, leaving)
         )
-        keeper = (
-            contextlib.nullcontext()
-            if options.dry_run
-            else leases.LeaseKeeper(engine, name, stream, self.holder, options.lease_ttl)
-        )
+        keeper = self.sink.keeper()
         self.mapper.start()  # while the first pages are fetched, not when the first is ready to map
         prefetched = Prefetched(ahead, depth=options.prefetch, stop=leaving, interrupt=options.stop)
         group = self.group
@@ -405,31 +351,15 @@ class StreamRun:
                     return
             self._flush(drain=True)
 
-        if options.dry_run:
-            with reading(engine).connect() as conn:
-                gone = self._deletions(conn, self.walk) if self.walk.complete else None
-            result.deleted = len(gone or {})
-        else:
-            self._end_walk()
+        # What a complete walk establishes; a sweep's position becomes the tail.
+        swept = self.cursor.swept().to_json() if self.mode is Mode.sweep else None
+        result.deleted = self.sink.end_walk(self.walk, swept)
         result.status = Status.succeeded
         if self.walk.refused:  # a success with a warning: kept on the run row, so status shows it
             result.error = public(
                 f"{name}/{stream}: {self.walk.refused} parent(s) refused with HTTP 403 although the token is good: "
                 "their records were not read, and no deletion was decided"
             )
-
-    def _end_walk(self) -> None:
-        """Settle what a complete walk establishes; a sweep's position becomes the tail."""
-        engine, name, stream, options = self.engine, self.name, self.stream, self.options
-        now = utcnow()
-        with engine.begin() as conn:
-            if self.walk.complete:
-                self.result.deleted = self._settle(conn, self.walk)
-            elif self.mode is Mode.sweep:
-                log.info("deletions left to the next complete sweep", source=name, stream=stream)
-            if self.mode is Mode.sweep:
-                cursors.save_cursor(conn, name, stream, self.cursor.swept().to_json(), now)
-            leases.renew_lease(conn, name, stream, self.holder, now, options.lease_ttl)
 
     def _kept(self, items: Iterator[Any]) -> Iterator[Any]:
         """``items``; if fetching them fails (a source error, a stop during a retry wait), the batches that
@@ -455,12 +385,7 @@ class StreamRun:
                 self._write_pending()  # their stored hashes must be read after the earlier version is written
             run_id = self.result.run_id
             now = utcnow()
-            with reading(self.engine).connect() as conn:  # this stream's rows are written by this run only
-                stored = load.stored_hashes(conn, self.name, self.stream, list(page.good))
-            live = set()
-            if self.options.dry_run:  # as if the batches before were written
-                live = {k for k, (_, deleted) in stored.items() if not deleted}
-                stored.update({k: (self.rehearsed[k], False) for k in page.good if k in self.rehearsed})
+            stored, live = self.sink.stored(list(page.good))
             before = self.pending.cursor if self.pending is not None else self.cursor
             after = before.advanced(batch.checkpoint, self.mode)
             # Only what changed goes to the mapper: a re-sync of unchanged records hands it nothing.
@@ -478,54 +403,20 @@ class StreamRun:
 
     def _write_pending(self) -> None:
         """Write the batches handed to the mapper, with the cursor after them, in one transaction."""
-        engine, name, stream, options, result = self.engine, self.name, self.stream, self.options, self.result
-        pending, self.pending = self.pending, None
+        result, pending, self.pending = self.result, self.pending, None
         assert pending is not None
         rows, counts = pending.mapped.result()
         counts.keys, counts.unchanged = pending.keys, counts.unchanged + pending.unchanged
-        now = pending.now
-        if options.dry_run:
-            for row in rows.records:  # what this dry run would have written: later batches see it stored
-                key = row["source_key"]
-                if key not in pending.live and key not in self.rehearsed:
-                    self.would_be_live += 1
-                self.rehearsed[key] = row["payload_hash"]
-        else:
-            assert result.run_id is not None, "the run row is written before the walk"
-            if self.identity is not None and self.model is None:
-                # Once a run, before its first commit (SQLite: no second connection inside a write): a model
-                # trained meanwhile serves the next run.
-                self.model = current_model(engine)
-            with engine.begin() as conn:
-                load.write(conn, rows)
-                if self.identity is not None and rows.patients:
-                    self._link(conn, rows.patients)
-                cursors.save_cursor(conn, name, stream, pending.cursor.to_json(), now)
-                leases.renew_lease(conn, name, stream, self.holder, now, options.lease_ttl)
-                if now - self.counted_at >= RUN_COUNTS_EVERY:  # so status shows a long run's progress
-                    runs.update_run(conn, result.run_id, **_count_values(result, counts))
-                    self.counted_at = now
+        self.sink.write(
+            rows, pending.cursor.to_json(), pending.now, lambda: _count_values(result, counts), pending.live
+        )
         self.cursor = pending.cursor  # only once committed, like the counts
         result.counts.add(counts)
         if pending.batch.restart:
             self.walk.restart(self._walks_everything())
         self.walk.take(pending.batch, counts)
-        if result.counts.inserted >= self.analyze_at and not options.dry_run:
-            refresh_statistics(engine)
-            self.analyze_at *= 2
-        if options.progress:
-            options.progress(name, stream, result.counts.fetched, self.walk.total)
-
-    def _link(self, conn: Connection, patients: list[str]) -> None:
-        """Link the page's patients in its own transaction (pipeline.sync.linking.link_in). A failure is logged,
-        never raised: the page lands, its patients stay queued for the run's last link pass or the next."""
-        assert self.identity is not None and self.model is not None
-        try:
-            self.linked.add(link_in(conn, self.identity, self.model, patients))
-        except SQLAlchemyError as exc:
-            log.error("linking failed: the patients stay queued", error=database_reason(exc))
-        except Exception as exc:  # noqa: BLE001 - a linking bug must not cost the page's records
-            log.error("linking crashed: the patients stay queued", error=type(exc).__name__, frames=frames(exc))
+        if self.options.progress:
+            self.options.progress(self.name, self.stream, result.counts.fetched, self.walk.total)
 
     def _walks_everything(self) -> bool:
         """Whether a walk from the very start sees the whole stream: a fan-out's incremental pass asks only
@@ -551,42 +442,6 @@ class StreamRun:
         )
         return listing_batches(self.client, stream, start, stored, source.concurrency, leaving)
 
-    def _settle(self, conn: Any, walk: _Walk) -> int:
-        """What a complete walk establishes, unless its listing looks truncated: records it did not see are
-        soft-deleted, and quarantine rows of records no longer bad (fixed, reverted or gone) are cleared."""
-        gone = self._deletions(conn, walk)
-        if gone is None:
-            return 0
-        if gone:
-            soft_delete(conn, self.name, self.stream, self.spec.entity.value, gone)
-        clear_quarantine(conn, self.name, self.stream, walk.still_bad)
-        return len(gone)
-
-    def _deletions(self, conn: Any, walk: _Walk) -> dict[str, str] | None:
-        """The stored records a complete walk did not see; None when its listing looks truncated.
-
-        A source that answers one page short or empty (an outage, a bug) would otherwise make the sweep look
-        complete and delete everything after it; then nothing is settled and the next sweep decides.
-        """
-        name, source = self.name, self.source
-        gone, live = missing_records(conn, name, self.stream, walk.seen)
-        if self.options.dry_run:  # the records it would have stored, or stored again, would be live by now
-            live += self.would_be_live
-        withheld = None
-        if not walk.seen and (live or gone):
-            withheld = "the sweep saw no records"
-        elif walk.total is not None and walk.fetched < walk.total:
-            withheld = f"the source counts {walk.total} records but the sweep received {walk.fetched}"
-        elif len(gone) > source.max_delete_fraction * live:
-            fraction = source.max_delete_fraction
-            withheld = f"{len(gone)} of {live} records would go, more than max_delete_fraction {fraction}"
-        if withheld:
-            log.warning(
-                "deletions withheld: the listing looks truncated", source=name, stream=self.stream, reason=withheld
-            )
-            return None
-        return gone
-
 
 def _count_values(result: RunResult, pending: PageCounts | None = None) -> dict[str, int]:
     c = PageCounts()
@@ -601,17 +456,3 @@ def _count_values(result: RunResult, pending: PageCounts | None = None) -> dict[
         "quarantined": c.quarantined,
         "deleted": result.deleted,
     }
-
-
-def _finish(engine: Engine, result: RunResult) -> None:
-    if result.run_id is None:
-        return
-    with engine.begin() as conn:
-        runs.update_run(
-            conn,
-            result.run_id,
-            status=result.status,
-            finished_at=utcnow(),
-            error=result.error,
-            **_count_values(result),
-        )
