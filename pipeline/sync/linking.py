@@ -34,7 +34,7 @@ from pipeline.identity.profile import Profile, profile
 from pipeline.identity.training import MAX_PATIENTS, train_on
 from pipeline.storage import identity as store
 from pipeline.storage.db import write_instant
-from pipeline.storage.load import queue
+from pipeline.storage.load import queue, refresh_statistics
 from pipeline.storage.tables import DEMOGRAPHIC, LinkStatus, Origin
 
 log = structlog.get_logger(__name__)
@@ -75,6 +75,10 @@ def link_pending(engine: Engine, config: IdentityConfig, model: MatchModel | Non
     model = model or current_model(engine)
     stats = LinkStats()
     revisited: set[str] = set()
+    with engine.connect() as conn:
+        many = store.pending_count(conn) >= BATCH
+    if many:  # a pass over a bulk load (one not linked as it landed): the planner must see the tables' size
+        refresh_statistics(engine)
     while True:
         with engine.begin() as conn:
             store.take_linkers_turn(conn)

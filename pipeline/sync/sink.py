@@ -119,7 +119,7 @@ class DatabaseSink:
                 runs.update_run(conn, self.run_id, **counts())
                 self.counted_at = now
         if counts()["inserted"] >= self.analyze_at:
-            load.refresh_statistics(self.engine)
+            load.refresh_statistics(self.engine, identity=self.identity is not None)
             self.analyze_at *= 2
 
     def _link(self, conn: Connection, patients: list[str]) -> None:
