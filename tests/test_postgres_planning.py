@@ -47,3 +47,26 @@ def test_a_link_pass_over_a_bulk_load_refreshes_them_first(
     monkeypatch.setattr(linking, "BATCH", 50)  # 120 queued: a bulk load, for this pass
     assert link_pending(engine, config.identity).linked == 120
     assert _analyzed(engine, "match_key")
+
+
+def test_rows_copied_in_bulk_read_back_as_inserted(pg_url: str) -> None:
+    """On PostgreSQL, a bulk of plain rows goes through COPY (insert_rows): every awkward value survives it."""
+    import datetime as dt
+
+    from pipeline.storage.db import migrate, open_engine
+    from pipeline.storage.identity import history_row, record_history
+
+    engine = open_engine(pg_url)
+    migrate(engine)
+    at = dt.datetime(2026, 12, 7, 4, 5, 6, 789000, tzinfo=dt.UTC)
+    awkward = ["tab\there", "line\nbreak", "back\\slash", "quote \" '", "ñandú 漢字 🙂", "\\N", "", None]
+    made = [
+        history_row(at, f"p{i}", None, "joined", None, f"q{i}", awkward[i % len(awkward)], "auto", operator="Ana")
+        for i in range(80)
+    ]
+    with engine.begin() as conn:
+        record_history(conn, made)
+    with engine.connect() as conn:
+        back = conn.execute(text("SELECT patient_id, reason, changed_at, operator FROM identity_history ORDER BY id"))
+        stored = [tuple(row) for row in back]
+    assert stored == [(r["patient_id"], r["reason"], at, "Ana") for r in made]

@@ -138,9 +138,33 @@ def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keep
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """A plain INSERT of rows that all have the same columns, through the driver's executemany."""
-    if rows:
-        _bulk(conn, ("plain insert", table.name, tuple(rows[0])), lambda: table.insert(), rows)
+    """A plain INSERT of rows that all have the same columns: through the driver's executemany, or on
+    PostgreSQL, from a few dozen rows on, through COPY (a linking batch's history and new persons, thousands of
+    rows: a third of the time of the multi-row INSERTs)."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql" and len(rows) >= _COPY_FROM:
+        _copy(conn, table, rows)
+        return
+    _bulk(conn, ("plain insert", table.name, tuple(rows[0])), lambda: table.insert(), rows)
+
+
+_COPY_FROM = 50
+
+
+def _copy(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """COPY ... FROM STDIN in the caller's transaction: the values as the columns' bind processors make them
+    (JSON as its text), written by psycopg's own adapters."""
+    dialect = conn.dialect
+    names = tuple(rows[0])
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+    pairs = list(zip(names, processors, strict=True))
+    columns = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([p(row[n]) if p else row[n] for n, p in pairs])
 
 
 def _insert_new(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
