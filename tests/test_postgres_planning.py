@@ -70,3 +70,40 @@ def test_rows_copied_in_bulk_read_back_as_inserted(pg_url: str) -> None:
         back = conn.execute(text("SELECT patient_id, reason, changed_at, operator FROM identity_history ORDER BY id"))
         stored = [tuple(row) for row in back]
     assert stored == [(r["patient_id"], r["reason"], at, "Ana") for r in made]
+
+
+def test_a_staged_merge_survives_a_rolled_back_savepoint_and_merges_as_values_would(pg_url: str) -> None:
+    """On PostgreSQL a bulk upsert is COPYed into a temporary table and merged with the statement's own ON
+    CONFLICT clause: a savepoint rolled back takes that table with it, and the next merge makes it again."""
+    import datetime as dt
+
+    from pipeline.storage import load
+    from pipeline.storage.db import migrate, open_engine
+    from pipeline.storage.tables import MatchKey, SourceRecord, table_of
+
+    engine = open_engine(pg_url)
+    migrate(engine)
+    now = dt.datetime(2026, 12, 7, tzinfo=dt.UTC)
+
+    def record(i: int, digest: str) -> dict[str, Any]:
+        return {
+            "source": "rx", "stream": "patients", "source_key": f"k{i}", "payload": {"id": i, "name": "Ñ\t\"x\""},
+            "payload_hash": digest, "first_seen_at": now, "last_seen_at": now, "deleted_at": None,
+        }  # fmt: skip
+
+    keys = [{"key_type": "email", "key_value": f"v{i % 70}", "patient_id": f"p{i % 70}"} for i in range(140)]
+    with engine.begin() as conn:
+        savepoint = conn.begin_nested()
+        load._upsert(conn, table_of(SourceRecord), [record(i, "a") for i in range(60)], keep=("first_seen_at",))
+        savepoint.rollback()
+        load._upsert(conn, table_of(SourceRecord), [record(i, "b") for i in range(60)], keep=("first_seen_at",))
+        load._insert_new(conn, table_of(MatchKey), keys[:70])
+        load._insert_new(conn, table_of(MatchKey), keys)  # every one of the second 70 is stored already
+    with engine.begin() as conn:  # a changed hash updates, an unchanged row is left as it is
+        load._upsert(conn, table_of(SourceRecord), [record(i, "c" if i < 5 else "b") for i in range(60)], keep=())
+    with engine.connect() as conn:
+        hashes = dict(conn.execute(text("SELECT source_key, payload_hash FROM source_record")).all())
+        payload = conn.execute(text("SELECT payload FROM source_record WHERE source_key = 'k7'")).scalar()
+        stored_keys = conn.execute(text("SELECT count(*) FROM match_key")).scalar()
+    assert hashes == {f"k{i}": "c" if i < 5 else "b" for i in range(60)}
+    assert payload == {"id": 7, "name": 'Ñ\t"x"'} and stored_keys == 70
