@@ -366,3 +366,21 @@ def test_only_signed_in_sessions_are_kept_so_anonymous_requests_crowd_nobody_out
     assert not guard.session(signed, 3.0 + IDLE_SECONDS)[1].signed_in  # idle too long: sign in again
     with served_with_token.client() as client:  # before signing in, a POST may carry a login form, no more
         assert client.post("/login", content=b"x" * 100_000, headers={"Content-Type": "text/plain"}).status_code == 413
+
+
+def test_the_demo_serves_its_database_in_the_console_until_interrupted(tmp_path: Path) -> None:
+    from tests.test_metrics_e2e import free_port, get, wait_for
+
+    (tmp_path / "config.yaml").write_text((ROOT / "config.yaml").read_text())
+    port = free_port()
+    command = [sys.executable, "-m", "pipeline", "demo", "--patients", "40", "--console", "--console-port", str(port)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        streams = wait_for(lambda: (r := get(f"http://127.0.0.1:{port}/streams")) is not None and r.text, "the console")
+        assert "demo-prescrypto" in streams and "demo-particle" in streams and "succeeded · sweep" in streams
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err  # Ctrl-C's status, as every command's
+    assert "possible matches wait for review" in out and "console on http://127.0.0.1:" in err
