@@ -2,8 +2,8 @@
 
 GET pages change nothing. Every decision is a POST with the CSRF token and goes through the functions behind
 ``review accept|reject|undo`` (``pipeline.app.identity``), so the CLI and the console write the same rows and
-each sees the other's decisions on its next read. The access log names the page, never its path or query: a
-path can hold a patient's identifier.
+each sees the other's decisions on its next read. The database work runs in Starlette's threadpool, off the
+event loop. The access log names the page, never its path or query: a path can hold a patient's identifier.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import structlog
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
@@ -68,6 +69,10 @@ def create_app(config: Config, engine: Engine, guard: Guard) -> Starlette:
             raise _Refused(403, "the form's CSRF token is missing or stale: load the page again")
         return form
 
+    async def off_loop(work: Callable[..., Any], *args: Any) -> Any:
+        """Database work in Starlette's threadpool: a bulk decision's link pass keeps no other page waiting."""
+        return await run_in_threadpool(work, *args)
+
     def operator(request: Request) -> str | None:
         session: Session = request.state.session
         return session.operator
@@ -77,21 +82,23 @@ def create_app(config: Config, engine: Engine, guard: Guard) -> Starlette:
             wanted = pages.Filter.parse(request.query_params)
         except ValueError as exc:
             return render(request, "error.html", 400, message=str(exc))
-        return render(request, "queue.html", view=pages.queue(engine, wanted), levels=pages.levels())
+        return render(request, "queue.html", view=await off_loop(pages.queue, engine, wanted), levels=pages.levels())
 
     async def compare(request: Request) -> Response:
-        view = pages.compare(engine, _link_id(request), current_model(engine))
+        link_id = _link_id(request)
+        view = await off_loop(lambda: pages.compare(engine, link_id, current_model(engine)))
         return render(request, "compare.html", view=view)
 
     async def decide(request: Request) -> Response:
         await checked_form(request)
         link_id, action = _link_id(request), request.path_params["action"]
         if action == "undo":
-            done = decisions.undo(engine, config.identity, link_id, operator(request))
+            done = await off_loop(decisions.undo, engine, config.identity, link_id, operator(request))
             return RedirectResponse(f"/person/{done.patient_id}", 303)
         if action not in ("accept", "reject"):
             raise NotFound(f"no action {action}")
-        done = decisions.decide_manually(engine, config.identity, link_id, action == "accept", operator(request))
+        accept, who = action == "accept", operator(request)
+        done = await off_loop(decisions.decide_manually, engine, config.identity, link_id, accept, who)
         if action == "accept":
             return RedirectResponse(f"/person/{done.patient_id}", 303)  # the person the patient is in now
         return RedirectResponse("/review", 303)
@@ -111,7 +118,7 @@ def create_app(config: Config, engine: Engine, guard: Guard) -> Starlette:
             chosen, accept = selection(request.query_params)
         except ValueError as exc:
             return render(request, "error.html", 400, message=str(exc))
-        preview = decisions.decide_bulk(engine, config.identity, chosen, accept, dry_run=True)
+        preview = await off_loop(decisions.decide_bulk, engine, config.identity, chosen, accept, True)
         wanted = (*_BULK_KEYS, *pages.levels())
         params = {k: v for k, v in request.query_params.items() if k in wanted and v}
         # The decision takes what the preview showed (and is still open), never what a sync added since.
@@ -125,36 +132,35 @@ def create_app(config: Config, engine: Engine, guard: Guard) -> Starlette:
         except ValueError as exc:
             return render(request, "error.html", 400, message=str(exc))
         shown = {int(i) for i in str(form.get("links") or "").split(",") if i.isascii() and i.isdigit() and len(i) < 19}
-        made = decisions.decide_bulk(
-            engine, config.identity, chosen, accept, dry_run=False, operator=operator(request), only=shown
-        )
+        who = operator(request)
+        made = await off_loop(decisions.decide_bulk, engine, config.identity, chosen, accept, False, who, shown)
         return render(request, "bulk.html", preview=made, accept=accept, params={}, done=True)
 
     async def bulk_undo(request: Request) -> Response:
         form = await checked_form(request)
         batch = str(form.get("batch") or "")
-        undone = decisions.undo_batch(engine, config.identity, batch, operator(request))
+        undone = await off_loop(decisions.undo_batch, engine, config.identity, batch, operator(request))
         return render(request, "undone.html", batch=batch, undone=undone)
 
     async def person(request: Request) -> Response:
-        view = pages.person(engine, config, request.path_params["ref"])
+        view = await off_loop(pages.person, engine, config, request.path_params["ref"])
         return render(request, "person.html", view=view)
 
     async def find(request: Request) -> Response:
         ref = (request.query_params.get("ref") or "").strip()
         if not ref:
             return RedirectResponse("/review", 303)
-        return RedirectResponse(f"/person/{decisions.find_person(engine, ref)}", 303)
+        return RedirectResponse(f"/person/{await off_loop(decisions.find_person, engine, ref)}", 303)
 
     async def streams(request: Request) -> Response:
-        return render(request, "streams.html", view=pages.streams(config, engine), retried=None)
+        return render(request, "streams.html", view=await off_loop(pages.streams, config, engine), retried=None)
 
     async def retry(request: Request) -> Response:
         from pipeline.sync.retry import retry_quarantine
 
         await checked_form(request)
-        results, _ = retry_quarantine(config, engine)
-        return render(request, "streams.html", view=pages.streams(config, engine), retried=results)
+        results, _ = await off_loop(retry_quarantine, config, engine)
+        return render(request, "streams.html", view=await off_loop(pages.streams, config, engine), retried=results)
 
     async def login(request: Request) -> Response:
         if request.method == "GET":
