@@ -107,3 +107,28 @@ def test_a_staged_merge_survives_a_rolled_back_savepoint_and_merges_as_values_wo
         stored_keys = conn.execute(text("SELECT count(*) FROM match_key")).scalar()
     assert hashes == {f"k{i}": "c" if i < 5 else "b" for i in range(60)}
     assert payload == {"id": 7, "name": 'Ñ\t"x"'} and stored_keys == 70
+
+
+def test_a_value_copy_refuses_is_reported_without_quoting_it(pg_url: str) -> None:
+    """COPY runs on psycopg's own cursor: its errors are raised as SQLAlchemy raises a statement's, so that a
+    failed run reports the driver's first line with the refused value cut out (a patient detail)."""
+    from sqlalchemy.exc import DataError
+
+    from pipeline.storage import load
+    from pipeline.storage.db import migrate, open_engine
+    from pipeline.storage.tables import SourceRecord, table_of
+    from pipeline.sync.messages import run_error
+
+    engine = open_engine(pg_url)
+    migrate(engine)
+    bad = [
+        {"source": "rx", "stream": "patients", "source_key": f"k{i}", "payload": {}, "payload_hash": "h",
+         "first_seen_at": "Ana Ruiz 1990-05-01", "last_seen_at": None, "deleted_at": None}
+        for i in range(60)
+    ]  # fmt: skip
+    with pytest.raises(DataError) as refused, engine.begin() as conn:
+        load._upsert(conn, table_of(SourceRecord), bad)
+    said = run_error("rx", "patients", refused.value)
+    assert said.startswith("rx/patients: database: invalid input syntax") and "Ana" not in said
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM source_record")).scalar() == 0

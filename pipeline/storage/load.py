@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Column, Connection, Engine, MetaData, Table, and_, delete, or_, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from pipeline.storage.db import among, upsert_insert, write_instant
 from pipeline.storage.tables import (
@@ -163,9 +164,15 @@ def _copy(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], into: 
     columns = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
     driver = conn.connection.driver_connection
     assert driver is not None
-    with driver.cursor() as cursor, cursor.copy(f"COPY {into or table.name} ({columns}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row([p(row[n]) if p else row[n] for n, p in pairs])
+    statement = f"COPY {into or table.name} ({columns}) FROM STDIN"
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([p(row[n]) if p else row[n] for n, p in pairs])
+    except dialect.loaded_dbapi.Error as exc:
+        # As SQLAlchemy raises a statement's errors, so that callers report them by their first line alone
+        # (pipeline.sync.messages.database_reason): the driver's text quotes the value it refused.
+        raise DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True) from exc
 
 
 def _staged(conn: Connection, key: tuple[Any, ...], build: Callable[[], Any], rows: Sequence[dict[str, Any]]) -> None:
