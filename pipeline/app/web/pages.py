@@ -113,17 +113,17 @@ def compare(engine: Engine, link_id: int, model: MatchModel) -> dict[str, Any]:
         link = store.link_row(conn, link_id)
         if link is None:
             raise NotFound(f"no link {link_id}")
-        patient = store.patient_rows(conn, [link["patient_id"]]).get(link["patient_id"])
         person = store.person_rows(conn, [link["person_id"]]).get(link["person_id"])
-        members = [m for m in store.member_rows(conn, [link["person_id"]]).get(link["person_id"], [])]
-        ssn = store.patient_rows(conn, [m["id"] for m in members])
+        member_ids = store.members(conn, [link["person_id"]]).get(link["person_id"], {})
+        found = store.patient_rows(conn, [link["patient_id"], *member_ids])  # each with its SSN hash
+    patient = found.get(link["patient_id"])
     if patient is None or person is None:
         raise NotFound(f"link {link_id}: its patient or person is gone")
     mine = profile(patient, patient.get("source") or "", patient.get("ssn_hash"))
-    others = [m for m in members if m["id"] != patient["id"]]
+    others = [found[m] for m in sorted(member_ids) if m != patient["id"] and m in found]
     scored: list[dict[str, Any]] = []
     for member in others:
-        theirs = profile(member, member.get("source") or "", ssn.get(member["id"], {}).get("ssn_hash"))
+        theirs = profile(member, member.get("source") or "", member.get("ssn_hash"))
         chance, evidence, _ = model.score_pair(mine, theirs)
         scored.append({"row": member, "probability": chance, "evidence": evidence})
     scored.sort(key=lambda s: -float(s["evidence"]["weight"]))
