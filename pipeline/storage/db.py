@@ -68,6 +68,10 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")  # readers (status, analysts) never block the sync
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint in WAL mode; fast commits
     cursor.execute("PRAGMA busy_timeout=30000")
+    # 64 MiB of page cache (the default is 2 MiB): a backfill's match keys and links land all over their
+    # indexes, and with the default cache most of a commit's inserts read a page back from the file first
+    # (100,000 patients linked: 121 -> 101 s). It is a ceiling, reached only by a database that large.
+    cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
 
 

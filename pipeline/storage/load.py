@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Column, Connection, Engine, MetaData, Table, and_, delete, or_, select, text, update
@@ -250,13 +251,26 @@ def _bulk(conn: Connection, key: tuple[Any, ...], build: Callable[[], Any], rows
         processors = tuple(type_.bind_processor(dialect) for type_ in types)
         compiled = _Compiled(statement.string, names, processors, positional)
         _COMPILED[(dialect.name, *key)] = compiled
+    conn.exec_driver_sql(compiled.sql, _parameters(compiled, rows))
+
+
+def _parameters(compiled: _Compiled, rows: Sequence[dict[str, Any]]) -> list[Any]:
+    """The rows as the driver takes them. Most columns need no conversion: their values are picked in C
+    (``itemgetter``), and only the few with a bind processor (dates, JSON) are converted in Python."""
     names, processors = compiled.columns, compiled.processors
-    pairs = list(zip(names, processors, strict=True))
-    if compiled.positional:
-        params: list[Any] = [tuple(p(row[n]) if p else row[n] for n, p in pairs) for row in rows]
-    else:
-        params = [{n: p(row[n]) if p else row[n] for n, p in pairs} for row in rows]
-    conn.exec_driver_sql(compiled.sql, params)
+    converted = [(i, p) for i, p in enumerate(processors) if p is not None]
+    pick = itemgetter(*names)
+    values = [pick(row) for row in rows] if len(names) > 1 else [(pick(row),) for row in rows]
+    if converted:
+        values = [_converted(row, converted) for row in values]
+    return values if compiled.positional else [dict(zip(names, row, strict=True)) for row in values]
+
+
+def _converted(row: tuple[Any, ...], converters: list[tuple[int, Callable[[Any], Any]]]) -> tuple[Any, ...]:
+    out = list(row)
+    for i, convert in converters:
+        out[i] = convert(out[i])
+    return tuple(out)
 
 
 def _write_crosswalk(conn: Connection, rows: PageRows) -> None:
