@@ -93,7 +93,7 @@ class RunOptions:
     retry: RetryPolicy | None = None  # None: from each source's config
     lease_ttl: dt.timedelta = leases.LEASE_TTL
     today: dt.date | None = None  # None: the real date
-    prefetch: int = 1
+    prefetch: int | None = None  # batches fetched ahead; None: a commit's worth (commit_records), at most 100
     # Batches written in one transaction, with the cursor after the last: until this many records, or this many
     # seconds since the first arrived, whichever comes first (1 record: a transaction per page). A commit's
     # cost is the index pages it dirties, and a backfill's keys land all over their indexes: the more rows a
@@ -171,12 +171,19 @@ class _Pending:
 
 
 class _Group:
-    """Batches waiting to be written together, in the order they came."""
+    """Batches waiting to be written together, in the order they came.
+
+    The first group holds at most 1,000 records and each next one twice its predecessor's, up to
+    ``commit_records``: the first commit lands soon, and the worker maps a small group first rather than the
+    writer waiting, idle, for a whole commit's worth to be mapped."""
+
+    FIRST = 1000
 
     def __init__(self) -> None:
         self.items: list[tuple[Batch, PreparedPage]] = []
         self.records = 0
         self.since = 0.0
+        self.limit = self.FIRST
 
     def __bool__(self) -> bool:
         return bool(self.items)
@@ -188,11 +195,13 @@ class _Group:
         self.records += page.fetched
 
     def full(self, options: RunOptions) -> bool:
-        return self.records >= options.commit_records or time.monotonic() - self.since >= options.commit_seconds
+        enough = min(self.limit, options.commit_records)
+        return self.records >= enough or time.monotonic() - self.since >= options.commit_seconds
 
     def clear(self) -> None:
         self.items.clear()
         self.records = 0
+        self.limit *= 2
 
     def merged(self) -> tuple[Batch, PreparedPage]:
         """The group as one batch: the last checkpoint, every key listed, the pages' records in order."""
@@ -329,14 +338,16 @@ class StreamRun:
         self.ctx = mapping_context(self.source, options.today or utcnow().date())
 
         leaving = threading.Event()  # set as the walk ends, however it ends: queued detail requests are not sent
-        # Fetched and prepared (scrubbed, redacted, hashed, keyed) in the prefetch thread, a batch ahead.
+        # Fetched and prepared (scrubbed, redacted, hashed, keyed) in the prefetch thread, up to a commit's worth
+        # ahead: the next group is fetched while this one is written, and mapped while the one before is.
         ahead = (
             (batch, prepare_page(batch.records, self.spec, self.ctx))
             for batch in self._batches(position, self.ctx.today, leaving)
         )
         keeper = self.sink.keeper()
         self.mapper.start()  # while the first pages are fetched, not when the first is ready to map
-        prefetched = Prefetched(ahead, depth=options.prefetch, stop=leaving, interrupt=options.stop)
+        depth = options.prefetch or max(1, min(100, options.commit_records // max(1, self.source.page_size)))
+        prefetched = Prefetched(ahead, depth=depth, stop=leaving, interrupt=options.stop)
         group = self.group
         with keeper, prefetched:
             for item in self._kept(prefetched.polled(0.1)):
@@ -347,7 +358,10 @@ class StreamRun:
                     group.add(batch, page)
                 if group and (group.full(options) or options.stop.is_set()):
                     self._flush(drain=options.stop.is_set())
-                elif self.pending is not None and self.pending.mapped.done():  # mapped while we waited: write it
+                elif item is None and self.pending is not None and self.pending.mapped.done():
+                    # Mapped while we waited for a slow source: write it. Not while batches keep coming: the
+                    # group in hand would outlive its seconds meanwhile and go to the mapper small, and the
+                    # next write would wait for it.
                     self._write_pending()
                 if options.stop.is_set():
                     result.status = Status.interrupted
