@@ -50,6 +50,28 @@ def test_batches_are_committed_together_and_the_cursor_covers_exactly_what_is_st
     assert len(seen) == 2 and all(stored == offset for stored, offset in seen) and seen[-1][0] == 120
 
 
+def test_a_backfill_commits_1000_records_first_then_twice_as_many_each_time_up_to_commit_records(sqlite_url):
+    """The first commit lands soon and the mapping worker gets a small group first; later commits grow to
+    ``commit_records``, which is where the writer's cost per record is lowest."""
+    big = create_app(patients=4500, medics=5, seed=4)
+    config = make_config(sqlite_url, {"rx": {**_sources()["rx"], "page_size": 100, "streams": ["patients"]}})
+    done: list[int] = []
+    options = RunOptions(
+        retry=FAST_RETRY,
+        today=TODAY,
+        transport=in_process(big),
+        commit_records=2000,
+        commit_seconds=600,  # by records only: the sizes must not depend on this machine's speed
+        progress=lambda source, stream, fetched, total: done.append(fetched),
+    )
+    result = by_stream(run_sources(config, engine_for(config), SWEEP, options=options))["rx/patients"]
+    assert result.status == "succeeded"
+    commits = [b - a for a, b in zip([0, *done], done, strict=False)]
+    # A group closes with the page that reaches its size: pages of 100 (fewer where a listing repeats a record).
+    assert len(commits) == 3 and sum(commits) == 4500, commits
+    assert 1000 <= commits[0] < 1100 and 2000 <= commits[1] < 2100, commits
+
+
 def test_pages_mapped_in_a_worker_process_land_exactly_as_mapped_here(app, db_url, tmp_path):
     """The same sweep, mapped here (into SQLite) and in a worker process (into each database), stores the same
     identifiers, patients and links."""
