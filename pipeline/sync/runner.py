@@ -97,9 +97,10 @@ class RunOptions:
     # Batches written in one transaction, with the cursor after the last: until this many records, or this many
     # seconds since the first arrived, whichever comes first (1 record: a transaction per page). A commit's
     # cost is the index pages it dirties, and a backfill's keys land all over their indexes: the more rows a
-    # commit holds, the more of them share a page (100,000 patients linked, SQLite: 1,000 records or 1 s a
-    # commit 156 s, 10,000 or 5 s 121 s). A kill loses at most this much work, fetched again by the next run.
-    commit_records: int = 10_000
+    # commit holds, the more of them share a page (100,000 patients linked, SQLite: 1,000 records a commit
+    # 156 s, 2,500 105 s, 5,000 92 s at a peak of 356 MiB, 10,000 87 s at 495 MiB). A kill loses at most
+    # this much work, fetched again by the next run.
+    commit_records: int = 5_000
     commit_seconds: float = 5.0
     # Processes that map pages while this one fetches and writes; 0 maps here; None: one for a sweep when the
     # machine has a core to spare (a worker costs a second or so to start: not worth it for a short sync).
