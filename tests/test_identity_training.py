@@ -54,7 +54,12 @@ def test_training_refuses_too_few_patients() -> None:
         train_on(_profiles(10), MatchModel())
 
 
-def test_stewards_labels_teach_m_the_levels_they_saw_one_person_at() -> None:
+def test_stewards_labels_teach_m_the_levels_they_saw_one_person_at(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.identity import training
+
+    # Both trainings draw the same random pairs for u, so u is not what differs; a tenth of them keeps the test
+    # short (two trainings on 100,000 pairs took 24 s).
+    monkeypatch.setattr(training, "RANDOM_PAIRS", 10_000)
     profiles = _profiles(200)
     n = len(profiles) // 3
     # Twenty people whose second record a steward accepted although its given name is another one entirely.
