@@ -9,6 +9,7 @@ DO UPDATE ... WHERE``), so a record that changed only in fields we do not keep w
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,9 +31,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.types import TypeEngine
 
 from pipeline.storage.db import among, upsert_insert, write_instant
 from pipeline.storage.tables import (
@@ -238,9 +237,13 @@ def _upsert_statement(conn: Connection, table: Table, columns: tuple[str, ...], 
 class _Compiled:
     sql: str
     columns: tuple[str, ...]
-    processors: tuple[Callable[[Any], Any] | _Once | None, ...]  # each column's bind processor (dates, JSON, ...)
+    processors: tuple[Callable[[Any], Any] | None, ...]  # each column's bind processor (dates, JSON, ...)
     positional: bool
     stage: str = ""  # PostgreSQL: the temporary table a staged merge reads (_staged)
+    # The date and timestamp columns: _parameters converts each distinct value of theirs once a statement (a
+    # commit's rows share their few stamps, and SQLite's conversion to text cost 5 of a 100,000-patient
+    # backfill's seconds).
+    dated: frozenset[int] = frozenset()
 
 
 _COMPILED: dict[tuple[Any, ...], _Compiled] = {}
@@ -264,45 +267,18 @@ def _bulk(conn: Connection, key: tuple[Any, ...], build: Callable[[], Any], rows
         positional = bool(dialect.positional)
         names = tuple(statement.positiontup) if positional else tuple(columns)
         types = [statement.binds[name].type.dialect_impl(dialect) for name in names]  # JSONB on PostgreSQL
-        processors = tuple(_processor(type_, dialect) for type_ in types)
-        compiled = _Compiled(statement.string, names, processors, positional)
+        processors = tuple(type_.bind_processor(dialect) for type_ in types)
+        dated = frozenset(i for i, type_ in enumerate(types) if isinstance(type_, Date | DateTime))
+        compiled = _Compiled(statement.string, names, processors, positional, dated=dated)
         _COMPILED[(dialect.name, *key)] = compiled
     conn.exec_driver_sql(compiled.sql, _parameters(compiled, rows))
-
-
-def _processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | _Once | None:
-    """The column's bind processor, marked ``_ONCE`` for dates and timestamps: ``_parameters`` converts each
-    distinct value of those once a statement (a commit's rows share their few stamps, and SQLite's conversion to
-    text cost 5 of a 100,000-patient backfill's seconds)."""
-    convert = type_.bind_processor(dialect)
-    if convert is not None and isinstance(type_, Date | DateTime):
-        return _Once(convert)
-    return convert
-
-
-class _Once:
-    def __init__(self, convert: Callable[[Any], Any]) -> None:
-        self.convert = convert
-
-    def memoized(self) -> Callable[[Any], Any]:
-        seen: dict[Any, Any] = {}
-        convert = self.convert
-
-        def once(value: Any) -> Any:
-            try:
-                return seen[value]
-            except KeyError:
-                seen[value] = converted = convert(value)
-                return converted
-
-        return once
 
 
 def _parameters(compiled: _Compiled, rows: Sequence[dict[str, Any]]) -> list[Any]:
     """The rows as the driver takes them. Most columns need no conversion: their values are picked in C
     (``itemgetter``), and only the few with a bind processor (dates, JSON) are converted in Python."""
     names, processors = compiled.columns, compiled.processors
-    converted = [(i, p.memoized() if isinstance(p, _Once) else p) for i, p in enumerate(processors) if p is not None]
+    converted = [(i, functools.cache(p) if i in compiled.dated else p) for i, p in enumerate(processors) if p]
     pick = itemgetter(*names)
     values = [pick(row) for row in rows] if len(names) > 1 else [(pick(row),) for row in rows]
     if converted:

@@ -202,7 +202,7 @@ class _Group:
     def clear(self) -> None:
         self.items.clear()
         self.records = 0
-        self.limit *= 2
+        self.limit = min(2 * self.limit, 1 << 30)  # beyond any commit_records: it stops doubling
 
     def merged(self) -> tuple[Batch, PreparedPage]:
         """The group as one batch: the last checkpoint, every key listed, the pages' records in order."""
