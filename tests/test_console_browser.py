@@ -25,7 +25,7 @@ from tests.console_support import (
     open_reviews,
 )
 
-pytestmark = pytest.mark.xdist_group("console")
+pytestmark = pytest.mark.xdist_group("demo")
 pytest_plugins = ("tests.console_support",)  # the demo database, served
 
 REQUIRE_BROWSER = os.environ.get("PATIENTSYNC_REQUIRE_BROWSER") == "1"

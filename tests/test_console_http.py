@@ -33,7 +33,7 @@ from tests.support import cli, config_yaml, prescrypto_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.xdist_group("console")
+pytestmark = pytest.mark.xdist_group("demo")
 pytest_plugins = ("tests.console_support",)  # the demo database, served
 
 HEADERS = {

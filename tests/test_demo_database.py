@@ -15,17 +15,16 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from pipeline import config as config_file
-from pipeline.app.demo import run_demo
 from pipeline.export.bulk import ExportRequest, export_fhir
 from pipeline.export.validate import problems
-from pipeline.storage.db import migrate, open_engine
-from pipeline.sync.runner import RunOptions
+from pipeline.storage.db import open_engine
 from sandbox.app import people_of
+from tests.console_support import DEMO_PEOPLE
 from tests.support import cli, count, rows, server_objects
 
 # One worker builds the demo's databases once, and runs every test that reads them.
 pytestmark = pytest.mark.xdist_group("demo")
+pytest_plugins = ("tests.console_support",)  # the demo database on PostgreSQL
 
 ROOT = Path(__file__).resolve().parent.parent
 DIALECT_MARK = re.compile(r"\((PostgreSQL|SQLite)\)")
@@ -49,9 +48,6 @@ def readme_statements() -> list[tuple[str, str | None, str]]:
     return found
 
 
-DEMO_PEOPLE = 250  # the demo's default
-
-
 @pytest.fixture(scope="module")
 def demo_command(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """`patientsync demo` as the README runs it (the repository's config.yaml, its defaults), in a directory of
@@ -70,28 +66,21 @@ def demo_command(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def demo_engine(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """The database `patientsync demo` fills (its defaults: 250 people, noise on), made once per dialect."""
+    """The database `patientsync demo` fills (its defaults: 250 people, noise on): on SQLite the command's own, on
+    PostgreSQL a copy of the one the console's tests share."""
     if request.param == "sqlite":
         _, where = request.getfixturevalue("demo_command")
         engine = open_engine(f"sqlite:///{where}/patientsync-demo.db")
         yield engine
         engine.dispose()
         return
-    config = config_file.load(ROOT / "config.yaml", environ={})
-    server = request.getfixturevalue("pg_server")
+    server, template = request.getfixturevalue("pg_server"), request.getfixturevalue("demo_pg")
     name = f"patientsync_demo_{uuid.uuid4().hex[:12]}"
-    with server_objects(server, [f'CREATE DATABASE "{name}"'], [f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)']):
-        engine = _demo(config, make_url(server).set(database=name).render_as_string(hide_password=False))
+    create = [f'CREATE DATABASE "{name}" TEMPLATE "{template}"']
+    with server_objects(server, create, [f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)']):
+        engine = open_engine(make_url(server).set(database=name).render_as_string(hide_password=False))
         yield engine
         engine.dispose()
-
-
-def _demo(config: config_file.Config, url: str) -> Any:
-    engine = open_engine(url)
-    migrate(engine)
-    results, _ = run_demo(config, engine, DEMO_PEOPLE, RunOptions())
-    assert all(r.ok for r in results), [(r.source, r.stream, r.error) for r in results]
-    return engine
 
 
 def test_demo_prints_what_landed(demo_command: tuple[str, Path]) -> None:
