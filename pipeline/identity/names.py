@@ -75,7 +75,9 @@ _NOT_LETTER = re.compile(r"[^A-Z]+")
 _NOT_ALNUM = re.compile(r"[^A-Z0-9]+")
 
 
-@functools.lru_cache(maxsize=65536)
+# Small: a patient's whole name is folded once, so a larger cache holds a copy of every name it has met (tens of
+# MiB by a few hundred thousand patients) for the tokens and cities that do repeat.
+@functools.lru_cache(maxsize=4096)
 def fold(text: str, digits: bool = False) -> str:
     """Capital ASCII letters (and ``digits``) between single spaces: accents dropped, Ñ kept as N."""
     ascii_text = unicodedata.normalize("NFKD", text.upper()).encode("ascii", "ignore").decode()

@@ -43,7 +43,7 @@ class Profile:
     ssn_last4: str | None
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=4096)  # a line is parsed twice in a row (its row, then its profile), not again later
 def street_parts(address_line: str | None) -> tuple[str | None, str | None]:
     """(street, number) of an address line, in either order ("Calle X 523", "523 X St"); a second line glued
     on after a comma stays in the street's words (the comparison reads them as a set).
