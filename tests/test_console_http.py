@@ -26,6 +26,7 @@ from tests.console_support import (
     TOKEN,
     Served,
     csrf_of,
+    demo_settings,
     identity_state,
     open_reviews,
 )
@@ -384,3 +385,21 @@ def test_the_demo_serves_its_database_in_the_console_until_interrupted(tmp_path:
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err, err  # Ctrl-C's status, as every command's
     assert "possible matches wait for review" in out and "console on http://127.0.0.1:" in err
+
+
+def test_a_console_stopped_by_a_signal_ends_as_interrupted_even_when_the_signal_is_not_raised_again(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvicorn shuts down on SIGINT and raises it again; should that second raise be lost, `serve` still ends
+    as an interrupt (the command's status 130), not as a clean return (status 0)."""
+    import uvicorn
+
+    from pipeline.app.web.serve import serve
+    from pipeline.storage.db import open_engine
+
+    def stopped_by_a_signal(server: uvicorn.Server, sockets: Any = None) -> None:
+        server.should_exit = True  # as uvicorn's signal handler leaves it, the signal's raise lost
+
+    monkeypatch.setattr(uvicorn.Server, "run", stopped_by_a_signal)
+    with pytest.raises(KeyboardInterrupt):
+        serve(demo_settings(sqlite_url), open_engine(sqlite_url), "127.0.0.1", 0)

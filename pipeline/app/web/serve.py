@@ -41,6 +41,11 @@ def serve(config: Config, engine: Engine, host: str, port: int, operator: str | 
     that cannot be had)."""
     server, listening = _server(config, engine, host, port, operator)
     server.run(sockets=[listening])
+    if server.should_exit:
+        # Stopped by a signal. uvicorn raises it again once it has shut down, for Ctrl-C to end the command as
+        # Ctrl-C does (status 130); should that not reach here (an interrupt that lands while the interpreter
+        # runs a finalizer is dropped), a stop is still an interrupt, never a clean exit 0.
+        raise KeyboardInterrupt
 
 
 class ConsoleServer:
