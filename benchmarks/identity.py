@@ -424,8 +424,11 @@ def main() -> int:
     parser.add_argument("--json", help="write the scores here")
     args = parser.parse_args()
     logs.configure("WARNING", json=False)
-    if any(n.strip() == "4" for n in args.febrl.split(",")):
+    febrl_sets = [n.strip() for n in args.febrl.split(",") if n.strip()]
+    if "4" in febrl_sets:
         parser.error("FEBRL 4 is reserved for the independent acceptance test")
+    if any(n not in ("1", "2", "3") for n in febrl_sets):  # before any sync, not after the sandbox's people
+        parser.error(f"--febrl: a comma-separated list of 1, 2 and 3, or '' to skip FEBRL; not {args.febrl!r}")
     pairs = [tuple(p.split(":")) for p in args.pairs.split(",") if p] or list(PAIRS)
     if any(len(p) != 2 or p[0] not in KINDS or p[1] not in KINDS for p in pairs):
         parser.error(f"--pairs: kind:kind pairs of {', '.join(KINDS)}")
@@ -433,7 +436,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, _sandboxes(2) as (left, right):
         if args.people:
             scores += sandbox_people(left, args.people, args.seed, pairs, tmp, not args.no_train)
-        for number in (int(n) for n in args.febrl.split(",") if n.strip()):
+        for number in map(int, febrl_sets):
             scores += febrl(number, left, right, pairs, tmp, not args.no_train)
     before = _before(args.before)
     print(
