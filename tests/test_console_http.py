@@ -401,5 +401,7 @@ def test_a_console_stopped_by_a_signal_ends_as_interrupted_even_when_the_signal_
         server.should_exit = True  # as uvicorn's signal handler leaves it, the signal's raise lost
 
     monkeypatch.setattr(uvicorn.Server, "run", stopped_by_a_signal)
+    engine = open_engine(sqlite_url)
     with pytest.raises(KeyboardInterrupt):
-        serve(demo_settings(sqlite_url), open_engine(sqlite_url), "127.0.0.1", 0)
+        serve(demo_settings(sqlite_url), engine, "127.0.0.1", 0)
+    engine.dispose()

@@ -35,10 +35,17 @@ def _profiles(n: int) -> list[Profile]:
     return out
 
 
-def test_training_learns_that_one_person_agrees_and_strangers_do_not(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def fewer_random_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """u from 10,000 random pairs, not 100,000: enough among a few hundred patients, at a tenth of the time (two
+    trainings on 100,000 pairs took 24 s)."""
     from pipeline.identity import training
 
-    monkeypatch.setattr(training, "RANDOM_PAIRS", 10_000)  # enough for u among 1,200 patients, at a tenth the time
+    monkeypatch.setattr(training, "RANDOM_PAIRS", 10_000)
+
+
+@pytest.mark.usefixtures("fewer_random_pairs")
+def test_training_learns_that_one_person_agrees_and_strangers_do_not() -> None:
     trained, summary = train_on(_profiles(400), MatchModel())
     assert summary["rules"]["dob"]["pairs"] > 0 and summary["patients"] == 1200
     for comparison in ("name", "birth_date", "email", "postal_code"):
@@ -57,12 +64,8 @@ def test_training_refuses_too_few_patients() -> None:
         train_on(_profiles(10), MatchModel())
 
 
-def test_stewards_labels_teach_m_the_levels_they_saw_one_person_at(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.identity import training
-
-    # Both trainings draw the same random pairs for u, so u is not what differs; a tenth of them keeps the test
-    # short (two trainings on 100,000 pairs took 24 s).
-    monkeypatch.setattr(training, "RANDOM_PAIRS", 10_000)
+@pytest.mark.usefixtures("fewer_random_pairs")  # both trainings draw the same pairs: u is not what differs
+def test_stewards_labels_teach_m_the_levels_they_saw_one_person_at() -> None:
     profiles = _profiles(200)
     n = len(profiles) // 3
     # Twenty people whose second record a steward accepted although its given name is another one entirely.

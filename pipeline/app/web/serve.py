@@ -43,8 +43,8 @@ def serve(config: Config, engine: Engine, host: str, port: int, operator: str | 
     server.run(sockets=[listening])
     if server.should_exit:
         # Stopped by a signal. uvicorn raises it again once it has shut down, for Ctrl-C to end the command as
-        # Ctrl-C does (status 130); should that not reach here (an interrupt that lands while the interpreter
-        # runs a finalizer is dropped), a stop is still an interrupt, never a clean exit 0.
+        # Ctrl-C does (status 130); should that raise not reach here (once seen under load, exit status 0), a
+        # stop is still an interrupt, never a clean exit.
         raise KeyboardInterrupt
 
 
