@@ -123,6 +123,20 @@ def test_cli_exit_status_and_message_on_401(sandbox, tmp_path, sqlite_url):
     assert "wrong/medics: wrong/medics" not in proc.stderr + status.stderr
 
 
+def test_what_a_stalled_source_has_given_is_committed_while_it_stalls(sandbox, db_url):
+    """Records wait for a commit at most ``commit_idle`` once the source stops giving: the first page lands
+    while the second hangs, not with it, although neither the records nor the seconds bound is reached."""
+    sandbox.faults([{"path": PATIENTS, "delay": 3, "after": 1, "times": 1}])
+    config = make_config(db_url, {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=100)})
+    engine = engine_for(config)
+    commits: list[int] = []
+    progress = lambda source, stream, fetched, total: commits.append(fetched)  # noqa: E731
+    options = {"commit_records": 5000, "commit_seconds": 600, "commit_idle": 0.3, "progress": progress}
+    result = by_stream(run(config, engine, SWEEP, **options))["rx/patients"]
+    assert (result.status, result.counts.inserted) == ("succeeded", 230)
+    assert commits == [100, 230]  # the first page alone, during the stall; the rest once the walk ended
+
+
 def test_killed_between_pages_resumes_without_loss_or_duplicates(sandbox, db_url, tmp_path):
     page = 50
     three_pages = page + 2 * (page - 1)  # pages after the first start at the last record already seen

@@ -62,6 +62,7 @@ def test_a_backfill_commits_1000_records_first_then_twice_as_many_each_time_up_t
         transport=in_process(big),
         commit_records=2000,
         commit_seconds=600,  # by records only: the sizes must not depend on this machine's speed
+        commit_idle=600,
         progress=lambda source, stream, fetched, total: done.append(fetched),
     )
     result = by_stream(run_sources(config, engine_for(config), SWEEP, options=options))["rx/patients"]

@@ -102,6 +102,9 @@ class RunOptions:
     # this much work, fetched again by the next run.
     commit_records: int = 5_000
     commit_seconds: float = 5.0
+    # ... or as soon as the source has kept the next batch waiting this long: what a slow or stalled source has
+    # already given lands (a kill during the stall loses none of it) instead of waiting out ``commit_seconds``.
+    commit_idle: float = 0.5
     # Processes that map pages while this one fetches and writes; 0 maps here; None: one for a sweep when the
     # machine has a core to spare (a worker costs a second or so to start: not worth it for a short sync).
     mapping_workers: int | None = None
@@ -183,21 +186,26 @@ class _Group:
     def __init__(self) -> None:
         self.items: list[tuple[Batch, PreparedPage]] = []
         self.records = 0
-        self.since = 0.0
+        self.since = 0.0  # when the first batch came
+        self.last = 0.0  # when the latest came
         self.limit = self.FIRST
 
     def __bool__(self) -> bool:
         return bool(self.items)
 
     def add(self, batch: Batch, page: PreparedPage) -> None:
+        self.last = time.monotonic()
         if not self.items:
-            self.since = time.monotonic()
+            self.since = self.last
         self.items.append((batch, page))
         self.records += page.fetched
 
-    def full(self, options: RunOptions) -> bool:
+    def full(self, options: RunOptions, waiting: bool) -> bool:
+        """Whether to commit now; ``waiting``: the next batch has not come yet."""
+        now = time.monotonic()
         enough = min(self.limit, options.commit_records)
-        return self.records >= enough or time.monotonic() - self.since >= options.commit_seconds
+        stalled = waiting and now - self.last >= options.commit_idle
+        return self.records >= enough or now - self.since >= options.commit_seconds or stalled
 
     def clear(self) -> None:
         self.items.clear()
@@ -357,7 +365,7 @@ class StreamRun:
                     if batch.restart and group:  # a restart starts a group of its own: it forgets the walk
                         self._flush()
                     group.add(batch, page)
-                if group and (group.full(options) or options.stop.is_set()):
+                if group and (group.full(options, waiting=item is None) or options.stop.is_set()):
                     self._flush(drain=options.stop.is_set())
                 elif item is None and self.pending is not None and self.pending.mapped.done():
                     # Mapped while we waited for a slow source: write it. Not while batches keep coming: the
