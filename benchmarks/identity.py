@@ -24,6 +24,8 @@ matches, reject the rest) and ``link --train`` has learnt from those decisions:
 - found: the true pairs linked, or waiting in review against the right person;
 - twin-like true pairs (in the labelled records, given names that disagree outright while family name and birth
   date agree): how many, and the recall of automatic links apart, on them and on the others;
+- namesaked true pairs (sandbox only: a person one of whose hard negatives is a namesake): how many, and the
+  recall on the pairs neither twin-like nor namesaked (``R plain``);
 - the review band: possible matches waiting per 1,000 patients;
 - hard negatives auto-linked (sandbox only).
 Targets (printed, never asserted) are the issue's: precision >= 0.999, found >= 0.995, recall >= 0.99 on the
@@ -93,6 +95,11 @@ class Score:
     twin_like: int
     recall_not_twin: float
     recall_twin: float
+    # True pairs (not twin-like) of a person and a namesake of theirs among the hard negatives: the same names and birth
+    # date, another address, phone and e-mail. Where the pair's two shapes share no address or phone (Particle's
+    # are US ones here), nothing tells the person's records from the namesake's: such a pair is rightly reviewed.
+    namesaked: int
+    recall_plain: float  # recall on the true pairs that are neither twin-like nor namesaked
     review_links: int
     review_per_1000: float
     review_true: int
@@ -103,6 +110,7 @@ class Score:
 # (source, primary id) -> (entity, given, family, birth date): the labelled record each patient came from.
 Label = tuple[str | None, str | None, str | None]  # given, family, birth date
 Truth = dict[tuple[str, str], tuple[str, str | None, str | None, str | None]]
+Negative = tuple[str, str, str]  # a hard negative: (its entity, the entity it imitates, twin|household|namesake)
 
 
 def _source(kind: str, url: str) -> dict[str, Any]:
@@ -148,9 +156,8 @@ def twin_like(a: Label, b: Label) -> bool:
 
 
 def _evaluate(
-    engine: Engine, truth: Truth, negatives: list[tuple[str, str]], data: str, pair: str, model: str, secs: float
+    engine: Engine, truth: Truth, negatives: list[Negative], data: str, pair: str, model: str, secs: float
 ) -> Score:
-    """``negatives``: (entity, the entity it imitates)."""
     with engine.connect() as conn:
         links = conn.execute(
             text("SELECT patient_id, person_id FROM identity_link WHERE status = 'possible_match'")
@@ -188,6 +195,9 @@ def _evaluate(
     )
     twins = {p for p in true if twin_like(*(label_of[x] for x in sorted(p)))}
     others = true - twins
+    with_namesake = {e for n, original, kind in negatives if kind == "namesake" for e in (n, original)}
+    namesaked = {p for p in others if entity_of[next(iter(p))] in with_namesake}
+    plain = others - namesaked
     members: dict[str, set[str]] = defaultdict(set)
     for patient, person in person_of.items():
         members[person].add(entity_of[patient])
@@ -197,7 +207,7 @@ def _evaluate(
         persons_of_entity: dict[str, set[str]] = defaultdict(set)
         for patient, entity in entity_of.items():
             persons_of_entity[entity].add(person_of[patient])
-        linked_negatives = sum(1 for e, original in negatives if persons_of_entity[e] & persons_of_entity[original])
+        linked_negatives = sum(1 for e, original, _ in negatives if persons_of_entity[e] & persons_of_entity[original])
     return Score(
         data=data,
         pair=pair,
@@ -213,6 +223,8 @@ def _evaluate(
         twin_like=len(twins),
         recall_not_twin=round(len(hit & others) / len(others), 4) if others else 1.0,
         recall_twin=round(len(hit & twins) / len(twins), 4) if twins else 1.0,
+        namesaked=len(namesaked),
+        recall_plain=round(len(hit & plain) / len(plain), 4) if plain else 1.0,
         review_links=len(links),
         review_per_1000=round(1000 * len(links) / len(entity_of), 1) if entity_of else 0.0,
         review_true=review_true,
@@ -274,7 +286,7 @@ def _run_pairs(
     data: str,
     urls: dict[str, str],
     truths: dict[str, Truth],
-    negatives: list[tuple[str, str]],
+    negatives: list[Negative],
     pairs: Sequence[tuple[str, str]],
     tmp: str,
     train: bool,
@@ -317,7 +329,7 @@ def sandbox_people(
             p = views[kind][i]
             truth[(kind, key)] = (str(i), p.given_names, f"{p.surname1} {p.surname2}", p.birth_date)
     derived = hard_negatives(generate_people(n, seed), seed)
-    negatives = [(str(n + j), str(i)) for j, (i, _, _) in enumerate(derived)]
+    negatives = [(str(n + j), str(i), kind) for j, (i, kind, _) in enumerate(derived)]
     urls = {"left": handle.url(), "right": handle.url()}
     return _run_pairs("sandbox", urls, {"left": truth, "right": truth}, negatives, pairs, tmp, train)
 
@@ -409,7 +421,7 @@ def _row(s: Score, before: dict[str, Any] | None) -> str:
     return (
         f"{s.data:8} {s.pair:20} {s.model:8} {s.patients:6} {s.true_pairs:6} "
         + " ".join(cell(c) for c in _COLUMNS)
-        + f" {s.twin_like:5} {s.recall_twin:7} {s.f1:7} {hn:>4} {s.seconds:6}"
+        + f" {s.twin_like:5} {s.recall_twin:7} {s.namesaked:5} {s.recall_plain:7} {s.f1:7} {hn:>4} {s.seconds:6}"
     )
 
 
@@ -442,7 +454,7 @@ def main() -> int:
     print(
         f"{'data':8} {'pair':20} {'model':8} {'pats':>6} {'pairs':>6} "
         + " ".join(f"{c[:15]:>15}" for c in _COLUMNS)
-        + f" {'twins':>5} {'R twin':>7} {'F1':>7} {'hneg':>4} {'secs':>6}"
+        + f" {'twins':>5} {'R twin':>7} {'nsake':>5} {'R plain':>7} {'F1':>7} {'hneg':>4} {'secs':>6}"
     )
     for s in scores:
         print(_row(s, before.get((s.data, s.pair, s.model))))
