@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from canonical.ids import canonical_id
 from pipeline.app.identity import decide_manually, find_person, person_view, undo
+from pipeline.identity.keys import match_keys
 from pipeline.storage import identity as store
 from pipeline.sync import linking
 from pipeline.sync.linking import link_pending
@@ -109,6 +110,33 @@ def test_a_changed_birth_date_leaves_its_person_and_a_deleted_patient_too(sandbo
     assert all(r.ok for r in run(config, engine, "sweep"))
     assert count(engine, "person", "id = :m AND deleted_at IS NOT NULL", m=moved) == 1
     assert count(engine, "patient", "deleted_at IS NULL AND person_id IS NULL") == 0
+
+
+def test_a_changed_patients_match_keys_replace_its_old_ones_in_both_tables(sandbox: Any, db_url: str) -> None:
+    """``match_key`` has no index by patient: a changed patient's old keys are found through its ``patient_keys``
+    list, deleted by their whole key, and both tables hold exactly the keys of the patients as stored."""
+    import json
+
+    config, engine = _synced(sandbox, db_url)
+    patient_id = canonical_id("ga", "patient", "1")
+    before = rows(engine, "SELECT key_value FROM match_key WHERE patient_id = :p", p=patient_id)
+    assert any("1901-01-01" not in r["key_value"] for r in before)
+    sandbox.client.patch("/_sandbox/gauges/patients/1", json={"date_of_birth": "1901-01-01"}).raise_for_status()
+    assert all(r.ok for r in run(config, engine, "sweep"))
+
+    held = {(r["key_type"], r["key_value"], r["patient_id"]) for r in rows(engine, "SELECT * FROM match_key")}
+    listed = {
+        (key_type, value, r["patient_id"])
+        for r in rows(engine, "SELECT * FROM patient_keys")
+        for key_type, value in json.loads(r["match_keys"])
+    }
+    assert held == listed and len(held) > 10 * PEOPLE
+    with engine.connect() as conn:
+        stored = store.patient_rows(conn, [patient_id])[patient_id]
+    mine = {(t, v) for t, v, p in held if p == patient_id}
+    assert mine == set(match_keys(linking._profile_of(stored)))
+    dated = {v for t, v in mine if t in ("name_dob", "dob_zip", "dob_street")}
+    assert dated and all(v.startswith("1901-01-01") or ":1901-01-01" in v for v in dated)  # none of the old date
 
 
 def test_a_rejected_match_stays_rejected_after_a_rebuild_and_undo_takes_it_back(sandbox: Any, db_url: str) -> None:

@@ -15,8 +15,9 @@ from pipeline.config import IdentityConfig
 from pipeline.identity.keys import match_keys
 from pipeline.identity.profile import profile
 from pipeline.storage.db import migrate, open_engine
+from pipeline.storage.identity import replace_keys
 from pipeline.storage.load import queue
-from pipeline.storage.tables import MatchKey, Patient, table_of
+from pipeline.storage.tables import Patient, table_of
 from pipeline.sync.linking import link_pending
 
 GIVEN = ("Delia", "Ramón", "Guadalupe", "Ignacio", "Maricela", "Teodoro", "Xóchitl", "Eusebio")
@@ -75,7 +76,15 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 
 def _link(engine: Engine, records: list[dict[str, Any]], order: list[int]) -> tuple[set[frozenset[str]], list[Any]]:
     with engine.begin() as conn:
-        for table in ("patient", "person", "match_key", "identity_link", "identity_history", "identity_pending"):
+        for table in (
+            "patient",
+            "person",
+            "match_key",
+            "patient_keys",
+            "identity_link",
+            "identity_history",
+            "identity_pending",
+        ):
             conn.execute(text(f"DELETE FROM {table}"))
         rows = [
             {
@@ -88,12 +97,7 @@ def _link(engine: Engine, records: list[dict[str, Any]], order: list[int]) -> tu
             for r in records
         ]
         conn.execute(insert(table_of(Patient)), rows)
-        keys = [
-            {"patient_id": r["id"], "key_type": t, "key_value": v}
-            for r in rows
-            for t, v in match_keys(profile(r, r["source"]))
-        ]
-        conn.execute(insert(table_of(MatchKey)), keys)
+        replace_keys(conn, {r["id"]: match_keys(profile(r, r["source"])) for r in rows})
         for position, i in enumerate(order):  # the queue's order is the order records arrived in
             queue(conn, [rows[i]["id"]], NOW + dt.timedelta(seconds=position))
     link_pending(engine, IdentityConfig())

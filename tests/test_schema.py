@@ -189,11 +189,11 @@ def test_blocking_skips_a_key_held_past_the_bound_and_pairs_the_rest(db_url: str
     held += [("dob", "2000-01-01", q) for q in ("q1", "q2", "q3")]  # three holders: within the bound
     held += [("postal_code", "06700", q) for q in ("q1", "q2", "q3")]  # a second shared key
     held += [("postal_code", "44100", r) for r in ("r1", "r2")]  # one shared key, not alone: no candidates
+    keys: dict[str, list[tuple[str, str]]] = {}
+    for t, v, p in held:
+        keys.setdefault(p, []).append((t, v))
     with engine.begin() as conn:
-        conn.execute(
-            text("INSERT INTO match_key (key_type, key_value, patient_id) VALUES (:t, :v, :p)"),
-            [{"t": t, "v": v, "p": p} for t, v, p in held],
-        )
+        store.replace_keys(conn, keys)
         found, skipped = store.candidates(conn, ["p1", "p2", "p3", "p4", "q1", "q2", "q3", "r1", "r2"], 3, ALONE)
     engine.dispose()
     assert dict(found) == {

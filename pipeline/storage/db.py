@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0009"  # the newest revision in MIGRATIONS (tests/test_schema.py holds them equal)
+HEAD = "0010"  # the newest revision in MIGRATIONS (tests/test_schema.py holds them equal)
 
 
 def open_engine(url: str, **kwargs: Any) -> Engine:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-from collections.abc import Callable, Container, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Column,
     Connection,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     and_,
+    bindparam,
     delete,
     or_,
     select,
@@ -39,6 +41,7 @@ from pipeline.storage.tables import (
     Crosswalk,
     IdentityPending,
     MatchKey,
+    PatientKeys,
     PatientMedic,
     PatientOrganization,
     Quarantine,
@@ -62,9 +65,11 @@ class PageRows:
     described: dict[str, list[str]] = field(default_factory=dict)
     links: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # link table -> rows
     relinked_patients: list[str] = field(default_factory=list)  # their links are replaced by the page's
-    # Identity: the page's patients (queued for linking) and their match keys, which replace their stored ones.
+    # Identity: the page's patients (queued for linking) and their match keys, which replace their stored ones:
+    # a match_key row each, and the patient's whole list as its patient_keys row (``key_rows``).
     patients: list[str] = field(default_factory=list)
     match_keys: list[dict[str, Any]] = field(default_factory=list)
+    patient_keys: list[dict[str, Any]] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)  # source_record rows
     quarantine: list[dict[str, Any]] = field(default_factory=list)  # one row a key
 
@@ -127,12 +132,51 @@ def _write_match_keys(conn: Connection, rows: PageRows) -> None:
     """The page's patients' match keys in place of their stored ones, and the patients queued for linking."""
     stored_before = rows.described.get("patient")
     if stored_before:
-        mk = table_of(MatchKey)
-        conn.execute(delete(mk).where(among(conn, mk.c.patient_id, stored_before)))
-    if rows.match_keys:
-        _insert_new(conn, table_of(MatchKey), rows.match_keys)
+        delete_keys(conn, stored_before)
+    write_keys(conn, rows.match_keys, rows.patient_keys)
     if rows.patients:
         queue(conn, rows.patients, rows.records[0]["last_seen_at"] if rows.records else None)
+
+
+Keys = Sequence[Sequence[str]]  # (key type, key value) pairs: pipeline.identity.keys.match_keys
+
+
+def key_rows(keys: Mapping[str, Keys]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Patients' match keys as rows: (match_key rows, patient_keys rows)."""
+    each = [{"patient_id": p, "key_type": t, "key_value": v} for p, listed in keys.items() for t, v in listed]
+    lists = [{"patient_id": p, "match_keys": orjson.dumps(listed).decode()} for p, listed in keys.items()]
+    return each, lists
+
+
+def write_keys(conn: Connection, match_keys: Sequence[dict[str, Any]], patient_keys: Sequence[dict[str, Any]]) -> None:
+    """Rows made by ``key_rows``; the patients' stored keys are deleted already (``delete_keys``)."""
+    if match_keys:
+        _insert_new(conn, table_of(MatchKey), match_keys)
+    _upsert(conn, table_of(PatientKeys), patient_keys)
+
+
+def stored_keys(conn: Connection, patient_ids: Sequence[str], holding: str = "") -> dict[str, Keys]:
+    """Each of these patients' stored match keys (a patient that has none stored is left out); ``holding``: only
+    the lists whose JSON text holds it (only they are parsed)."""
+    t = table_of(PatientKeys)
+    found: dict[str, Keys] = {}
+    for start in range(0, len(patient_ids), _CHUNK):
+        chunk = list(patient_ids[start : start + _CHUNK])
+        query = select(t.c.patient_id, t.c.match_keys).where(among(conn, t.c.patient_id, chunk))
+        for patient_id, listed in conn.execute(query).all():
+            if holding in listed:
+                found[patient_id] = orjson.loads(listed)  # [[key type, key value], ...]
+    return found
+
+
+def delete_keys(conn: Connection, patient_ids: Sequence[str]) -> None:
+    """Delete these patients' match_key rows, each by its whole key (their patient_keys rows are replaced by
+    ``write_keys``)."""
+    mk = table_of(MatchKey)
+    gone = [{"t": t, "v": v, "p": p} for p, listed in stored_keys(conn, patient_ids).items() for t, v in listed]
+    if gone:
+        where = (mk.c.key_type == bindparam("t"), mk.c.key_value == bindparam("v"), mk.c.patient_id == bindparam("p"))
+        conn.execute(delete(mk).where(*where), gone)
 
 
 def queue(conn: Connection, patient_ids: Sequence[str], now: dt.datetime | None, rekey: bool = False) -> None:

@@ -143,12 +143,22 @@ class MatchKey(SQLModel, table=True):
     """A value a patient is blocked on (pipeline.identity.keys), written with the patient's page."""
 
     __tablename__ = "match_key"
-    # The key leads with what blocking looks up, so on SQLite (WITHOUT ROWID: the table is its key) a key
-    # costs two B-tree inserts, not three; the patient index serves replacing a patient's keys.
-    __table_args__ = (Index("ix_match_key_patient_id", "patient_id"), {"sqlite_with_rowid": False})
+    # The key leads with what blocking looks up, and it is the table's only B-tree (SQLite: WITHOUT ROWID): a
+    # patient's keys are found through ``patient_keys``, not through an index by patient, which cost a second
+    # random insert for each of some 17 keys a patient.
+    __table_args__ = ({"sqlite_with_rowid": False},)
     key_type: str = Field(primary_key=True, max_length=16)
     key_value: str = Field(primary_key=True)
     patient_id: str = Field(primary_key=True, max_length=36)
+
+
+class PatientKeys(SQLModel, table=True):
+    """A patient's match keys as one row: what replacing them deletes, what its link pass blocks on, and
+    where its SSN hash is read from (the ``ssn`` key)."""
+
+    __tablename__ = "patient_keys"
+    patient_id: str = Field(primary_key=True, max_length=36)
+    match_keys: str = Field(sa_column=Column(Text, nullable=False))  # JSON: [[key type, key value], ...]
 
 
 class IdentityPending(SQLModel, table=True):

@@ -18,7 +18,7 @@ from mappings.context import MappingContext
 from pipeline.identity.keys import match_keys
 from pipeline.identity.profile import profile, street_parts
 from pipeline.kinds import StreamSpec
-from pipeline.storage.load import PageRows
+from pipeline.storage.load import PageRows, key_rows
 from pipeline.sync.prepare import PreparedPage, Rejected, map_record
 
 Stored = dict[str, tuple[str, bool]]  # key -> (payload_hash, soft-deleted), as storage.load.stored_hashes reads
@@ -175,6 +175,7 @@ class _Rows:
         return entity_id
 
     def page(self, stream: str, records: list[dict[str, Any]], quarantine: list[dict[str, Any]]) -> PageRows:
+        match_keys, patient_keys = key_rows(self.match_keys)
         return PageRows(
             source=self.source,
             stream=stream,
@@ -186,11 +187,8 @@ class _Rows:
                 "patient_organization": list(self.links[EntityType.organization].values()),
             },
             relinked_patients=sorted(self.relinked_patients),
-            match_keys=[
-                {"patient_id": patient_id, "key_type": key_type, "key_value": value}
-                for patient_id, keys in self.match_keys.items()
-                for key_type, value in keys
-            ],
+            match_keys=match_keys,
+            patient_keys=patient_keys,
             patients=sorted(self.match_keys),
             records=records,
             quarantine=quarantine,
