@@ -144,10 +144,13 @@ def test_killed_between_pages_resumes_without_loss_or_duplicates(sandbox, db_url
     sandbox.faults([{"path": PATIENTS, "delay": 60, "after": 3, "times": 1}])
     cfg = tmp_path / "config.yaml"
     cfg.write_text(config_yaml(db_url, {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=page)}))
+    scratch = tmp_path / "tmp"  # the process's temporary directory: a kill must leave nothing behind in it
+    scratch.mkdir()
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "--config", str(cfg), "backfill"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, "TMPDIR": str(scratch)},
     )
     config = make_config(db_url, {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=page)})
     engine = engine_for(config)
@@ -162,6 +165,7 @@ def test_killed_between_pages_resumes_without_loss_or_duplicates(sandbox, db_url
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert count(engine, "patient") == three_pages  # three pages committed, nothing of the fourth
+    assert not any(p.name.startswith("patientsync") for p in scratch.iterdir())
     with engine.connect() as conn:
         sweep = cursors.load_cursor(conn, "rx", "patients")["sweep"]
     assert sweep["offset"] == three_pages

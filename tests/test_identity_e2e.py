@@ -246,11 +246,22 @@ def sandbox_config(sandbox: Any, db_url: str) -> str:
     return _config_file(config_yaml(db_url, _sources(sandbox)))
 
 
+_CONFIG_FILES: list[str] = []  # written by _config_file, removed once the module's tests are done
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_config_files() -> Any:
+    yield
+    for name in _CONFIG_FILES:
+        Path(name).unlink(missing_ok=True)
+
+
 def _config_file(text: str) -> str:
     import tempfile
 
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         f.write(text)
+    _CONFIG_FILES.append(f.name)
     return f.name
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -120,8 +120,9 @@ def _run(ctx: typer.Context, mode: Mode, sources: list[str] | None, dry_run: boo
 
     config = load_config(ctx)
     check_sources(config, sources)
-    with tempfile.TemporaryDirectory(prefix="patientsync-dry-run-") as scratch:
-        engine = open_unchanged(config, Path(scratch)) if dry_run else open_database(config)
+    # Only a dry run has a scratch directory: a killed run cannot remove one, and a sync may well be killed.
+    with tempfile.TemporaryDirectory(prefix="patientsync-dry-run-") if dry_run else nullcontext() as scratch:
+        engine = open_unchanged(config, Path(scratch)) if scratch is not None else open_database(config)
         options = RunOptions(dry_run=dry_run)
         with graceful_stop(options.stop), progress_bars(options):
             results = run_sources(config, engine, mode, sources, options)
