@@ -51,6 +51,7 @@ from pipeline.storage.tables import (
 
 _CHUNK = 1000  # keys per IN (...) list: far below SQLite's and PostgreSQL's parameter limits
 _LINK_TABLES = {"patient_medic": table_of(PatientMedic), "patient_organization": table_of(PatientOrganization)}
+Keys = Sequence[Sequence[str]]  # a patient's (key type, key value) pairs: pipeline.identity.keys.match_keys
 
 
 @dataclass
@@ -136,9 +137,6 @@ def _write_match_keys(conn: Connection, rows: PageRows) -> None:
     write_keys(conn, rows.match_keys, rows.patient_keys)
     if rows.patients:
         queue(conn, rows.patients, rows.records[0]["last_seen_at"] if rows.records else None)
-
-
-Keys = Sequence[Sequence[str]]  # (key type, key value) pairs: pipeline.identity.keys.match_keys
 
 
 def key_rows(keys: Mapping[str, Keys]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
