@@ -153,14 +153,17 @@ def write_keys(conn: Connection, match_keys: Sequence[dict[str, Any]], patient_k
     _upsert(conn, table_of(PatientKeys), patient_keys)
 
 
-def stored_keys(conn: Connection, patient_ids: Sequence[str], holding: str = "") -> dict[str, Keys]:
+def stored_keys(conn: Connection, patient_ids: Sequence[str], holding: str = "", lock: bool = False) -> dict[str, Keys]:
     """Each of these patients' stored match keys (a patient that has none stored is left out); ``holding``: only
-    the lists whose JSON text holds it (only they are parsed)."""
+    the lists whose JSON text holds it (only they are parsed); ``lock``: their rows locked until the transaction
+    ends (PostgreSQL), in patient order."""
     t = table_of(PatientKeys)
     found: dict[str, Keys] = {}
     for start in range(0, len(patient_ids), _CHUNK):
         chunk = list(patient_ids[start : start + _CHUNK])
         query = select(t.c.patient_id, t.c.match_keys).where(among(conn, t.c.patient_id, chunk))
+        if lock:
+            query = query.order_by(t.c.patient_id).with_for_update()
         for patient_id, listed in conn.execute(query).all():
             if holding in listed:
                 found[patient_id] = orjson.loads(listed)  # [[key type, key value], ...]
@@ -169,9 +172,12 @@ def stored_keys(conn: Connection, patient_ids: Sequence[str], holding: str = "")
 
 def delete_keys(conn: Connection, patient_ids: Sequence[str]) -> None:
     """Delete these patients' match_key rows, each by its whole key (their patient_keys rows are replaced by
-    ``write_keys``)."""
+    ``write_keys``). The lists are read locked: another process replacing the same patient's keys meanwhile (a
+    link pass re-keying it while a page rewrites it) would otherwise have its keys left behind for good, as
+    nothing finds a match_key row but its patient's list."""
     mk = table_of(MatchKey)
-    gone = [{"t": t, "v": v, "p": p} for p, listed in stored_keys(conn, patient_ids).items() for t, v in listed]
+    stored = stored_keys(conn, sorted(patient_ids), lock=True)
+    gone = [{"t": t, "v": v, "p": p} for p, listed in stored.items() for t, v in listed]
     if gone:
         where = (mk.c.key_type == bindparam("t"), mk.c.key_value == bindparam("v"), mk.c.patient_id == bindparam("p"))
         conn.execute(delete(mk).where(*where), gone)
@@ -370,8 +376,8 @@ def refresh_statistics(engine: Engine, identity: bool = True) -> None:
 
     Without statistics it guesses that one row matches (source, stream) and scans every stored record of
     the stream to look up a page's hashes, which grows slower with every page of a first backfill; and it
-    scanned every match key to find a linking batch's own (a third of a million rows at 20,000 patients), where
-    the patient index finds them. ``identity``: the identity tables too (a run that links as it goes).
+    scanned every match key for a linking batch (a third of a million rows at 20,000 patients), where the key
+    index finds each. ``identity``: the identity tables too (a run that links as it goes).
     """
     if engine.dialect.name == "postgresql":
         tables = "source_record, crosswalk" + (", " + ", ".join(IDENTITY_TABLES) if identity else "")
@@ -380,7 +386,7 @@ def refresh_statistics(engine: Engine, identity: bool = True) -> None:
             conn.commit()
 
 
-IDENTITY_TABLES = ("patient", "match_key", "person", "identity_link")
+IDENTITY_TABLES = ("patient", "match_key", "patient_keys", "person", "identity_link")
 
 
 def missing_records(conn: Connection, source: str, stream: str, seen: Container[str]) -> tuple[dict[str, str], int]:
