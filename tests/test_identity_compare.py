@@ -74,6 +74,26 @@ DELIA = {"given_name": "Delia", "family_name": "Leiva Palacios"}
             {"given_name": "Dina", "family_name": "Ruiz"},
             "given_differs",
         ),  # one edit in a short name: two names
+        (
+            {"given_name": "Mariano", "family_name": "Loya Guajardo"},
+            {"given_name": "Mariano", "family_name": "Loea-Guajardo"},
+            "similar",
+        ),  # one edit in a short surname: a typo (twins share surnames)
+        (
+            {"given_name": "Mariano", "family_name": "Loya"},
+            {"given_name": "Mariano", "family_name": "Loea Guajardo"},
+            "similar",
+        ),  # ... with the maternal surname on one side only
+        (
+            {"given_name": "Dana", "family_name": "Loya"},
+            {"given_name": "Dina", "family_name": "Loea"},
+            "different",
+        ),  # the given names stay strict: nothing agrees
+        (
+            {"given_name": "Mariano", "family_name": "Paz"},
+            {"given_name": "Mariano", "family_name": "Pas"},
+            "family_differs",
+        ),  # three letters: too short to call one edit a typo
         (DELIA, {"family_name": "Leiva"}, "one_name"),  # one side has only one of the names
         (DELIA, {"given_name": "Ramón", "family_name": "Quintero"}, "different"),
         (DELIA, {}, None),

@@ -28,6 +28,9 @@ NAME_SIMILAR = 0.88  # Jaro-Winkler at or above: one name token spelt two ways (
 # one name too: Jaro-Winkler scores an edit near the start low ("Jiminez", "Jeminez": 0.86). Not shorter ones, nor
 # another first letter: twins' names are often one edit apart there ("Dana" and "Dina", "Mason" and "Jason").
 ONE_EDIT_LENGTH = 5
+# A surname from four letters ("Loya", "Loea"): twins and siblings share their surnames, so a surname one edit off
+# beside agreeing given names is a typo, never a second person's name.
+SURNAME_EDIT_LENGTH = 4
 CITY_SIMILAR = 0.92
 GENERATION = 15  # years: birth dates this far apart are a parent's and a child's, not one date mistyped
 STREET_SIMILAR = 85.0  # rapidfuzz token-set ratio: street words in any order, a unit or locality on one side only
@@ -81,23 +84,27 @@ def _levels(*agreeing: Level, different: str = "nothing above") -> tuple[Level, 
     return (*agreeing, last)
 
 
-def _agree(x: str, y: str) -> bool:
-    """Two name tokens that are one name: equal, spelt two ways, or an initial and a name it begins."""
+def _agree(x: str, y: str, edit_from: int = ONE_EDIT_LENGTH) -> bool:
+    """Two name tokens that are one name: equal, spelt two ways, or an initial and a name it begins; one edit apart
+    from ``edit_from`` letters on, after the same first letter."""
     if x == y:
         return True
     if len(x) == 1 or len(y) == 1:
         return x[0] == y[0]
     if JaroWinkler.similarity(x, y) >= NAME_SIMILAR:
         return True
-    return min(len(x), len(y)) >= ONE_EDIT_LENGTH and x[0] == y[0] and OSA.distance(x, y, score_cutoff=1) <= 1
+    return min(len(x), len(y)) >= edit_from and x[0] == y[0] and OSA.distance(x, y, score_cutoff=1) <= 1
 
 
-def _unmatched(these: Sequence[str], those: Sequence[str], exact: bool) -> list[str]:
+def _unmatched(these: Sequence[str], those: Sequence[str], exact: bool, edit_from: int = ONE_EDIT_LENGTH) -> list[str]:
     """The tokens of ``these`` left over once each is paired with a distinct equal (or agreeing) one of ``those``."""
     left = list(those)
     missing = []
     for token in these:
-        found = next((i for i, other in enumerate(left) if (token == other if exact else _agree(token, other))), None)
+        found = next(
+            (i for i, other in enumerate(left) if (token == other if exact else _agree(token, other, edit_from))),
+            None,
+        )
         if found is None:
             missing.append(token)
         else:
@@ -109,6 +116,12 @@ def _split(p: Profile) -> tuple[tuple[str, ...], tuple[str, ...]]:
     # Given names first in every source; a source that did not tell the parts apart has one given name.
     given = p.given or 1
     return p.tokens[:given], p.tokens[given:]
+
+
+def _within(xs: Sequence[str], ys: Sequence[str], edit_from: int = ONE_EDIT_LENGTH) -> bool:
+    """Every token of the shorter of the two agrees with a distinct token of the other."""
+    short, long = (xs, ys) if len(xs) <= len(ys) else (ys, xs)
+    return not _unmatched(short, long, exact=False, edit_from=edit_from)
 
 
 def _name(a: Profile, b: Profile) -> str | None:
@@ -124,6 +137,15 @@ def _name(a: Profile, b: Profile) -> str | None:
     if len(short) == 1 and not _unmatched(short, long, exact=False):
         return "one_name"
     (given_a, family_a), (given_b, family_b) = _split(a), _split(b)
+    if (
+        given_a
+        and given_b
+        and family_a
+        and family_b
+        and _within(given_a, given_b)
+        and _within(family_a, family_b, edit_from=SURNAME_EDIT_LENGTH)
+    ):
+        return "similar"
     given_agree = len(_unmatched(given_a, given_b, exact=False)) < len(given_a)
     family_shared = len(_unmatched(family_a, family_b, exact=False)) < len(family_a)
     if given_agree and family_shared:
@@ -147,7 +169,13 @@ NAME = Comparison(
             1e-5,
             tf=True,
         ),
-        Level("similar", "each token of one side spelt alike (or an initial) among the other's", 0.12, 1e-4),
+        Level(
+            "similar",
+            "each token of one side spelt alike (or an initial) among the other's; a surname one edit off from four "
+            "letters",
+            0.12,
+            1e-4,
+        ),
         Level("one_name", "one side has a single name, which the other has", 0.01, 2e-3),
         Level("surname_differs", "the given names and one surname agree, another surname differs", 0.04, 2e-3),
         Level("family_differs", "the given names agree, no surname does: a surname replaced", 0.015, 4e-3),
