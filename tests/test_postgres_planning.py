@@ -64,8 +64,8 @@ def test_a_long_link_pass_refreshes_them_again_as_it_grows_the_tables(
     links_seen: list[float] = []
     refresh = linking.refresh_statistics
 
-    def refreshed(engine_: Engine) -> None:
-        refresh(engine_)
+    def refreshed(engine_: Engine, **options: Any) -> None:
+        refresh(engine_, **options)
         with engine_.connect() as conn:
             query = text("SELECT reltuples FROM pg_class WHERE relname = 'identity_link'")
             links_seen.append(float(conn.execute(query).scalar()))

@@ -371,18 +371,20 @@ def _write_crosswalk(conn: Connection, rows: PageRows) -> None:
         _insert_new(conn, cw, rows.crosswalk)
 
 
-def refresh_statistics(engine: Engine, identity: bool = True) -> None:
+def refresh_statistics(engine: Engine, identity: bool = True, tables: Sequence[str] = ()) -> None:
     """Let PostgreSQL's planner see how much the tables a page reads grew during a bulk load.
 
     Without statistics it guesses that one row matches (source, stream) and scans every stored record of
     the stream to look up a page's hashes, which grows slower with every page of a first backfill; and it
     scanned every match key for a linking batch (a third of a million rows at 20,000 patients), where the key
-    index finds each. ``identity``: the identity tables too (a run that links as it goes).
+    index finds each. ``identity``: the identity tables too (a run that links as it goes); ``tables``: these only.
     """
     if engine.dialect.name == "postgresql":
-        tables = "source_record, crosswalk" + (", " + ", ".join(IDENTITY_TABLES) if identity else "")
+        listed = ", ".join(tables) or "source_record, crosswalk" + (
+            ", " + ", ".join(IDENTITY_TABLES) if identity else ""
+        )
         with engine.connect() as conn:
-            conn.execute(text(f"ANALYZE {tables}"))
+            conn.execute(text(f"ANALYZE {listed}"))
             conn.commit()
 
 
