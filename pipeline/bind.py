@@ -14,12 +14,6 @@ from pipeline.kinds import KINDS, SourceBase, StreamSpec
 SourceConfig = SourceBase
 
 
-def stream_names(source: SourceConfig) -> list[str]:
-    """The source's streams in the kind's order, which puts parents (gauges patients) before their children."""
-    kind = KINDS[source.kind].streams
-    return [name for name in kind if name in source.streams] if source.streams else list(kind)
-
-
 def stream_spec(source: SourceConfig, name: str) -> StreamSpec:
     """The kind's stream as this source's options shape it (its page size, its continuation parameter)."""
     return KINDS[source.kind].streams[name].bound(source)

@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 
 import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from canonical.errors import ConfigError
 from pipeline.kinds import KINDS, SourceBase
 from pipeline.kinds.base import Strict, hmac_key
 from pipeline.overrides import Literal
 from pipeline.overrides import apply as apply_overrides
+from pipeline.storage import urls
 
 DEFAULT_PATH = "config.yaml"
 ENV_PATH = "PATIENTSYNC_CONFIG"
@@ -35,15 +34,14 @@ class DatabaseConfig(Strict):
     @classmethod
     def _known_database(cls, url: str) -> str:
         try:
-            parsed = make_url(url)
-        except ArgumentError:
-            raise ValueError("not a database URL (it is not quoted here: it may hold a password)") from None
-        backend = parsed.get_backend_name()
-        if backend not in ("sqlite", "postgresql"):
-            raise ValueError(f"{backend!r} is not supported; use sqlite:/// or postgresql+psycopg://")
-        if backend == "postgresql" and parsed.drivername != "postgresql+psycopg":
-            parsed = parsed.set(drivername="postgresql+psycopg")  # the driver we ship
-        return parsed.render_as_string(hide_password=False)
+            parsed = urls.parse(url)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (it is not quoted here: it may hold a password)") from None
+        if parsed.backend not in ("sqlite", "postgresql"):
+            raise ValueError(f"{parsed.backend!r} is not supported; use sqlite:/// or postgresql+psycopg://")
+        if parsed.backend == "postgresql" and parsed.drivername != "postgresql+psycopg":
+            parsed = parsed.with_driver("postgresql+psycopg")  # the driver we ship
+        return parsed.render(hide_password=False)
 
 
 # One model per kind, told apart by ``kind``: each kind's own keys are known to it only (pipeline.kinds).
@@ -161,8 +159,8 @@ def secrets(config: Config) -> list[str]:
         found.append(config.identity.hash_key.get_secret_value())
     if config.console.token is not None:
         found.append(config.console.token.get_secret_value())
-    password = make_url(config.database.url).password
-    return [*found, *([str(password)] if password else [])]
+    password = urls.parse(config.database.url).password
+    return [*found, *([password] if password else [])]
 
 
 def resolve_path(explicit: str | Path | None) -> Path:

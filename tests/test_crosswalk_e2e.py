@@ -10,6 +10,7 @@ from sqlalchemy import event
 
 from canonical.ids import canonical_id
 from pipeline.app.status import stream_status
+from pipeline.storage import plain
 from pipeline.sync.runner import INCREMENTAL, SWEEP
 from tests.support import (
     by_stream,
@@ -63,7 +64,8 @@ def test_two_patients_sharing_a_file_number_both_keep_it_and_it_is_one_conflict(
             "entity_ids": ",".join(holders),
         }
     ]
-    found = {row["stream"]: row["conflicts"] for row in stream_status(config, engine)}
+    with plain.borrow(engine) as db:
+        found = {row["stream"]: row["conflicts"] for row in stream_status(config, db)}
     assert found == {"patients": 1, "medics": 0}
 
     # The sharer leaves the source: a soft-deleted patient holds no identifier any more, its row stays.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.storage.tables import Mode
+from pipeline.storage.run_values import Mode
 from pipeline.sync.cursor import Cursor
 
 

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.app.metrics import Metrics, MetricsServer
 from pipeline.storage.db import open_engine
-from pipeline.storage.tables import Mode, Status
+from pipeline.storage.run_values import Mode, Status
 from pipeline.sync.rows import PageCounts
 from pipeline.sync.runner import RunResult
 from tests.support import config_yaml, count, engine_for, make_config, prescrypto_source, rows

@@ -95,11 +95,12 @@ def test_upgrade_from_0002_keeps_crosswalk_rows_and_lets_two_entities_share_an_i
 def test_head_is_the_newest_migration_and_a_current_database_is_recognised(db_url: str) -> None:
     from alembic.script import ScriptDirectory
 
-    from pipeline.storage.db import HEAD, stored_revision
+    from pipeline.storage.db import stored_revision
+    from pipeline.storage.plain import HEAD
 
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
-    assert ScriptDirectory.from_config(config).get_current_head() == HEAD, "set pipeline.storage.db.HEAD"
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD, "set pipeline.storage.plain.HEAD"
     engine = open_engine(db_url)
     assert stored_revision(engine) is None
     with engine.begin() as conn:

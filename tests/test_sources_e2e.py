@@ -13,6 +13,7 @@ import pytest
 from canonical.ids import canonical_id
 from mappings.particle import ssn_hmac
 from pipeline.app.status import stream_status
+from pipeline.storage import plain
 from pipeline.storage.cursors import load_cursor
 from pipeline.sync.runner import INCREMENTAL, SWEEP
 from tests.support import (
@@ -379,7 +380,8 @@ def test_a_patient_the_token_may_not_see_is_skipped_and_keeps_its_readings(sandb
     warning = "ga/gauges: 1 parent(s) refused with HTTP 403 although the token is good"
     for result in (incremental, sweep):
         assert result.status == "succeeded" and result.error is not None and result.error.startswith(warning)
-    last_run = next(row for row in stream_status(config, engine) if row["stream"] == "gauges")["last_run"]
+    with plain.borrow(engine) as db:
+        last_run = next(row for row in stream_status(config, db) if row["stream"] == "gauges")["last_run"]
     assert last_run["status"] == "succeeded" and last_run["error"].startswith(warning)  # what status shows
     patient = canonical_id("ga", "patient", str(pid))
     assert count(engine, "observation", "patient_id = :p AND deleted_at IS NULL", p=patient) == len(readings[pid])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -15,6 +17,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from pipeline.config import Config
+    from pipeline.storage.plain import Plain
 
 # Piped output is read by people with wide terminals and by grep: do not fold tables to 80 columns.
 out = Console() if sys.stdout.isatty() else Console(width=200)
@@ -60,6 +63,26 @@ def open_database(config: Config, url: str | None = None) -> Engine:
     return engine
 
 
+@contextmanager
+def open_plain(config: Config) -> Iterator[Plain]:
+    """The configured database through its driver alone (``pipeline.storage.plain``), for a command that only
+    reads a few counts (status). A database that is not there yet or needs an upgrade is first set up through
+    ``open_database``, as by any other command."""
+    from pipeline.storage import plain, urls
+    from pipeline.sync.messages import database_reason
+
+    url = urls.parse(config.database.url)
+    if not plain.fast_path(url):
+        open_database(config).dispose()
+    try:
+        with plain.connect(url) as db:
+            if db.revision() != plain.HEAD:
+                open_database(config).dispose()
+            yield db
+    except plain.driver_errors() as exc:  # unreachable, locked, or a file that is not a database
+        fail(f"database {url.render()}: cannot open it: {database_reason(exc)}", 2)
+
+
 def check_sources(config: Config, names: list[str] | None) -> None:
     unknown = [name for name in names or [] if name not in config.sources]
     if unknown:
@@ -83,7 +106,8 @@ def open_unchanged(config: Config, scratch: Path) -> Engine:
     """The configured database for a dry run, opened without creating or migrating anything: a database that
     does not exist yet or was never set up is compared as an empty one (a fresh file in ``scratch``), and one
     of another schema revision is refused (exit 2)."""
-    from pipeline.storage.db import HEAD, open_engine
+    from pipeline.storage.db import open_engine
+    from pipeline.storage.plain import HEAD
 
     url = config.database.url
     revision = None if missing_sqlite(url) else _revision(url)
@@ -104,15 +128,15 @@ def _revision(url: str) -> str | None:
     engine's connect settings would switch it to WAL)."""
     import sqlite3
 
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import DatabaseError
 
+    from pipeline.storage import urls
     from pipeline.storage.db import open_engine, sqlite_revision, stored_revision
     from pipeline.sync.messages import database_reason
 
-    parsed = make_url(url)
+    parsed = urls.parse(url)
     try:
-        if parsed.get_backend_name() == "sqlite":
+        if parsed.backend == "sqlite":
             return sqlite_revision(str(parsed.database))
         engine = open_engine(url, hide_parameters=True)
         try:
@@ -126,18 +150,18 @@ def _revision(url: str) -> str | None:
 
 
 def _shown(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    from pipeline.storage import urls
 
-    return make_url(url).render_as_string(hide_password=True)
+    return urls.parse(url).render(hide_password=True)
 
 
 def missing_sqlite(url: str) -> bool:
     """Whether ``url`` names a SQLite file that is not there (opening it would create it)."""
-    from sqlalchemy.engine import make_url
+    from pipeline.storage import urls
 
-    parsed = make_url(url)
+    parsed = urls.parse(url)
     path = parsed.database
-    return parsed.get_backend_name() == "sqlite" and bool(path) and path != ":memory:" and not Path(str(path)).exists()
+    return parsed.backend == "sqlite" and bool(path) and path != ":memory:" and not Path(str(path)).exists()
 
 
 def existing_sqlite(url: str) -> None:
@@ -150,7 +174,7 @@ def print_run_message(source: str, stream: str, status: str, message: str | None
     """A run's error, or the warning a successful run left (parents refused), on stderr."""
     if not message:
         return
-    from pipeline.storage.tables import Status
+    from pipeline.storage.run_values import Status
 
     style = "yellow" if status == Status.succeeded else "red"
     prefix = f"{source}/{stream}:"

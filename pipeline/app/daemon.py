@@ -23,9 +23,9 @@ from sqlalchemy import Engine
 
 from pipeline.app.metrics import Metrics, MetricsServer
 from pipeline.app.signals import graceful_stop
-from pipeline.bind import stream_names
 from pipeline.config import Config
-from pipeline.storage.tables import Mode
+from pipeline.kinds import stream_names
+from pipeline.storage.run_values import Mode
 from pipeline.sync.runner import DoneFn, RunOptions, RunResult, run_sources
 
 log = structlog.get_logger(__name__)

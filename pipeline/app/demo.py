@@ -17,7 +17,7 @@ from pipeline.config import Config
 from pipeline.kinds import KINDS
 from pipeline.kinds.base import SANDBOX_SSN_KEY
 from pipeline.storage import summary
-from pipeline.storage.tables import Mode
+from pipeline.storage.run_values import Mode
 from pipeline.sync.runner import RunOptions, RunResult, run_sources
 from sandbox import tokens
 from sandbox.server import running_sandbox

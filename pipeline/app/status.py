@@ -1,47 +1,46 @@
 """What ``patientsync status`` reports: per source and stream, the cursor, the last run, quarantine, lag and the
-identifiers that more than one of the stream's records hold (counted, never shown)."""
+identifiers that more than one of the stream's records hold (counted, never shown).
+
+Read through the DB-API driver (``pipeline.storage.plain``): this module must not import SQLAlchemy, directly or
+through what it imports (tests/test_status_startup.py).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Engine
-
-from pipeline.bind import stream_names, stream_spec
 from pipeline.config import Config
-from pipeline.storage import health, quarantine, runs
-from pipeline.storage.cursors import load_cursor
-from pipeline.storage.db import aware, reading, utcnow
+from pipeline.kinds import KINDS, stream_names
+from pipeline.storage import streams
+from pipeline.storage.plain import Plain
 from pipeline.sync.messages import public, shown_key
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    return None if value is None else aware(value)
-
-
-def stream_status(config: Config, engine: Engine) -> list[dict[str, Any]]:
-    now = utcnow()
+def stream_status(config: Config, db: Plain) -> list[dict[str, Any]]:
+    """One row per configured stream. On SQLite each query reads what is committed without waiting for a
+    running sync (WAL); the rows are not one snapshot, as a sync may commit between two of them."""
+    now = dt.datetime.now(dt.UTC)
     rows = []
-    with reading(engine).connect() as conn:  # no write lock: status must not wait for a running sync
-        conflicts = health.identifier_conflicts(conn)
-        for name, source in config.sources.items():
-            for stream in stream_names(source):
-                last = runs.last_run(conn, name, stream)
-                last_ok = _aware(runs.last_success(conn, name, stream))
-                rows.append(
-                    {
-                        "source": name,
-                        "stream": stream,
-                        "cursor": shown_cursor(load_cursor(conn, name, stream)),
-                        "records": health.live_records(conn, name, stream),
-                        "quarantined": quarantine.count(conn, name, stream),
-                        "conflicts": conflicts.get((name, stream_spec(source, stream).entity.value), 0),
-                        "last_run": None if last is None else _shown_run(last),
-                        "last_success_at": _iso(last_ok),
-                        "lag_seconds": None if last_ok is None else round((now - last_ok).total_seconds()),
-                    }
-                )
+    conflicts = streams.identifier_conflicts(db)
+    for name, source in config.sources.items():
+        for stream in stream_names(source):
+            last = streams.last_run(db, name, stream)
+            last_ok = streams.last_success(db, name, stream)
+            entity = KINDS[source.kind].streams[stream].entity.value
+            rows.append(
+                {
+                    "source": name,
+                    "stream": stream,
+                    "cursor": shown_cursor(streams.cursor(db, name, stream)),
+                    "records": streams.live_records(db, name, stream),
+                    "quarantined": streams.quarantined(db, name, stream),
+                    "conflicts": conflicts.get((name, entity), 0),
+                    "last_run": None if last is None else _shown_run(last),
+                    "last_success_at": _iso(last_ok),
+                    "lag_seconds": None if last_ok is None else round((now - last_ok).total_seconds()),
+                }
+            )
     return rows
 
 
@@ -54,7 +53,7 @@ def shown_quarantine(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             **row,
             "source_key": shown_key(row["source_key"]),
             "reason": public(row["reason"]),
-            "created_at": aware(row["created_at"]).isoformat(timespec="seconds"),
+            "created_at": _iso(row["created_at"]),
         }
         for row in rows
     ]
@@ -103,5 +102,5 @@ def _shown(key: str, value: Any) -> Any:
 
 
 def _iso(value: dt.datetime | None) -> str | None:
-    value = _aware(value)
+    value = Plain.time(value)  # SQLite's are naive: every stored time is UTC
     return value.isoformat(timespec="seconds") if value is not None else None

@@ -12,4 +12,11 @@ from pipeline.kinds.base import Kind, SourceBase, StreamSpec
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (prescrypto.KIND, profiles.KIND, gauges.KIND, particle.KIND)}
 
-__all__ = ["KINDS", "Kind", "SourceBase", "StreamSpec"]
+
+def stream_names(source: SourceBase) -> list[str]:
+    """The source's streams in the kind's order, which puts parents (gauges patients) before their children."""
+    kind = KINDS[source.kind].streams
+    return [name for name in kind if name in source.streams] if source.streams else list(kind)
+
+
+__all__ = ["KINDS", "Kind", "SourceBase", "StreamSpec", "stream_names"]

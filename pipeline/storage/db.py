@@ -15,8 +15,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 
+from pipeline.storage.plain import HEAD
+
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD = "0010"  # the newest revision in MIGRATIONS (tests/test_schema.py holds them equal)
 
 
 def open_engine(url: str, **kwargs: Any) -> Engine:

@@ -6,7 +6,8 @@ import datetime as dt
 
 from sqlalchemy import Connection, func, select, text
 
-from pipeline.storage.tables import Person, Quarantine, SourceRecord, Status, SyncRun, crosswalk_conflict, table_of
+from pipeline.storage.run_values import Status
+from pipeline.storage.tables import Person, Quarantine, SyncRun, table_of
 
 
 def answers(conn: Connection) -> None:
@@ -29,19 +30,6 @@ def quarantined(conn: Connection) -> dict[tuple[str, str], int]:
     q = table_of(Quarantine)
     query = select(q.c.source, q.c.stream, func.count()).group_by(q.c.source, q.c.stream)
     return {(source, stream): n for source, stream, n in conn.execute(query)}
-
-
-def live_records(conn: Connection, source: str, stream: str) -> int:
-    r = table_of(SourceRecord)
-    query = select(func.count()).where(r.c.source == source, r.c.stream == stream, r.c.deleted_at.is_(None))
-    return int(conn.execute(query).scalar() or 0)
-
-
-def identifier_conflicts(conn: Connection) -> dict[tuple[str, str], int]:
-    """(source, entity type) -> how many identifiers more than one live entity holds (crosswalk_conflict)."""
-    v = crosswalk_conflict
-    query = select(v.c.source, v.c.entity_type, func.count()).group_by(v.c.source, v.c.entity_type)
-    return {(source, entity_type): n for source, entity_type, n in conn.execute(query)}
 
 
 def live_persons(conn: Connection) -> int:

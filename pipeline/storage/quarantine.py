@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, delete, select
 
 from pipeline.storage.db import among
 from pipeline.storage.tables import Quarantine, table_of
 
 _q = table_of(Quarantine)
-
-
-def count(conn: Connection, source: str, stream: str) -> int:
-    query = select(func.count()).where(_q.c.source == source, _q.c.stream == stream)
-    return int(conn.execute(query).scalar() or 0)
 
 
 def listed(conn: Connection, source: str | None = None) -> list[dict[str, Any]]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, update
 
 from pipeline.storage.db import utcnow
-from pipeline.storage.tables import Status, SyncRun, table_of
+from pipeline.storage.run_values import Status
+from pipeline.storage.tables import SyncRun, table_of
 
 
 def start_run(engine: Engine, source: str, stream: str, mode: str) -> int:
@@ -37,17 +37,3 @@ def start_run(engine: Engine, source: str, stream: str, mode: str) -> int:
 def update_run(conn: Connection, run_id: int, **values: Any) -> None:
     t = table_of(SyncRun)
     conn.execute(update(t).where(t.c.id == run_id).values(**values))
-
-
-def last_run(conn: Connection, source: str, stream: str) -> dict[str, Any] | None:
-    t = table_of(SyncRun)
-    query = select(t).where(t.c.source == source, t.c.stream == stream).order_by(t.c.id.desc()).limit(1)
-    row = conn.execute(query).mappings().first()
-    return None if row is None else dict(row)
-
-
-def last_success(conn: Connection, source: str, stream: str) -> dt.datetime | None:
-    """When the stream's last successful run finished."""
-    t = table_of(SyncRun)
-    succeeded = (t.c.source == source, t.c.stream == stream, t.c.status == Status.succeeded)
-    return conn.execute(select(func.max(t.c.finished_at)).where(*succeeded)).scalar()

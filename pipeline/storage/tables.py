@@ -17,24 +17,6 @@ from sqlmodel import Field, SQLModel
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
-class Mode(StrEnum):
-    """How a run walks its stream (``sync_run.mode``)."""
-
-    incremental = "incremental"  # from the stored tail: only what is new
-    sweep = "sweep"  # the whole stream from its start (backfill, full refresh)
-
-
-class Status(StrEnum):
-    """How a run ended (``sync_run.status``; ``skipped`` runs write no row)."""
-
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    interrupted = "interrupted"  # stopped on request: the next run continues from the last checkpoint
-    skipped = "skipped"  # another process holds the stream's lease
-    abandoned = "abandoned"  # its process died; marked when the stream next starts
-
-
 def _ts(nullable: bool = True, index: bool = False) -> Any:
     return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable, index=index))
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from connectors.paging import Checkpoint
-from pipeline.storage.tables import Mode
+from pipeline.storage.run_values import Mode
 
 _SWEEP = "sweep"
 _SWEEP_META = ("started_at", "resumed")

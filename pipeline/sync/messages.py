@@ -12,11 +12,10 @@ e-mail addresses, phone numbers and dates cannot survive.
 from __future__ import annotations
 
 import re
+import sys
 import traceback
 from collections.abc import Iterable
 from pathlib import Path
-
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from canonical.errors import PatientSyncError, SourceError
 from canonical.privacy import REDACTED, mask_ssns, mask_text
@@ -65,7 +64,7 @@ def shown_key(key: str) -> str:
 
 def run_error(source: str, stream: str, exc: BaseException) -> str:
     """The message a failed stream reports for ``exc``."""
-    if isinstance(exc, SQLAlchemyError):
+    if _is_database_error(exc):
         text = f"{source}/{stream}: database: {database_reason(exc)}"
     elif isinstance(exc, SourceError) or (isinstance(exc, PatientSyncError) and str(exc).startswith(f"{source}/")):
         text = str(exc)  # built from its fields (canonical.errors): it already names the source and stream
@@ -76,18 +75,28 @@ def run_error(source: str, stream: str, exc: BaseException) -> str:
     return public(text)
 
 
-def database_reason(exc: SQLAlchemyError) -> str:
+def _is_database_error(exc: BaseException) -> bool:
+    # Commands that read through the driver alone (status) never import SQLAlchemy: until it is loaded, nothing
+    # can have raised one of its errors.
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(exc, errors.SQLAlchemyError)
+
+
+def database_reason(exc: Exception) -> str:
     """The driver's own first line (e.g. "database is locked"), without the statement, its parameters or any
-    value it quotes.
+    value it quotes; ``exc`` is SQLAlchemy's error or the driver's own.
 
     >>> from sqlalchemy.exc import OperationalError
     >>> database_reason(OperationalError("INSERT ...", {"name": "Ana"}, Exception('invalid input "Ana"\\nDETAIL: x')))
     'invalid input …'
+    >>> import sqlite3
+    >>> database_reason(sqlite3.OperationalError("no such table: sync_run"))
+    'no such table: sync_run'
     """
-    orig = getattr(exc, "orig", None)
+    orig = getattr(exc, "orig", None) if _is_database_error(exc) else exc
     lines = str(orig).splitlines() if orig is not None else []
     first = _QUOTED.sub("…", lines[0] if lines else type(exc).__name__)[:200]
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+    if getattr(exc, "connection_invalidated", False):
         return f"connection lost ({first})"
     return first
 

@@ -26,9 +26,9 @@ from sqlalchemy import Connection, Engine
 from canonical.errors import LeaseHeldError
 from canonical.privacy import is_secret_key
 from mappings.context import MappingContext
-from pipeline.bind import mapping_context, stream_names, stream_spec
+from pipeline.bind import mapping_context, stream_spec
 from pipeline.config import Config
-from pipeline.kinds import StreamSpec
+from pipeline.kinds import StreamSpec, stream_names
 from pipeline.storage import leases, load, quarantine
 from pipeline.storage.db import reading, utcnow
 from pipeline.sync.linking import LinkStats

@@ -36,12 +36,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from canonical.errors import LeaseHeldError, PatientSyncError, Stopped
 from connectors.client import RetryPolicy, SourceClient
 from mappings.context import MappingContext
-from pipeline.bind import mapping_context, open_client, stream_names, stream_spec
+from pipeline.bind import mapping_context, open_client, stream_spec
 from pipeline.config import Config, IdentityConfig, SourceConfig
-from pipeline.kinds import KINDS, StreamSpec
+from pipeline.kinds import KINDS, StreamSpec, stream_names
 from pipeline.storage import cursors, leases, lookups
 from pipeline.storage.db import reading, utcnow
-from pipeline.storage.tables import Mode, Status
+from pipeline.storage.run_values import Mode, Status
 from pipeline.sync.batches import Batch, fan_out_batches, listing_batches
 from pipeline.sync.cursor import Cursor
 from pipeline.sync.linking import LinkStats, link_pending

@@ -19,7 +19,7 @@ from pipeline.config import IdentityConfig
 from pipeline.identity.model import MatchModel
 from pipeline.storage import cursors, leases, load, runs
 from pipeline.storage.db import reading, utcnow
-from pipeline.storage.tables import Mode
+from pipeline.storage.run_values import Mode
 from pipeline.sync.linking import LinkStats, current_model, link_in
 from pipeline.sync.messages import database_reason, frames
 from pipeline.sync.rows import PageRows

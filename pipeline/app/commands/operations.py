@@ -29,7 +29,7 @@ def state_rows(config: Config, engine: Engine, source: str | None) -> list[dict[
     """Each configured stream (of ``source``), then any stream with a stored cursor that the configuration no
     longer names: its cursor as ``status`` shows it, when it was written, and the lease on it."""
     from pipeline.app.status import shown_cursor
-    from pipeline.bind import stream_names
+    from pipeline.kinds import stream_names
     from pipeline.storage import cursors, leases
     from pipeline.storage.db import aware, reading, utcnow
 
@@ -105,7 +105,7 @@ def state_reset(
     Gauges readings then start again from the first patient; each patient's readings are still asked from
     the date of its latest stored reading (backfill asks for all of them)."""
     from canonical.errors import LeaseHeldError
-    from pipeline.bind import stream_names
+    from pipeline.kinds import stream_names
     from pipeline.storage import cursors
     from pipeline.storage.db import reading
 

@@ -28,7 +28,7 @@ from pipeline.app.console import (
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from pipeline.storage.tables import Mode
+    from pipeline.storage.run_values import Mode
     from pipeline.sync.runner import RunOptions, RunResult
 
 
@@ -44,7 +44,7 @@ def progress_bars(options: RunOptions) -> Iterator[Progress | None]:
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from pipeline.storage.tables import Status
+    from pipeline.storage.run_values import Status
 
     bars = Progress(
         TextColumn("{task.description}"),
@@ -78,7 +78,7 @@ def progress_bars(options: RunOptions) -> Iterator[Progress | None]:
 def print_results(results: list[RunResult], dry_run: bool = False) -> None:
     from rich.table import Table
 
-    from pipeline.storage.tables import Status
+    from pipeline.storage.run_values import Status
 
     table = Table(title="dry run: what would be written (nothing was)" if dry_run else "runs")
     for column in (
@@ -147,7 +147,7 @@ def sync(
     ] = False,
 ) -> None:
     """One incremental pass: each stream continues from its cursor. Exit 1 if any stream failed."""
-    from pipeline.storage.tables import Mode
+    from pipeline.storage.run_values import Mode
 
     _run(ctx, Mode.incremental, source, dry_run)
 
@@ -157,7 +157,7 @@ def backfill(ctx: typer.Context, source: SourceOption = None) -> None:
 
     A sweep that completes marks records the source no longer has as deleted (deleted_at).
     """
-    from pipeline.storage.tables import Mode
+    from pipeline.storage.run_values import Mode
 
     _run(ctx, Mode.sweep, source)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from pipeline.app.console import load_config, open_database, out, print_run_message
+from pipeline.app.console import load_config, open_plain, out, print_run_message
 
 
 def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
@@ -18,7 +18,8 @@ def status(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", h
     from pipeline.app.status import stream_status
 
     config = load_config(ctx)
-    rows = stream_status(config, open_database(config))
+    with open_plain(config) as db:
+        rows = stream_status(config, db)
     if as_json:
         out.print_json(json.dumps(rows))
         return

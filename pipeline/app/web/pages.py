@@ -19,7 +19,7 @@ from pipeline.identity.golden import survivors
 from pipeline.identity.model import MatchModel, probability
 from pipeline.identity.profile import profile
 from pipeline.storage import identity as store
-from pipeline.storage import quarantine, review
+from pipeline.storage import plain, quarantine, review
 from pipeline.storage.db import reading
 from pipeline.storage.tables import DEMOGRAPHIC
 
@@ -222,7 +222,8 @@ def person(engine: Engine, config: Config, ref: str) -> dict[str, Any]:
 def streams(config: Config, engine: Engine) -> dict[str, Any]:
     with reading(engine).connect() as conn:
         held = shown_quarantine(quarantine.listed(conn))
-    return {"streams": stream_status(config, engine), "quarantine": held}
+    with plain.borrow(engine) as db:
+        return {"streams": stream_status(config, db), "quarantine": held}
 
 
 def levels() -> dict[str, list[str]]:

@@ -1,0 +1,109 @@
+"""The database through its own DB-API driver (sqlite3, psycopg), without SQLAlchemy: for ``status``, which
+reads a few counts and must answer in a fraction of a second, and importing SQLAlchemy with the table models
+takes longer than that (benchmarks.startup). Everything that writes goes through ``pipeline.storage.db``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import sqlite3
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.storage.urls import DatabaseUrl
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+HEAD = "0010"  # the newest schema revision (pipeline/storage/migrations; tests/test_schema.py holds them equal)
+
+
+class Plain:
+    """A DB-API connection and its dialect: statements take ``?`` placeholders on both, and SQLite's stored text
+    times and JSON come back as Python values, as SQLAlchemy's column types would give them."""
+
+    def __init__(self, conn: Any, dialect: str) -> None:
+        self.conn = conn
+        self.dialect = dialect
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        if self.dialect == "postgresql":
+            sql = sql.replace("?", "%s")
+        cursor = self.conn.cursor()
+        try:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    def value(self, sql: str, *params: Any) -> Any:
+        found = self.rows(sql, *params)
+        return found[0][0] if found else None
+
+    def revision(self) -> str | None:
+        """The schema revision alembic recorded; None for a database it never set up."""
+        probe = (
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+            if self.dialect == "sqlite"
+            else "SELECT to_regclass('alembic_version')::text"
+        )
+        if self.value(probe) is None:
+            return None
+        return self.value("SELECT version_num FROM alembic_version")
+
+    @staticmethod
+    def time(value: Any) -> dt.datetime | None:
+        """A stored time, as UTC."""
+        if isinstance(value, str):
+            value = dt.datetime.fromisoformat(value)
+        return None if value is None else value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+    @staticmethod
+    def json(value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def fast_path(url: DatabaseUrl) -> bool:
+    """Whether ``connect`` opens ``url`` as SQLAlchemy would: an existing SQLite file named plainly, or
+    PostgreSQL. A new file, memory, or a URL with options goes the engine's way (which creates it privately)."""
+    if url.backend == "postgresql":
+        return True
+    plain_file = url.backend == "sqlite" and bool(url.database) and url.database != ":memory:" and not url.query
+    return plain_file and not str(url.database).startswith("file:") and Path(str(url.database)).is_file()
+
+
+@contextlib.contextmanager
+def connect(url: DatabaseUrl) -> Iterator[Plain]:
+    """A connection to ``url`` (see ``fast_path``) for reading; the driver's own errors pass through."""
+    if url.backend == "sqlite":
+        conn: Any = sqlite3.connect(str(url.database), timeout=30)
+    else:
+        import psycopg  # noqa: PLC0415 - SQLite users never pay for the PostgreSQL driver
+
+        given = {"host": url.host, "port": url.port, "user": url.username, "password": url.password}
+        given |= {"dbname": url.database, **dict(url.query)}  # as SQLAlchemy's psycopg dialect passes them
+        conn = psycopg.connect(autocommit=True, **{key: value for key, value in given.items() if value is not None})
+    try:
+        yield Plain(conn, url.backend)
+    finally:
+        conn.close()
+
+
+def driver_errors() -> tuple[type[Exception], ...]:
+    """The errors ``connect``'s drivers raise (psycopg's once it is loaded)."""
+    psycopg = sys.modules.get("psycopg")
+    return (sqlite3.Error,) if psycopg is None else (sqlite3.Error, psycopg.Error)
+
+
+@contextlib.contextmanager
+def borrow(engine: Engine) -> Iterator[Plain]:
+    """The driver's connection under one of ``engine``'s, for a caller that holds an engine (the console)."""
+    pooled = engine.raw_connection()
+    try:
+        yield Plain(pooled.driver_connection, engine.dialect.name)
+    finally:
+        pooled.close()  # back to the pool, rolled back
