@@ -1,7 +1,7 @@
 """Whether linking costs the same per patient as the database grows: two sources of N people each (Prescrypto
 and gauges patients, one person in both), swept unlinked, then one link pass over all 2N queued patients.
 
-    python -m benchmarks.link_scaling [--sizes 20000,100000,300000] [--pg-url URL | --pg-url '']
+    python -m benchmarks.link_scaling [--sizes 20000,100000,300000] [--databases sqlite,postgresql] [--pg-url URL]
 
 For each size and database it prints the link pass's seconds and microseconds per patient, and each size's
 per-patient cost over the cheapest size's. Target (issue: identity at scale): within 1.3x of each other. The
@@ -60,6 +60,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="20000,100000,300000", help="people per source, comma-separated")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server for the bench databases; '' skips")
+    parser.add_argument("--databases", default="sqlite,postgresql", help="which of sqlite, postgresql to measure")
     args = parser.parse_args()
     logs.configure("WARNING", json=False)
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -67,9 +68,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             with running_sandbox(patients=n, medics=5) as sandbox:
-                targets = [("sqlite", f"sqlite:///{tmp}/link-{n}.db")]
-                if args.pg_url:
-                    targets.append(("postgresql", args.pg_url))
+                targets = [("sqlite", f"sqlite:///{tmp}/link-{n}.db"), ("postgresql", args.pg_url)]
+                targets = [(dialect, url) for dialect, url in targets if url and dialect in args.databases.split(",")]
                 for dialect, url in targets:
                     name = None
                     if dialect == "postgresql":

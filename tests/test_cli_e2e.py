@@ -240,7 +240,7 @@ def _modules_after(command: str, cwd: Path) -> str:
         f"import sys; sys.argv = ['patientsync', {command!r}]\n"
         "from pipeline.app.cli import app\n"
         "try:\n    app()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
-        "heavy = ('sqlalchemy', 'sqlmodel', 'alembic', 'httpx', 'structlog')\n"
+        "heavy = ('sqlalchemy', 'sqlmodel', 'alembic', 'httpx', 'structlog', 'mappings.normalize', 'phonenumbers')\n"
         "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -254,11 +254,35 @@ def test_help_imports_neither_the_database_nor_the_http_stack(tmp_path: Path) ->
     assert _modules_after("--help", tmp_path) == "[]"
 
 
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:db.sqlite?mode=rwc&uri=true"])
+def test_status_of_a_database_off_the_drivers_path_is_read_through_the_engine(  # type: ignore[no-untyped-def]
+    tmp_path: Path, sandbox, url: str
+) -> None:
+    (tmp_path / "config.yaml").write_text(config_yaml(url, {"rx": prescrypto_source(sandbox)}))
+    done = process("status", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [row["stream"] for row in json.loads(done.stdout)] == ["patients", "medics"]
+    made = sorted(p.name for p in tmp_path.iterdir())  # no file named after a URL's missing path ("None")
+    assert made == (["config.yaml", "db.sqlite"] if "file:" in url else ["config.yaml"])
+
+
+def test_status_reads_a_postgresql_url_naming_its_host_in_the_query(  # type: ignore[no-untyped-def]
+    tmp_path: Path, sandbox, pg_url: str
+) -> None:
+    # SQLAlchemy reads "?host=H:P" itself (libpq would take "H:P" for a host name): the engine's way, not the driver's
+    server, database = pg_url.rsplit("@", 1)[1].split("/", 1)
+    url = f"postgresql+psycopg://postgres@/{database}?host={server}"
+    (tmp_path / "config.yaml").write_text(config_yaml(url, {"rx": prescrypto_source(sandbox)}))
+    done = process("status", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_status_of_a_current_database_reads_it_through_the_driver_alone(  # type: ignore[no-untyped-def]
     tmp_path: Path, sandbox, request: pytest.FixtureRequest, database: str
 ) -> None:
-    # status must start fast: SQLAlchemy and the table models cost more than its whole target (benchmarks.startup)
+    # status must start fast: SQLAlchemy and the table models cost more than its whole target, the mappings'
+    # libraries a sixth of it (benchmarks.startup)
     url = f"sqlite:///{tmp_path / 'db.sqlite'}" if database == "sqlite" else request.getfixturevalue("pg_url")
     (tmp_path / "config.yaml").write_text(config_yaml(url, {"rx": prescrypto_source(sandbox)}))
     assert process("status", cwd=tmp_path).returncode == 0  # creates the schema

@@ -24,6 +24,8 @@ URLS = [
     "postgresql://u@h/db?b=2&a=1&b=1",
     "postgresql://:secret@h/db",
     "postgresql://h",
+    "postgresql://u@h:+5432/db",
+    "postgresql://u@h: 5432/db",
     "mysql+pymysql://root@localhost/test",
 ]
 

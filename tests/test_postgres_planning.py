@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
+from pipeline.storage.db import open_engine
 from pipeline.sync import linking
 from pipeline.sync.linking import link_pending
 from tests.support import engine_for, make_config, prescrypto_source, run
@@ -33,6 +34,16 @@ def test_a_linked_backfill_gives_the_planner_the_identity_tables_statistics(sand
     assert all(_analyzed(engine, table) for table in ("match_key", "patient", "person", "identity_link"))
     with engine.connect() as conn:
         assert conn.execute(text("SHOW jit")).scalar() == "off"
+
+
+def test_the_urls_own_libpq_options_are_kept_beside_ours(pg_url: str) -> None:
+    engine = open_engine(f"{pg_url}?options=-c%20statement_timeout%3D4321")
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW statement_timeout")).scalar() == "4321ms"
+            assert conn.execute(text("SHOW jit")).scalar() == "off"
+    finally:
+        engine.dispose()
 
 
 def test_a_link_pass_over_a_bulk_load_refreshes_them_first(

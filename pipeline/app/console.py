@@ -67,13 +67,19 @@ def open_database(config: Config, url: str | None = None) -> Engine:
 def open_plain(config: Config) -> Iterator[Plain]:
     """The configured database through its driver alone (``pipeline.storage.plain``), for a command that only
     reads a few counts (status). A database that is not there yet or needs an upgrade is first set up through
-    ``open_database``, as by any other command."""
+    ``open_database``, as by any other command; a URL off the driver's fast path is read through the engine."""
     from pipeline.storage import plain, urls
     from pipeline.sync.messages import database_reason
 
     url = urls.parse(config.database.url)
     if not plain.fast_path(url):
-        open_database(config).dispose()
+        engine = open_database(config)
+        try:
+            with plain.borrow(engine) as db:
+                yield db
+        finally:
+            engine.dispose()
+        return
     try:
         with plain.connect(url) as db:
             if db.revision() != plain.HEAD:

@@ -7,8 +7,10 @@ and the keys of its own).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
@@ -90,6 +92,23 @@ class SourceBase(Strict):
 
 
 @dataclass(frozen=True)
+class Deferred:
+    """``module.name``, a function imported on its first call. The kinds name their mappings this way, so what
+    reads only the configuration (``status``) does not import the mappings' libraries (phonenumbers,
+    python-stdnum: 45 ms of a command's start). tests/test_kinds.py resolves every one."""
+
+    module: str
+    name: str
+
+    def __call__(self, *args: Any) -> Any:
+        return self.function(*args)
+
+    @cached_property
+    def function(self) -> Callable[..., Any]:
+        return getattr(importlib.import_module(self.module), self.name)
+
+
+@dataclass(frozen=True)
 class StreamSpec:
     stream: Stream
     mapping: MappingFn
@@ -98,7 +117,15 @@ class StreamSpec:
     scrub: Scrub | None = None  # what the stored payload keeps of a record, beyond the generic redaction
 
     def bound(self, source: SourceBase) -> StreamSpec:
-        return replace(self, stream=source.bind(self.stream))
+        return replace(self.imported(), stream=source.bind(self.stream))
+
+    def imported(self) -> StreamSpec:
+        """The spec with its mappings imported now: a broken install fails the stream before its first record,
+        instead of each record failing its mapping and being quarantined."""
+        for deferred in (self.mapping, self.scrub):
+            if isinstance(deferred, Deferred):
+                deferred.function  # noqa: B018 - imported for its side effect
+        return self
 
 
 @dataclass(frozen=True)

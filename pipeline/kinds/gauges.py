@@ -6,8 +6,9 @@ from typing import Literal
 
 from canonical.model import EntityType
 from connectors import gauges as api
-from mappings import gauges as mapping
-from pipeline.kinds.base import Kind, SourceBase, StreamSpec
+from pipeline.kinds.base import Deferred, Kind, SourceBase, StreamSpec
+
+MAPPINGS = "mappings.gauges"  # imported on a record's first mapping (Deferred)
 
 
 class GaugesSource(SourceBase):
@@ -18,8 +19,8 @@ KIND = Kind(
     name="gauges",
     config=GaugesSource,
     streams={
-        "patients": StreamSpec(api.PATIENTS, mapping.to_patient, EntityType.patient),
-        "gauges": StreamSpec(api.GAUGES, mapping.to_gauge, EntityType.observation),
+        "patients": StreamSpec(api.PATIENTS, Deferred(MAPPINGS, "to_patient"), EntityType.patient),
+        "gauges": StreamSpec(api.GAUGES, Deferred(MAPPINGS, "to_gauge"), EntityType.observation),
     },
     auth_header=api.AUTH_HEADER,
     auth_scheme=api.AUTH_SCHEME,

@@ -11,8 +11,9 @@ from canonical.model import EntityType
 from connectors import particle as api
 from connectors.paging import TokenPaginator
 from connectors.stream import Stream
-from mappings import particle as mapping
-from pipeline.kinds.base import Kind, SourceBase, StreamSpec, hmac_key
+from pipeline.kinds.base import Deferred, Kind, SourceBase, StreamSpec, hmac_key
+
+MAPPINGS = "mappings.particle"  # imported on a record's first mapping (Deferred)
 
 
 class ParticleSource(SourceBase):
@@ -39,7 +40,9 @@ KIND = Kind(
     name="particle",
     config=ParticleSource,
     streams={
-        "patients": StreamSpec(api.PATIENTS, mapping.to_patient, EntityType.patient, scrub=mapping.scrub),
+        "patients": StreamSpec(
+            api.PATIENTS, Deferred(MAPPINGS, "to_patient"), EntityType.patient, scrub=Deferred(MAPPINGS, "scrub")
+        ),
     },
     auth_header=api.AUTH_HEADER,
     auth_scheme=api.AUTH_SCHEME,

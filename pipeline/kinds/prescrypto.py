@@ -6,8 +6,9 @@ from typing import Literal
 
 from canonical.model import EntityType
 from connectors import prescrypto as api
-from mappings import prescrypto as mapping
-from pipeline.kinds.base import Kind, SourceBase, StreamSpec
+from pipeline.kinds.base import Deferred, Kind, SourceBase, StreamSpec
+
+MAPPINGS = "mappings.prescrypto"  # imported on a record's first mapping (Deferred)
 
 
 class PrescryptoSource(SourceBase):
@@ -18,8 +19,8 @@ KIND = Kind(
     name="prescrypto",
     config=PrescryptoSource,
     streams={
-        "patients": StreamSpec(api.PATIENTS, mapping.to_patient, EntityType.patient),
-        "medics": StreamSpec(api.MEDICS, mapping.to_medic, EntityType.medic),
+        "patients": StreamSpec(api.PATIENTS, Deferred(MAPPINGS, "to_patient"), EntityType.patient),
+        "medics": StreamSpec(api.MEDICS, Deferred(MAPPINGS, "to_medic"), EntityType.medic),
     },
     auth_header=api.AUTH_HEADER,
     auth_scheme=api.AUTH_SCHEME,

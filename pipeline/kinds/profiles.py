@@ -6,8 +6,9 @@ from typing import Literal
 
 from canonical.model import EntityType
 from connectors import profiles as api
-from mappings import profiles as mapping
-from pipeline.kinds.base import Kind, SourceBase, StreamSpec
+from pipeline.kinds.base import Deferred, Kind, SourceBase, StreamSpec
+
+MAPPINGS = "mappings.profiles"  # imported on a record's first mapping (Deferred)
 
 
 class ProfilesSource(SourceBase):
@@ -17,7 +18,7 @@ class ProfilesSource(SourceBase):
 KIND = Kind(
     name="profiles",
     config=ProfilesSource,
-    streams={"patients": StreamSpec(api.PATIENTS, mapping.to_patient, EntityType.patient, links=True)},
+    streams={"patients": StreamSpec(api.PATIENTS, Deferred(MAPPINGS, "to_patient"), EntityType.patient, links=True)},
     auth_header=api.AUTH_HEADER,
     auth_scheme=api.AUTH_SCHEME,
     phone_region="US",  # the document's numbers are international; "+1..." suggests North America

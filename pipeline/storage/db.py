@@ -35,7 +35,10 @@ def open_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     # No JIT: every statement here is short, and a linking batch's blocking query, whose estimated cost passes
     # jit_above_cost, spent half its time compiling (166 of 323 ms for 1,000 patients).
-    engine = create_engine(url, pool_pre_ping=True, connect_args={"options": "-c jit=off"}, **kwargs)
+    # connect_args replace the URL's own libpq options: they are kept, ahead of ours.
+    given = make_url(url).query.get("options")
+    options = " ".join([*([given] if isinstance(given, str) else given or []), "-c jit=off"])
+    engine = create_engine(url, pool_pre_ping=True, connect_args={"options": options}, **kwargs)
     event.listen(engine, "begin", _postgres_begin)
     # A page's upsert as multi-row VALUES statements, not one round trip per row (SQLAlchemy does this
     # for psycopg only when asked; its "insertmanyvalues" batching keeps each statement under the

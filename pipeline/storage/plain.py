@@ -67,26 +67,36 @@ class Plain:
         return json.loads(value) if isinstance(value, str | bytes) else value
 
 
+# Query parameters SQLAlchemy's psycopg dialect reads itself (several hosts) or its engine overrides (options):
+# a URL with them is read through the engine, as every other command reads it.
+_ENGINE_ONLY = frozenset({"host", "hostaddr", "port", "options"})
+
+
 def fast_path(url: DatabaseUrl) -> bool:
-    """Whether ``connect`` opens ``url`` as SQLAlchemy would: an existing SQLite file named plainly, or
-    PostgreSQL. A new file, memory, or a URL with options goes the engine's way (which creates it privately)."""
+    """Whether ``connect`` opens ``url`` exactly as the engine would: an existing SQLite file named plainly, or a
+    PostgreSQL URL whose query holds no parameter the engine treats apart. Anything else (a new file, memory, a
+    SQLite URI) goes the engine's way."""
+    keys = [key for key, _ in url.query]
     if url.backend == "postgresql":
-        return True
-    plain_file = url.backend == "sqlite" and bool(url.database) and url.database != ":memory:" and not url.query
-    return plain_file and not str(url.database).startswith("file:") and Path(str(url.database)).is_file()
+        return len(keys) == len(set(keys)) and not _ENGINE_ONLY.intersection(keys)
+    database = url.database or ""
+    plain_file = url.backend == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:")
+    return plain_file and not keys and Path(database).is_file()
 
 
 @contextlib.contextmanager
 def connect(url: DatabaseUrl) -> Iterator[Plain]:
-    """A connection to ``url`` (see ``fast_path``) for reading; the driver's own errors pass through."""
+    """A connection to ``url``, which must be on the ``fast_path``, for reading; the driver's errors pass through."""
     if url.backend == "sqlite":
         conn: Any = sqlite3.connect(str(url.database), timeout=30)
     else:
         import psycopg  # noqa: PLC0415 - SQLite users never pay for the PostgreSQL driver
 
+        # As SQLAlchemy's psycopg dialect passes them: an empty part is left out, for libpq's defaults and
+        # environment (PGDATABASE, PGUSER, ...) to fill.
         given = {"host": url.host, "port": url.port, "user": url.username, "password": url.password}
-        given |= {"dbname": url.database, **dict(url.query)}  # as SQLAlchemy's psycopg dialect passes them
-        conn = psycopg.connect(autocommit=True, **{key: value for key, value in given.items() if value is not None})
+        given |= {"dbname": url.database, **dict(url.query)}
+        conn = psycopg.connect(autocommit=True, **{key: value for key, value in given.items() if value})
     try:
         yield Plain(conn, url.backend)
     finally:

@@ -76,8 +76,10 @@ def parse(url: str) -> DatabaseUrl:
         raise ValueError("not a database URL")
     parts = found.groupdict()
     port = parts["port"]
-    if port and not port.isdigit():
-        raise ValueError("the port is not a number")
+    try:
+        number = int(port) if port else None  # as SQLAlchemy reads it: " 5432" and "+5432" are 5432
+    except ValueError:
+        raise ValueError("the port is not a number") from None
     # by key only: a repeated key keeps its values in their order, as SQLAlchemy renders them
     query = sorted(parse_qsl(parts["query"]), key=lambda pair: pair[0]) if parts["query"] is not None else []
     return DatabaseUrl(
@@ -85,7 +87,7 @@ def parse(url: str) -> DatabaseUrl:
         username=_unquoted(parts["username"]),
         password=_unquoted(parts["password"]),
         host=parts["ipv4host"] or parts["ipv6host"],
-        port=int(port) if port else None,
+        port=number,
         database=_unquoted(parts["database"]),
         query=tuple(query),
     )

@@ -38,7 +38,7 @@ class PageJob:
     run_id: int | None
 
     def run(self) -> Mapped:
-        spec = KINDS[self.kind].streams[self.stream]
+        spec = KINDS[self.kind].streams[self.stream].imported()
         return map_page(self.page, self.stored, spec, self.ctx, self.source, self.now, self.run_id)
 
 
