@@ -277,6 +277,19 @@ def test_status_reads_a_postgresql_url_naming_its_host_in_the_query(  # type: ig
     assert done.returncode == 0, done.stderr
 
 
+def test_status_leaves_a_postgresql_urls_empty_parts_to_libpqs_environment(  # type: ignore[no-untyped-def]
+    tmp_path: Path, sandbox, pg_url: str
+) -> None:
+    # As SQLAlchemy does: "postgresql://user@host/" takes its database from PGDATABASE, not the user's own.
+    server, database = pg_url.rsplit("@", 1)[1].split("/", 1)
+    sources = {"rx": prescrypto_source(sandbox)}
+    (tmp_path / "config.yaml").write_text(config_yaml(f"postgresql+psycopg://postgres@{server}/", sources))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PGDATABASE": database}
+    command = [sys.executable, "-m", "pipeline", "status", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=180)
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_status_of_a_current_database_reads_it_through_the_driver_alone(  # type: ignore[no-untyped-def]
     tmp_path: Path, sandbox, request: pytest.FixtureRequest, database: str
