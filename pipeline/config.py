@@ -159,8 +159,7 @@ def secrets(config: Config) -> list[str]:
         found.append(config.identity.hash_key.get_secret_value())
     if config.console.token is not None:
         found.append(config.console.token.get_secret_value())
-    password = urls.parse(config.database.url).password
-    return [*found, *([password] if password else [])]
+    return [*found, *urls.parse(config.database.url).secrets()]
 
 
 def resolve_path(explicit: str | Path | None) -> Path:

@@ -78,3 +78,11 @@ def test_what_is_not_a_url_is_refused_without_being_quoted(url: str) -> None:
     assert "Sup3rSecret" not in str(caught.value) and "port/db" not in str(caught.value)
     with pytest.raises((ArgumentError, ValueError)):
         make_url(url)  # SQLAlchemy refuses them too
+
+
+def test_a_password_given_as_a_parameter_is_hidden_where_sqlalchemy_would_show_it() -> None:
+    url = "postgresql+psycopg://ps@db.example.org/p?sslmode=require&password=Sup3rSecret&sslpassword=K3ySecret"
+    parsed = urls.parse(url)
+    assert "Secret" not in parsed.render() and "password=%2A%2A%2A" in parsed.render()
+    assert parsed.render(hide_password=False) == make_url(url).render_as_string(hide_password=False)
+    assert parsed.secrets() == ["Sup3rSecret", "K3ySecret"]

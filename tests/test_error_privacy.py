@@ -182,3 +182,14 @@ def test_status_masks_an_error_stored_by_an_older_version(sandbox, tmp_path):
             for s in [*TOKENS[:1], *SSNS, "zq@example.org", "1987-06-05", "867-5309"]
             if s in proc.stdout + proc.stderr
         ] == []
+
+
+@pytest.mark.parametrize("args", [("status",), ("state", "show")])
+def test_a_database_password_given_as_a_parameter_reaches_no_message(sandbox, tmp_path, args):  # type: ignore[no-untyped-def]
+    # Nothing listens on port 9: the command fails to connect, and its message names the database.
+    url = "postgresql+psycopg://ps@127.0.0.1:9/p?connect_timeout=2&password=Sup3rSecretPw"
+    cfg = Path(tmp_path / "config.yaml")
+    cfg.write_text(config_yaml(url, every_source(sandbox)))
+    proc = cli("--config", str(cfg), *args)
+    assert proc.returncode == 2 and "127.0.0.1:9" in proc.stderr, proc.stderr
+    assert "Sup3rSecretPw" not in proc.stdout + proc.stderr

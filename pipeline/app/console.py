@@ -59,7 +59,7 @@ def open_database(config: Config, url: str | None = None) -> Engine:
     try:
         migrate(engine)
     except DatabaseError as exc:  # unreachable, locked, or a file that is not a database
-        fail(f"database {engine.url.render_as_string(hide_password=True)}: cannot open it: {database_reason(exc)}", 2)
+        fail(f"database {shown_url(url or config.database.url)}: cannot open it: {database_reason(exc)}", 2)
     return engine
 
 
@@ -121,7 +121,7 @@ def open_unchanged(config: Config, scratch: Path) -> Engine:
         return open_engine(url, hide_parameters=True)
     if revision is not None:
         fail(
-            f"database {_shown(url)}: its schema is revision {revision}, this version's is {HEAD}; a dry run does "
+            f"database {shown_url(url)}: its schema is revision {revision}, this version's is {HEAD}; a dry run does "
             "not upgrade it (any other command does)",
             2,
         )
@@ -150,12 +150,12 @@ def _revision(url: str) -> str | None:
         finally:
             engine.dispose()
     except sqlite3.Error as exc:
-        fail(f"database {_shown(url)}: cannot open it: {exc}", 2)
+        fail(f"database {shown_url(url)}: cannot open it: {exc}", 2)
     except DatabaseError as exc:
-        fail(f"database {_shown(url)}: cannot open it: {database_reason(exc)}", 2)
+        fail(f"database {shown_url(url)}: cannot open it: {database_reason(exc)}", 2)
 
 
-def _shown(url: str) -> str:
+def shown_url(url: str) -> str:
     from pipeline.storage import urls
 
     return urls.parse(url).render(hide_password=True)
@@ -173,7 +173,7 @@ def missing_sqlite(url: str) -> bool:
 def existing_sqlite(url: str) -> None:
     """A command that only reads refuses a SQLite file that is not there, instead of creating an empty one."""
     if missing_sqlite(url):
-        fail(f"database {_shown(url)}: no such file (run sync or demo first)", 2)
+        fail(f"database {shown_url(url)}: no such file (run sync or demo first)", 2)
 
 
 def print_run_message(source: str, stream: str, status: str, message: str | None) -> None:

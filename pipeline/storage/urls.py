@@ -33,6 +33,10 @@ _URL = re.compile(
 )
 
 
+# libpq parameters that are passwords: hidden wherever the URL is shown, beyond what SQLAlchemy hides.
+_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+
+
 @dataclass(frozen=True)
 class DatabaseUrl:
     drivername: str  # "sqlite", "postgresql+psycopg", ...
@@ -51,7 +55,8 @@ class DatabaseUrl:
         return replace(self, drivername=drivername)
 
     def render(self, hide_password: bool = True) -> str:
-        """The URL as text, the password as ``***`` unless asked (SQLAlchemy's ``render_as_string``)."""
+        """The URL as text (SQLAlchemy's ``render_as_string``); unless asked, its passwords as ``***``, including
+        one given as a query parameter, which SQLAlchemy would show."""
         text = self.drivername + "://"
         if self.username is not None:
             text += quote(self.username, safe=" +")
@@ -65,8 +70,15 @@ class DatabaseUrl:
         if self.database is not None:
             text += "/" + quote(self.database, safe=" +/")
         if self.query:
-            text += "?" + "&".join(f"{quote_plus(key)}={quote_plus(value)}" for key, value in self.query)
+            hidden = _SECRET_PARAMETERS if hide_password else frozenset()
+            query = [(key, "***" if key in hidden else value) for key, value in self.query]
+            text += "?" + "&".join(f"{quote_plus(key)}={quote_plus(value)}" for key, value in query)
         return text
+
+    def secrets(self) -> list[str]:
+        """The passwords the URL holds, in its user part or as a libpq parameter (``?password=...``)."""
+        given = [self.password, *(value for key, value in self.query if key in _SECRET_PARAMETERS)]
+        return [secret for secret in given if secret]
 
 
 def parse(url: str) -> DatabaseUrl:

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from pipeline.app.commands.running import print_results, progress_bars
-from pipeline.app.console import err, fail, load_config, open_database, out
+from pipeline.app.console import err, fail, load_config, open_database, out, shown_url
 
 
 def sandbox(
@@ -62,7 +62,7 @@ def demo(
     config = load_config(ctx)
     url = database or DEMO_DATABASE
     engine = open_database(config, url)
-    err.print(f"demo database: {escape(engine.url.render_as_string(hide_password=True))}", highlight=False)
+    err.print(f"demo database: {escape(shown_url(url))}", highlight=False)
     options = RunOptions()
     with progress_bars(options):
         results, summary = run_demo(config, engine, patients, options, noise)
