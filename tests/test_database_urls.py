@@ -71,7 +71,9 @@ def test_generated_urls_read_as_sqlalchemy_reads_them(
     assert _ours(url) == _sqlalchemy(url)
 
 
-@pytest.mark.parametrize("url", ["postgres ql://u:Sup3rSecret@h/db", "not a url", "postgresql://u:x@h:port/db"])
+@pytest.mark.parametrize(
+    "url", ["postgres ql://u:Sup3rSecret@h/db", "not a url", "postgresql://u:x@h:port/db", "postgresql://u:x@h:/db"]
+)
 def test_what_is_not_a_url_is_refused_without_being_quoted(url: str) -> None:
     with pytest.raises(ValueError) as caught:
         urls.parse(url)

@@ -89,7 +89,7 @@ def parse(url: str) -> DatabaseUrl:
     parts = found.groupdict()
     port = parts["port"]
     try:
-        number = int(port) if port else None  # as SQLAlchemy reads it: " 5432" and "+5432" are 5432
+        number = int(port) if port is not None else None  # as SQLAlchemy reads it: " 5432" is 5432, "h:/" no port
     except ValueError:
         raise ValueError("the port is not a number") from None
     # by key only: a repeated key keeps its values in their order, as SQLAlchemy renders them
