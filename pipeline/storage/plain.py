@@ -67,8 +67,8 @@ class Plain:
         return json.loads(value) if isinstance(value, str | bytes) else value
 
 
-# Query parameters SQLAlchemy's psycopg dialect reads itself (several hosts) or its engine overrides (options):
-# a URL with them is read through the engine, as every other command reads it.
+# Query parameters SQLAlchemy's psycopg dialect reads itself (several hosts) or the engine joins with its own
+# (options, beside jit=off): a URL with them is read through the engine, as every other command reads it.
 _ENGINE_ONLY = frozenset({"host", "hostaddr", "port", "options"})
 
 
