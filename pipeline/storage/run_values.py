@@ -1,4 +1,4 @@
-"""How a run walks its stream and how it ended: the values of ``sync_run.mode`` and ``sync_run.status``, apart
+"""How a run walks its stream and how it ended: the values of ``sync_run.mode`` and ``sync_run.status`` and its counts, apart
 from the table models so that ``status`` reads them without importing SQLAlchemy."""
 
 from __future__ import annotations
@@ -22,3 +22,7 @@ class Status(StrEnum):
     interrupted = "interrupted"  # stopped on request: the next run continues from the last checkpoint
     skipped = "skipped"  # another process holds the stream's lease
     abandoned = "abandoned"  # its process died; marked when the stream next starts
+
+
+# What a run counts (``sync_run``'s count columns), in the order status and the run tables show them.
+COUNTS = ("fetched", "inserted", "updated", "unchanged", "quarantined", "deleted")

@@ -8,22 +8,9 @@ import datetime as dt
 from typing import Any
 
 from pipeline.storage.plain import Plain
-from pipeline.storage.run_values import Status
+from pipeline.storage.run_values import COUNTS, Status
 
-RUN_COLUMNS = (
-    "id",
-    "mode",
-    "status",
-    "started_at",
-    "finished_at",
-    "fetched",
-    "inserted",
-    "updated",
-    "unchanged",
-    "quarantined",
-    "deleted",
-    "error",
-)
+RUN_COLUMNS = ("id", "mode", "status", "started_at", "finished_at", *COUNTS, "error")
 
 
 def cursor(db: Plain, source: str, stream: str) -> dict[str, Any]:

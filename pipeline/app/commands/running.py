@@ -78,21 +78,10 @@ def progress_bars(options: RunOptions) -> Iterator[Progress | None]:
 def print_results(results: list[RunResult], dry_run: bool = False) -> None:
     from rich.table import Table
 
-    from pipeline.storage.run_values import Status
+    from pipeline.storage.run_values import COUNTS, Status
 
     table = Table(title="dry run: what would be written (nothing was)" if dry_run else "runs")
-    for column in (
-        "source",
-        "stream",
-        "mode",
-        "status",
-        "fetched",
-        "inserted",
-        "updated",
-        "unchanged",
-        "quarantined",
-        "deleted",
-    ):
+    for column in ("source", "stream", "mode", "status", *COUNTS):
         table.add_column(column, justify="right" if column not in ("source", "stream", "mode", "status") else "left")
     for r in results:
         c = r.counts
