@@ -1,5 +1,6 @@
-"""How a run walks its stream and how it ended: the values of ``sync_run.mode`` and ``sync_run.status`` and its counts, apart
-from the table models so that ``status`` reads them without importing SQLAlchemy."""
+"""How a run walks its stream, how it ended and what it counts: the values of ``sync_run.mode`` and
+``sync_run.status`` and its count columns, apart from the table models so that ``status`` reads them without
+importing SQLAlchemy."""
 
 from __future__ import annotations
 
