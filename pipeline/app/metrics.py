@@ -32,7 +32,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from canonical.errors import ServeError
 from pipeline.storage import health
-from pipeline.storage.db import aware, reading, utcnow
+from pipeline.storage.db import reading, utcnow
+from pipeline.storage.plain import aware
 from pipeline.storage.run_values import Status
 from pipeline.sync.messages import database_reason
 from pipeline.sync.runner import RunResult

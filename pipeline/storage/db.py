@@ -99,11 +99,6 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def aware(value: dt.datetime) -> dt.datetime:
-    """A stored time as UTC: SQLite hands back naive datetimes, and everything stored is UTC."""
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
-
-
 def write_instant(conn: Connection) -> dt.datetime:
     """The instant every row a write transaction stamps (``updated_at``, ``last_seen_at``, ``deleted_at``,
     ``changed_at``) carries: taken once the transaction holds the write fence. An export's horizon is taken while

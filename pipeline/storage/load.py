@@ -380,9 +380,7 @@ def refresh_statistics(engine: Engine, identity: bool = True, tables: Sequence[s
     index finds each. ``identity``: the identity tables too (a run that links as it goes); ``tables``: these only.
     """
     if engine.dialect.name == "postgresql":
-        listed = ", ".join(tables) or "source_record, crosswalk" + (
-            ", " + ", ".join(IDENTITY_TABLES) if identity else ""
-        )
+        listed = ", ".join(tables or ("source_record", "crosswalk", *(IDENTITY_TABLES if identity else ())))
         with engine.connect() as conn:
             conn.execute(text(f"ANALYZE {listed}"))
             conn.commit()

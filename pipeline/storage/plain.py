@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 HEAD = "0010"  # the newest schema revision (pipeline/storage/migrations; tests/test_schema.py holds them equal)
 
 
+def aware(value: dt.datetime) -> dt.datetime:
+    """A stored time as UTC: SQLite hands back naive datetimes, and everything stored is UTC."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
 class Plain:
     """A DB-API connection and its dialect: statements take ``?`` placeholders on both, and SQLite's stored text
     times and JSON come back as Python values, as SQLAlchemy's column types would give them."""
@@ -60,7 +65,7 @@ class Plain:
         """A stored time, as UTC."""
         if isinstance(value, str):
             value = dt.datetime.fromisoformat(value)
-        return None if value is None else value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+        return None if value is None else aware(value)
 
     @staticmethod
     def json(value: Any) -> Any:

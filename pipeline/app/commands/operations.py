@@ -31,7 +31,8 @@ def state_rows(config: Config, engine: Engine, source: str | None) -> list[dict[
     from pipeline.app.status import shown_cursor
     from pipeline.kinds import stream_names
     from pipeline.storage import cursors, leases
-    from pipeline.storage.db import aware, reading, utcnow
+    from pipeline.storage.db import reading, utcnow
+    from pipeline.storage.plain import aware
 
     with reading(engine).connect() as conn:
         stored = {(row["source"], row["stream"]): row for row in cursors.stored_cursors(conn, source)}
