@@ -127,3 +127,29 @@ def test_engines_write_json_columns_with_orjson(db_url: str) -> None:
     engine = open_engine(db_url)
     assert engine.dialect._json_serializer is json_text  # type: ignore[attr-defined]
     engine.dispose()
+
+
+def test_match_keys_travel_as_tuples_and_land_on_both_databases(db_url: str) -> None:
+    """A commit's match keys cross from the mapping worker as tuples (half a dict row's memory); a few go through
+    executemany, many through PostgreSQL's COPY, and both land as the keys they were."""
+    import pytest
+
+    from pipeline.storage.db import migrate, open_engine
+    from pipeline.storage.load import KEY_COLUMNS, _insert_new, key_rows, stored_keys, write_keys
+    from pipeline.storage.tables import MatchKey, table_of
+
+    engine = open_engine(db_url)
+    migrate(engine)
+    few = {"p-few": [["names_dob", "ana|1990"], ["email", "a@x.org"]]}
+    many = {f"p-{i:03}": [["names_dob", f"name{i}|1990"], ["phone", f"+5255{i:08}"]] for i in range(60)}
+    with engine.begin() as conn:
+        for keys in (few, many):
+            match_keys, patient_keys = key_rows(keys)
+            assert all(type(row) is tuple and len(row) == len(KEY_COLUMNS) for row in match_keys)
+            write_keys(conn, match_keys, patient_keys)
+        rows = set(conn.exec_driver_sql("SELECT key_type, key_value, patient_id FROM match_key").all())
+        assert stored_keys(conn, ["p-few"]) == {"p-few": few["p-few"]}
+    assert rows == {(t, v, p) for keys in (few, many) for p, listed in keys.items() for t, v in listed}
+    with engine.begin() as conn, pytest.raises(ValueError, match="in the table's order"):
+        _insert_new(conn, table_of(MatchKey), [("p-x", "email", "b@x.org")], ("patient_id", "key_type", "key_value"))
+    engine.dispose()

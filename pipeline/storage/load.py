@@ -52,6 +52,11 @@ from pipeline.storage.tables import (
 _CHUNK = 1000  # keys per IN (...) list: far below SQLite's and PostgreSQL's parameter limits
 _LINK_TABLES = {"patient_medic": table_of(PatientMedic), "patient_organization": table_of(PatientOrganization)}
 Keys = Sequence[Sequence[str]]  # a patient's (key type, key value) pairs: pipeline.identity.keys.match_keys
+# A match_key row as ``key_rows`` makes it: a tuple of the table's columns in their order. A patient has some
+# 17 keys, and a commit's keys travel from the mapping worker: as dicts they took twice the memory and twice
+# the unpickling.
+KEY_COLUMNS = ("key_type", "key_value", "patient_id")
+Row = dict[str, Any] | tuple[Any, ...]  # a tuple: its table's columns in their order, named beside it
 
 
 @dataclass
@@ -67,9 +72,10 @@ class PageRows:
     links: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # link table -> rows
     relinked_patients: list[str] = field(default_factory=list)  # their links are replaced by the page's
     # Identity: the page's patients (queued for linking) and their match keys, which replace their stored ones:
-    # a match_key row each, and the patient's whole list as its patient_keys row (``key_rows``).
+    # a match_key row each (a tuple of KEY_COLUMNS), and the patient's whole list as its patient_keys row
+    # (``key_rows``).
     patients: list[str] = field(default_factory=list)
-    match_keys: list[dict[str, Any]] = field(default_factory=list)
+    match_keys: list[tuple[str, str, str]] = field(default_factory=list)
     patient_keys: list[dict[str, Any]] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)  # source_record rows
     quarantine: list[dict[str, Any]] = field(default_factory=list)  # one row a key
@@ -139,17 +145,19 @@ def _write_match_keys(conn: Connection, rows: PageRows) -> None:
         queue(conn, rows.patients, rows.records[0]["last_seen_at"] if rows.records else None)
 
 
-def key_rows(keys: Mapping[str, Keys]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Patients' match keys as rows: (match_key rows, patient_keys rows)."""
-    each = [{"patient_id": p, "key_type": t, "key_value": v} for p, listed in keys.items() for t, v in listed]
+def key_rows(keys: Mapping[str, Keys]) -> tuple[list[tuple[str, str, str]], list[dict[str, Any]]]:
+    """Patients' match keys as rows: (match_key rows as KEY_COLUMNS tuples, patient_keys rows)."""
+    each = [(t, v, p) for p, listed in keys.items() for t, v in listed]
     lists = [{"patient_id": p, "match_keys": orjson.dumps(listed).decode()} for p, listed in keys.items()]
     return each, lists
 
 
-def write_keys(conn: Connection, match_keys: Sequence[dict[str, Any]], patient_keys: Sequence[dict[str, Any]]) -> None:
+def write_keys(
+    conn: Connection, match_keys: Sequence[tuple[str, str, str]], patient_keys: Sequence[dict[str, Any]]
+) -> None:
     """Rows made by ``key_rows``; the patients' stored keys are deleted already (``delete_keys``)."""
     if match_keys:
-        _insert_new(conn, table_of(MatchKey), match_keys)
+        _insert_new(conn, table_of(MatchKey), match_keys, KEY_COLUMNS)
     _upsert(conn, table_of(PatientKeys), patient_keys)
 
 
@@ -210,7 +218,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     if not rows:
         return
     if conn.dialect.name == "postgresql" and len(rows) >= _COPY_FROM:
-        _copy(conn, table, rows)
+        _copy(conn, table, rows, tuple(rows[0]))
         return
     _bulk(conn, ("plain insert", table.name, tuple(rows[0])), lambda: table.insert(), rows)
 
@@ -218,33 +226,32 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
 _COPY_FROM = 50
 
 
-def _copy(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], into: str | None = None) -> None:
+def _copy(conn: Connection, table: Table, rows: Sequence[Row], names: tuple[str, ...], into: str | None = None) -> None:
     """COPY ... FROM STDIN in the caller's transaction (into ``into``, a staging table, or the table itself):
     the values as the columns' bind processors make them (JSON as its text), written by psycopg's adapters."""
     dialect = conn.dialect
-    names = tuple(rows[0])
     processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
-    pairs = list(zip(names, processors, strict=True))
+    pairs = list(enumerate(processors))
     columns = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
     driver = conn.connection.driver_connection
     assert driver is not None
     statement = f"COPY {into or table.name} ({columns}) FROM STDIN"
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row([p(row[n]) if p else row[n] for n, p in pairs])
+            for row in _tuples(rows, names):
+                copy.write_row([p(row[i]) if p else row[i] for i, p in pairs])
     except dialect.loaded_dbapi.Error as exc:
         # As SQLAlchemy raises a statement's errors, so that callers report them by their first line alone
         # (pipeline.sync.messages.database_reason): the driver's text quotes the value it refused.
         raise DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True) from exc
 
 
-def _staged(conn: Connection, key: tuple[Any, ...], build: Callable[[], Any], rows: Sequence[dict[str, Any]]) -> None:
+def _staged(conn: Connection, key: tuple[Any, ...], build: Callable[[], Any], rows: Sequence[Row]) -> None:
     """PostgreSQL: the rows COPYed into a temporary table of this connection, then one INSERT ... SELECT with
     the statement's own ON CONFLICT clause. 17,000 match keys (a commit of 1,000 patients): 0.16 s against
     0.29 s as multi-row VALUES statements."""
     table: Table = build().table
-    columns = tuple(rows[0])
+    columns = key[2]
     compiled = _COMPILED.get(("staged", *key))
     if compiled is None:
         stage = f"stage_{table.name}_{hashlib.blake2b(','.join(columns).encode(), digest_size=5).hexdigest()}"
@@ -258,14 +265,17 @@ def _staged(conn: Connection, key: tuple[Any, ...], build: Callable[[], Any], ro
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {compiled.stage} ON COMMIT DELETE ROWS AS "
         f"SELECT {listed} FROM {table.name} WITH NO DATA"
     )
-    _copy(conn, table, rows, into=compiled.stage)
+    _copy(conn, table, rows, columns, into=compiled.stage)
     conn.exec_driver_sql(compiled.sql)
     conn.exec_driver_sql(f"TRUNCATE {compiled.stage}")  # a second merge of this shape in the transaction
 
 
-def _insert_new(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING: rows whose key is stored already stay as they are."""
-    columns = tuple(rows[0])
+def _insert_new(conn: Connection, table: Table, rows: Sequence[Row], columns: tuple[str, ...] | None = None) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING: rows whose key is stored already stay as they are. Dict rows, or
+    tuples of ``columns``."""
+    if columns is not None and list(columns) != [c.name for c in table.columns if c.name in columns]:
+        raise ValueError(f"tuple rows of {table.name} must give their columns in the table's order, not {columns}")
+    columns = columns or tuple(rows[0])
     _bulk(conn, ("insert", table.name, columns), lambda: upsert_insert(conn, table).on_conflict_do_nothing(), rows)
 
 
@@ -297,9 +307,10 @@ class _Compiled:
 _COMPILED: dict[tuple[Any, ...], _Compiled] = {}
 
 
-def _bulk(conn: Connection, key: tuple[Any, ...], build: Callable[[], Any], rows: Sequence[dict[str, Any]]) -> None:
+def _bulk(conn: Connection, key: tuple[Any, ...], build: Callable[[], Any], rows: Sequence[Row]) -> None:
     """Execute a statement for every row through the driver's executemany: the statement is compiled once per
-    dialect and shape, and each row becomes a tuple (or a dict) converted by the columns' own bind processors.
+    dialect and shape (``key``, whose third item names the rows' columns, in a tuple row's order), and each row
+    becomes a tuple (or a dict) converted by the columns' own bind processors.
 
     Rows go to the driver as they are, with none of SQLAlchemy's per-row parameter handling: on a page of a
     thousand records that handling cost more than the database's own work.
@@ -319,19 +330,26 @@ def _bulk(conn: Connection, key: tuple[Any, ...], build: Callable[[], Any], rows
         dated = frozenset(i for i, type_ in enumerate(types) if isinstance(type_, Date | DateTime))
         compiled = _Compiled(statement.string, names, processors, positional, dated=dated)
         _COMPILED[(dialect.name, *key)] = compiled
-    conn.exec_driver_sql(compiled.sql, _parameters(compiled, rows))
+    conn.exec_driver_sql(compiled.sql, _parameters(compiled, rows, key[2]))
 
 
-def _parameters(compiled: _Compiled, rows: Sequence[dict[str, Any]]) -> list[Any]:
+def _parameters(compiled: _Compiled, rows: Sequence[Row], columns: tuple[str, ...]) -> Sequence[Any]:
     """The rows as the driver takes them. Most columns need no conversion: their values are picked in C
     (``itemgetter``), and only the few with a bind processor (dates, JSON) are converted in Python."""
     names, processors = compiled.columns, compiled.processors
     converted = [(i, functools.cache(p) if i in compiled.dated else p) for i, p in enumerate(processors) if p]
-    pick = itemgetter(*names)
-    values = [pick(row) for row in rows] if len(names) > 1 else [(pick(row),) for row in rows]
+    values = _tuples(rows, names)
     if converted:
         values = [_converted(row, converted) for row in values]
     return values if compiled.positional else [dict(zip(names, row, strict=True)) for row in values]
+
+
+def _tuples(rows: Sequence[Row], names: tuple[str, ...]) -> Sequence[tuple[Any, ...]]:
+    """Rows as tuples of ``names``: dict rows picked by name; tuple rows are in that order already."""
+    if isinstance(rows[0], tuple):
+        return rows  # type: ignore[return-value]
+    pick = itemgetter(*names)
+    return [pick(row) for row in rows] if len(names) > 1 else [(pick(row),) for row in rows]
 
 
 def _converted(row: tuple[Any, ...], converters: list[tuple[int, Callable[[Any], Any]]]) -> tuple[Any, ...]:

@@ -99,7 +99,7 @@ def connect(url: DatabaseUrl) -> Iterator[Plain]:
 
         # As SQLAlchemy's psycopg dialect passes them: an empty part is left out, for libpq's defaults and
         # environment (PGDATABASE, PGUSER, ...) to fill.
-        given = {"host": url.host, "port": url.port, "user": url.username, "password": url.password}
+        given: dict[str, Any] = {"host": url.host, "port": url.port, "user": url.username, "password": url.password}
         given |= {"dbname": url.database, **dict(url.query)}
         conn = psycopg.connect(autocommit=True, **{key: value for key, value in given.items() if value})
     try:

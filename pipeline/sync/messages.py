@@ -82,7 +82,7 @@ def _is_database_error(exc: BaseException) -> bool:
     return errors is not None and isinstance(exc, errors.SQLAlchemyError)
 
 
-def database_reason(exc: Exception) -> str:
+def database_reason(exc: BaseException) -> str:
     """The driver's own first line (e.g. "database is locked"), without the statement, its parameters or any
     value it quotes; ``exc`` is SQLAlchemy's error or the driver's own.
 
