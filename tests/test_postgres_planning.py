@@ -132,13 +132,13 @@ def test_a_staged_merge_survives_a_rolled_back_savepoint_and_merges_as_values_wo
     keys = [{"key_type": "email", "key_value": f"v{i % 70}", "patient_id": f"p{i % 70}"} for i in range(140)]
     with engine.begin() as conn:
         savepoint = conn.begin_nested()
-        load._upsert(conn, table_of(SourceRecord), [record(i, "a") for i in range(60)], keep=("first_seen_at",))
+        load.upsert(conn, table_of(SourceRecord), [record(i, "a") for i in range(60)], keep=("first_seen_at",))
         savepoint.rollback()
-        load._upsert(conn, table_of(SourceRecord), [record(i, "b") for i in range(60)], keep=("first_seen_at",))
+        load.upsert(conn, table_of(SourceRecord), [record(i, "b") for i in range(60)], keep=("first_seen_at",))
         load._insert_new(conn, table_of(MatchKey), keys[:70])
         load._insert_new(conn, table_of(MatchKey), keys)  # every one of the second 70 is stored already
     with engine.begin() as conn:  # a changed hash updates, an unchanged row is left as it is
-        load._upsert(conn, table_of(SourceRecord), [record(i, "c" if i < 5 else "b") for i in range(60)], keep=())
+        load.upsert(conn, table_of(SourceRecord), [record(i, "c" if i < 5 else "b") for i in range(60)], keep=())
     with engine.connect() as conn:
         hashes = dict(conn.execute(text("SELECT source_key, payload_hash FROM source_record")).all())
         payload = conn.execute(text("SELECT payload FROM source_record WHERE source_key = 'k7'")).scalar()
@@ -165,7 +165,7 @@ def test_a_value_copy_refuses_is_reported_without_quoting_it(pg_url: str) -> Non
         for i in range(60)
     ]  # fmt: skip
     with pytest.raises(DataError) as refused, engine.begin() as conn:
-        load._upsert(conn, table_of(SourceRecord), bad)
+        load.upsert(conn, table_of(SourceRecord), bad)
     said = run_error("rx", "patients", refused.value)
     assert said.startswith("rx/patients: database: invalid input syntax") and "Ana" not in said
     with engine.connect() as conn:

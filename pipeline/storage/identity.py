@@ -28,8 +28,8 @@ from sqlalchemy import (
     update,
 )
 
-from pipeline.storage.db import among, upsert_insert
-from pipeline.storage.load import Keys, delete_keys, insert_rows, key_rows, queue, stored_keys, write_keys
+from pipeline.storage.db import among
+from pipeline.storage.load import Keys, delete_keys, insert_rows, key_rows, queue, stored_keys, upsert, write_keys
 from pipeline.storage.tables import (
     DEMOGRAPHIC,
     Crosswalk,
@@ -276,14 +276,8 @@ def write_links(conn: Connection, links: Mapping[tuple[str, str], dict[str, Any]
             _link.c.patient_id == bindparam("patient"), _link.c.person_id == bindparam("person")
         )
         conn.execute(statement, [{"patient": patient, "person": person} for patient, person in sorted(gone)])
-    kept = [{"patient_id": k[0], "person_id": k[1], **v} for k, v in sorted(links.items()) if v is not None]
-    if kept:
-        statement = upsert_insert(conn, _link)
-        columns = ("status", "origin", "score", "evidence", "decided_at")
-        statement = statement.on_conflict_do_update(
-            index_elements=["patient_id", "person_id"], set_={c: statement.excluded[c] for c in columns}
-        )
-        conn.execute(statement, kept)
+    kept = [{"patient_id": k[0], "person_id": k[1], **v} for k, v in links.items() if v is not None]
+    upsert(conn, _link, kept, on=("patient_id", "person_id"))
 
 
 def history_row(
