@@ -131,7 +131,8 @@ def test_engines_write_json_columns_with_orjson(db_url: str) -> None:
 
 def test_match_keys_travel_as_tuples_and_land_on_both_databases(db_url: str) -> None:
     """A commit's match keys cross from the mapping worker as tuples (half a dict row's memory); a few go through
-    executemany, many through PostgreSQL's COPY, and both land as the keys they were."""
+    executemany, many through PostgreSQL's COPY (values holding what COPY's text format escapes among them), and
+    all land as the keys they were."""
     import pytest
 
     from pipeline.storage.db import migrate, open_engine
@@ -142,14 +143,15 @@ def test_match_keys_travel_as_tuples_and_land_on_both_databases(db_url: str) -> 
     migrate(engine)
     few = {"p-few": [["names_dob", "ana|1990"], ["email", "a@x.org"]]}
     many = {f"p-{i:03}": [["names_dob", f"name{i}|1990"], ["phone", f"+5255{i:08}"]] for i in range(60)}
+    odd = {f"q-{i:03}": [["names_dob", f"o\\{i}\t|\n1990\r"], ["email", ""]] for i in range(60)}
     with engine.begin() as conn:
-        for keys in (few, many):
+        for keys in (few, many, odd):
             match_keys, patient_keys = key_rows(keys)
             assert all(type(row) is tuple and len(row) == len(KEY_COLUMNS) for row in match_keys)
             write_keys(conn, match_keys, patient_keys)
         rows = set(conn.exec_driver_sql("SELECT key_type, key_value, patient_id FROM match_key").all())
         assert stored_keys(conn, ["p-few"]) == {"p-few": few["p-few"]}
-    assert rows == {(t, v, p) for keys in (few, many) for p, listed in keys.items() for t, v in listed}
+    assert rows == {(t, v, p) for keys in (few, many, odd) for p, listed in keys.items() for t, v in listed}
     with engine.begin() as conn, pytest.raises(ValueError, match="in the table's order"):
         _insert_new(conn, table_of(MatchKey), [("p-x", "email", "b@x.org")], ("patient_id", "key_type", "key_value"))
     engine.dispose()
