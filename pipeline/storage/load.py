@@ -212,7 +212,7 @@ def upsert(
     ``keep`` where any of them differs."""
     if rows:
         columns = tuple(rows[0])
-        key = on or tuple(c.name for c in table.primary_key.columns)
+        key = on or _primary_key(table)
         _bulk(
             conn,
             ("upsert", table.name, columns, tuple(keep), key),
@@ -286,8 +286,12 @@ def _insert_new(conn: Connection, table: Table, rows: Sequence[Row], columns: tu
     if columns is not None and list(columns) != [c.name for c in table.columns if c.name in columns]:
         raise ValueError(f"tuple rows of {table.name} must give their columns in the table's order, not {columns}")
     columns = columns or tuple(rows[0])
-    ordered = _in_key_order(rows, columns, tuple(c.name for c in table.primary_key.columns))
+    ordered = _in_key_order(rows, columns, _primary_key(table))
     _bulk(conn, ("insert", table.name, columns), lambda: upsert_insert(conn, table).on_conflict_do_nothing(), ordered)
+
+
+def _primary_key(table: Table) -> tuple[str, ...]:
+    return tuple(c.name for c in table.primary_key.columns)
 
 
 def _in_key_order(rows: Sequence[Row], columns: tuple[str, ...], key: tuple[str, ...]) -> list[Row]:
