@@ -196,6 +196,34 @@ def test_agreement_raises_the_score_and_disagreement_lowers_it() -> None:
     assert probability(0) == 0.5 and probability(1000) == 1.0
 
 
+# Two records of one person as a Prescrypto (one name string, a Mexican address) and a Particle (a US address and
+# phone) patient, with nothing they share but the name and the birth date; the default model's decision.
+_BORN = dt.date(1954, 10, 7)
+_MX = {"address_line": "Calle Guanajuato 750", "postal_code": "80482", "city": "Culiacán", "phone": "+526671234567"}
+_US = {"address_line": "6760 Broadway", "postal_code": "61174", "city": "Rockford", "phone": "+18155550123"}
+
+
+@pytest.mark.parametrize(
+    ("name_a", "name_b", "linked"),
+    [
+        ("Aida Venegas García", ("Aida", "Venegas García"), True),
+        ("Aida Venegas García", ("Aida", "Venegas"), True),  # the maternal surname left out
+        ("Aida Venegas García", ("Aida", "Venegas Gómez"), True),  # the maternal surname replaced
+        ("Aida Venegas García", ("Rosa", "Venegas García"), False),  # a twin: review
+        ("Aida Venegas García", ("Aida", "Ortiz Luna"), False),  # every surname replaced: review
+    ],
+)
+def test_the_default_model_links_a_replaced_maternal_surname_beside_the_birth_date(
+    name_a: str, name_b: tuple[str, str], linked: bool
+) -> None:
+    a = person("prescrypto", full_name=name_a, birth_date=_BORN, **_MX)
+    b = person("particle", given_name=name_b[0], family_name=name_b[1], birth_date=_BORN, **_US)
+    p, evidence, levels = MatchModel().score_pair(a, b)
+    decision = decide(b, {"X": Scored("X", a.patient_id, p, evidence, levels)}, {}, set(), 0.99, 0.5)
+    assert (decision.join is not None) is linked, (levels, evidence["weight"])
+    assert linked or [possible.person_id for possible in decision.possible] == ["X"]
+
+
 def test_residence_fields_that_disagree_together_count_once() -> None:
     """A move changes the address, the postal code and the city at once: the strongest of those disagreements
     counts, not their sum; agreements all count."""
