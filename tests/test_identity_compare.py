@@ -135,6 +135,12 @@ def test_birth_date_levels(a: str, b: str | None, level: str | None) -> None:
         ("65 Jacka Crescent, Rmbe 770", "65 Jacka Crescent", "exact"),  # a second line glued on
         ("73 Bynoe Place, Rhosewyn", "73 Rhosewyn, Bynoe Place", "exact"),  # the lines in another order
         ("14 Arabana Street, Tatyara", "14 Arabana St", "exact"),  # the street word abbreviated
+        ("15 Goodwinstreet", "15 Goodwin Street", "exact"),  # the street word glued on
+        ("Callejuárez 12", "Calle Juárez 12", "exact"),
+        ("19 Lance Hill, Kittani", "19 Lancehill Kittani", "exact"),  # a space lost
+        ("4 Chillagoe, Edith Hall", "4 Chillagoestreet, Edit Hhall", "exact"),  # a space moved
+        ("9 Broadway", "9 Broad Street", "different"),  # WAY is the street's own name, not a word glued on
+        ("12 Harcourt Road", "12 Har Court", "different"),  # nor COURT: Harcourt is no Har Court
         ("Calle Guatemala 523", None, None),
     ],
 )
@@ -293,6 +299,8 @@ def test_match_keys_block_typos_and_missing_parts_together() -> None:
         "dob_street",
         "street_zip",
     }
+    glued = set(match_keys(person(**DELIA, birth_date=dt.date(1990, 1, 1), address_line="Calleguatemala 523")))
+    assert "name_street" in {t for t, _ in set(match_keys(person(**DELIA, **home))) & glued}  # "Calle" glued on
     assert ("ssn", "h" * 64) in match_keys(person(ssn_hash="h" * 64))
 
 

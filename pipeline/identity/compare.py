@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rapidfuzz.distance import OSA, JaroWinkler
-from rapidfuzz.fuzz import token_set_ratio
+from rapidfuzz.fuzz import ratio, token_set_ratio
 
 from pipeline.identity.profile import Profile
 
@@ -238,7 +238,13 @@ BIRTH_DATE = Comparison(
 
 
 def _street_agrees(x: str, y: str) -> bool:
-    return x == y or token_set_ratio(x, y) >= STREET_SIMILAR
+    """The same street: its words in any order, a locality on one side only, or its letters alike once spaces are
+    set aside ("Lance Hill", "Lancehill"; "Edith Hall", "Edit Hhall")."""
+    return (
+        x == y
+        or token_set_ratio(x, y) >= STREET_SIMILAR
+        or ratio(x.replace(" ", ""), y.replace(" ", "")) >= STREET_SIMILAR
+    )
 
 
 def _address(a: Profile, b: Profile) -> str | None:
@@ -253,10 +259,14 @@ def _address(a: Profile, b: Profile) -> str | None:
 
 ADDRESS = Comparison(
     "address",
-    "The street and its number, parsed from the address line (the unit and words such as Calle or St apart)",
+    "The street and its number, parsed from the address line (the unit and words such as Calle or St apart, glued on "
+    "or not)",
     _levels(
         Level(
-            "exact", "the same number on the same street (street words in any order, a unit on one side)", 0.45, 1e-5
+            "exact",
+            "the same number on the same street (its words in any order or run together, a unit on one side)",
+            0.45,
+            1e-5,
         ),
         Level("street", "the same street, another or no number", 0.1, 1e-3),
         different="another street",

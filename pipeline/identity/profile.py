@@ -25,6 +25,12 @@ _STREET_WORDS = frozenset(
 )
 
 
+# Street words a typist glues to the name ("Goodwinstreet", "Callejuarez"): long enough that no street's own
+# name ends (or starts) with one by chance, as "Broadway" ends with WAY and "Harcourt" with COURT.
+_GLUED_AFTER = re.compile(r"(?<=[A-Z]{3})(STREET|DRIVE|CRESCENT|PLACE|AVENUE|TERRACE|CIRCUIT|PARADE|HIGHWAY)$")
+_GLUED_BEFORE = re.compile(r"^(CALLE|AVENIDA|CALZADA|PRIVADA|CERRADA)(?=[A-Z]{3})")
+
+
 @dataclass(frozen=True, slots=True)
 class Profile:
     patient_id: str
@@ -56,6 +62,8 @@ def street_parts(address_line: str | None) -> tuple[str | None, str | None]:
     (('GUATEMALA', '523'), ('GUATEMALA', '523'))
     >>> street_parts("65 Jacka Crescent, Kyeema"), street_parts("Calle 5 de Mayo 120")
     (('JACKA KYEEMA', '65'), ('5 DE MAYO', '120'))
+    >>> street_parts("15 Goodwinstreet"), street_parts("Callejuarez 12"), street_parts("9 Broadway")
+    (('GOODWIN', '15'), ('JUAREZ', '12'), ('BROADWAY', '9'))
     """
     if not address_line:
         return None, None
@@ -65,8 +73,12 @@ def street_parts(address_line: str | None) -> tuple[str | None, str | None]:
     digits = [i for i, t in enumerate(tokens) if t.isdigit()]
     at = None if not digits else digits[0] if digits[0] == 0 else digits[-1]
     number = None if at is None else tokens[at]
-    words = [t for i, t in enumerate(tokens) if i != at and t not in _STREET_WORDS]
+    words = [_unglued(t) for i, t in enumerate(tokens) if i != at and t not in _STREET_WORDS]
     return (" ".join(words) or None), number
+
+
+def _unglued(token: str) -> str:
+    return _GLUED_BEFORE.sub("", _GLUED_AFTER.sub("", token))
 
 
 def profile(row: Mapping[str, Any], source: str, ssn_hash: str | None = None) -> Profile:
