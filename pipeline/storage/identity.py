@@ -11,20 +11,15 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Connection,
-    Integer,
-    String,
     bindparam,
-    case,
     cast,
     delete,
     func,
     insert,
     literal_column,
-    null,
     or_,
     select,
     true,
-    union_all,
     update,
 )
 
@@ -151,50 +146,39 @@ def candidates(
 ) -> tuple[dict[str, set[str]], int]:
     """For each patient, the other patients that are its candidates: those sharing a key of a type in ``alone``
     or two keys, through the keys held by at most ``bound`` patients; and how many of the patients' keys were
-    skipped as too common (a placeholder birth date, a very common name). The rule is applied in the database,
-    one grouped self-join per chunk, so only candidate pairs come back, never every holder of a postal code.
+    skipped as too common (a placeholder birth date, a very common name).
 
-    Whether a key is too common is asked as "is there a holder past the bound" (EXISTS ... OFFSET bound), which
-    reads at most ``bound`` + 1 index entries however many patients hold the key: a count would read them all,
-    and cost more per patient as the database grows."""
-    b, c = _key.alias("b"), _key.alias("c")
-    found: dict[str, set[str]] = defaultdict(set)
+    Each key is looked up once, for at most ``bound`` + 1 of its holders (LIMIT), which reads that many index
+    entries however many patients hold it: a count, or a join, would read them all and cost more per patient as
+    the database grows. Only keys with another holder come back (most of a backfill's keys have none), with
+    their holders in one string; the rule is applied to those few here."""
+    c = _key.alias("c")
+    joined = func.string_agg if conn.dialect.name == "postgresql" else func.group_concat
+    shared: dict[tuple[str, str], int] = defaultdict(int)  # (patient, other) -> keys they share
+    strong: set[tuple[str, str]] = set()  # pairs sharing a key enough alone
     skipped = 0
     for chunk in _chunks(sorted(set(patient_ids))):
-        # Materialized first: each list is unfolded once, not again for every reference below.
+        # Materialized: its rows come in key order, so the lookups below walk the key index in order.
         m = _keys_of(conn, chunk).cte("m").prefix_with("MATERIALIZED")
-        crowded = (
-            select(c.c.patient_id)
-            .where(c.c.key_type == m.c.key_type, c.c.key_value == m.c.key_value)
-            .limit(1)
-            .offset(bound)
-            .exists()
-        )
-        strong = case((m.c.key_type.in_(sorted(alone)), 1), else_=0)
-        # The chunk's keys, each judged crowded or not once: read twice below (a CTE used twice is computed once).
-        a = (
-            select(
-                m.c.patient_id, m.c.key_type, m.c.key_value, case((crowded, 1), else_=0).label("n"), strong.label("s")
-            )
-            .cte("a")
-            .prefix_with("MATERIALIZED")
-        )
-        same_key = (
-            (b.c.key_type == a.c.key_type) & (b.c.key_value == a.c.key_value) & (b.c.patient_id != a.c.patient_id)
-        )
-        pairs = (
-            select(a.c.patient_id, b.c.patient_id.label("other"), cast(null(), Integer).label("crowded"))
-            .select_from(a.join(b, same_key))
-            .where(a.c.n == 0)
-            .group_by(a.c.patient_id, b.c.patient_id)
-            .having((func.count() >= 2) | (func.max(a.c.s) == 1))
-        )
-        crowded_keys = select(cast(null(), String), cast(null(), String), func.count()).where(a.c.n == 1)
-        for patient_id, other, n in conn.execute(union_all(pairs, crowded_keys)).all():
-            if patient_id is None:
-                skipped += int(n or 0)
-            else:
-                found[patient_id].add(other)
+        first = select(c.c.patient_id).where(c.c.key_type == m.c.key_type, c.c.key_value == m.c.key_value).correlate(m)
+        held = first.limit(bound + 1).subquery("held")
+        holders = select(joined(held.c.patient_id, " ")).scalar_subquery()  # patient ids are uuids: no space
+        keys = select(m.c.patient_id, m.c.key_type, holders.label("holders")).subquery("k")
+        query = select(keys).where(keys.c.holders.contains(" "))  # another holder than the patient itself
+        for patient_id, key_type, held_by in conn.execute(query):
+            others = held_by.split(" ")
+            if len(others) > bound:
+                skipped += 1
+                continue
+            for other in others:
+                if other != patient_id:
+                    shared[(patient_id, other)] += 1
+                    if key_type in alone:
+                        strong.add((patient_id, other))
+    found: dict[str, set[str]] = defaultdict(set)
+    for pair, count in shared.items():
+        if count >= 2 or pair in strong:
+            found[pair[0]].add(pair[1])
     return found, skipped
 
 
