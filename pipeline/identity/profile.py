@@ -26,9 +26,10 @@ _STREET_WORDS = frozenset(
 
 
 # Street words a typist glues to the name ("Goodwinstreet", "Callejuarez"): long enough that no street's own
-# name ends (or starts) with one by chance, as "Broadway" ends with WAY and "Harcourt" with COURT.
+# name ends (or starts) with one by chance, as "Broadway" ends with WAY and "Harcourt" with COURT; a callejón
+# or callejuela (an alley) is a street word of its own, not CALLE glued to a name.
 _GLUED_AFTER = re.compile(r"(?<=[A-Z]{3})(STREET|DRIVE|CRESCENT|PLACE|AVENUE|TERRACE|CIRCUIT|PARADE|HIGHWAY)$")
-_GLUED_BEFORE = re.compile(r"^(CALLE|AVENIDA|CALZADA|PRIVADA|CERRADA)(?=[A-Z]{3})")
+_GLUED_BEFORE = re.compile(r"^(CALLE(?!JON|JUELA)|AVENIDA|CALZADA|PRIVADA|CERRADA)(?=[A-Z]{3})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,8 @@ def street_parts(address_line: str | None) -> tuple[str | None, str | None]:
     (('JACKA KYEEMA', '65'), ('5 DE MAYO', '120'))
     >>> street_parts("15 Goodwinstreet"), street_parts("Callejuarez 12"), street_parts("9 Broadway")
     (('GOODWIN', '15'), ('JUAREZ', '12'), ('BROADWAY', '9'))
+    >>> street_parts("Callejón Sur Zavala 1667")
+    ('CALLEJON SUR ZAVALA', '1667')
     """
     if not address_line:
         return None, None
