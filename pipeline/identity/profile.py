@@ -81,6 +81,8 @@ def street_parts(address_line: str | None) -> tuple[str | None, str | None]:
 
 
 def _unglued(token: str) -> str:
+    if len(token) < 8:  # a street word of five letters or more glued to three: most tokens are shorter
+        return token
     return _GLUED_BEFORE.sub("", _GLUED_AFTER.sub("", token))
 
 

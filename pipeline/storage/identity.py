@@ -160,8 +160,8 @@ def candidates(
     for chunk in _chunks(sorted(set(patient_ids))):
         # Materialized: its rows come in key order, so the lookups below walk the key index in order.
         m = _keys_of(conn, chunk).cte("m").prefix_with("MATERIALIZED")
-        first = select(c.c.patient_id).where(c.c.key_type == m.c.key_type, c.c.key_value == m.c.key_value).correlate(m)
-        held = first.limit(bound + 1).subquery("held")
+        holder = select(c.c.patient_id).where(c.c.key_type == m.c.key_type, c.c.key_value == m.c.key_value)
+        held = holder.correlate(m).limit(bound + 1).subquery("held")
         holders = select(joined(held.c.patient_id, " ")).scalar_subquery()  # patient ids are uuids: no space
         keys = select(m.c.patient_id, m.c.key_type, holders.label("holders")).subquery("k")
         query = select(keys).where(keys.c.holders.contains(" "))  # another holder than the patient itself
