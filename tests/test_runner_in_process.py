@@ -128,3 +128,39 @@ def test_the_worker_process_is_started_before_the_first_page_is_mapped():
         starting.join(timeout=60)
         assert mapper.pool is not None and len(mapper.pool._processes) == 1  # running before any page
     assert Mapper().start() is None  # mapping in this process: nothing to start
+
+
+def test_a_resync_makes_no_unchanged_record_storable_again(app, db_url, monkeypatch):
+    """Redaction's walk is most of what preparing a record costs: a record whose digest as fetched is the stored
+    one skips it. Particle's records are scrubbed (their SSN replaced), so their digest as fetched says nothing:
+    they are prepared and found unchanged."""
+    import json
+
+    from sqlalchemy import text
+
+    from pipeline.sync import prepare as prepare_module
+    from pipeline.sync.redaction import holds_a_mark
+
+    redacted: list[str] = []
+    redact = prepare_module.redact
+
+    def counting(payload):  # type: ignore[no-untyped-def]
+        redacted.append("patient_id" if "patient_id" in payload else "uid")
+        return redact(payload)
+
+    config = make_config(db_url, {k: v for k, v in _sources().items() if k in ("rx", "pa")})
+    engine = engine_for(config)
+    options = RunOptions(retry=FAST_RETRY, today=TODAY, transport=in_process(app), mapping_workers=0)
+    assert {r.status for r in run_sources(config, engine, SWEEP, options=options)} == {"succeeded"}
+    monkeypatch.setattr(prepare_module, "redact", counting)
+    again = by_stream(run_sources(config, engine, SWEEP, options=options))
+    assert {r.status for r in again.values()} == {"succeeded"}
+    for name in ("rx/patients", "pa/patients"):
+        counts = again[name].counts
+        assert counts.fetched == counts.unchanged > 0 and counts.inserted == counts.updated == 0, name
+    # Only the Prescrypto records whose stored form is not what the source sends (a masked text) are prepared.
+    with engine.connect() as conn:
+        payloads = conn.execute(text("SELECT payload FROM source_record WHERE source = 'rx' AND stream = 'patients'"))
+        masked = sum(holds_a_mark(json.loads(p) if isinstance(p, str) else p) for (p,) in payloads)
+    assert redacted.count("uid") == masked < 120 / 10
+    assert redacted.count("patient_id") == again["pa/patients"].counts.fetched

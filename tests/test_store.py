@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from canonical.ids import canonical_id
 from connectors import prescrypto as prescrypto_streams
 from mappings.context import MappingContext
@@ -187,3 +189,45 @@ def test_a_page_reaches_the_database_in_each_tables_key_order(tmp_path) -> None:
         at = [columns.index(name) for name in key]
         assert len(rows) >= len(records), table
         assert rows == sorted(rows, key=lambda row: [row[i] for i in at]), table
+
+
+PARTICLE = KINDS["particle"].streams["patients"]
+_STORED_FORMS = [  # a record stored before, what a source sends the next time, and whether it passes for unchanged
+    ({"x": 1}, {"x": 1}, True),
+    ({"x": None}, {"x": float("nan")}, False),  # orjson writes NaN and infinity as null
+    ({"x": [None]}, {"x": [float("-inf")]}, False),
+    ({"x": "nan"}, {"x": float("nan")}, False),  # the stored text of a NaN
+    ({"x": 1}, {"x": 1.0}, False),
+    ({"x": 1}, {"x": True}, False),
+    ({"x": 2**64}, {"x": 2**64}, False),  # beyond what orjson encodes: prepared, then found unchanged
+    ({"note": "ssn 123-45-6789"}, {"note": "ssn 123-45-6789"}, False),  # stored masked: prepared, then unchanged
+    ({"a": {"b": "c"}}, {"a": {"b": "c"}}, True),  # nested: stored as a copy
+]
+
+
+@pytest.mark.parametrize(("before", "now", "skipped"), _STORED_FORMS)
+def test_a_record_passes_for_unchanged_only_as_its_own_stored_form(before: dict, now: dict, skipped: bool) -> None:
+    """The runner skips a record whose digest as fetched is its stored digest, without making it storable: that
+    must mean that storing it again would store exactly what is stored."""
+    from pipeline.sync.prepare import Prepared, fetched, prepare
+
+    stored = prepare(patient("u-1", **before), SPEC, CTX)
+    sent = fetched(patient("u-1", **now), SPEC)
+    assert isinstance(stored, Prepared) and sent is not None
+    assert (sent.digest == stored.digest) is skipped
+    again = prepare(sent.raw, SPEC, CTX)
+    assert isinstance(again, Prepared)
+    if skipped:
+        assert again.stored == stored.stored and again.digest == stored.digest
+
+
+def test_a_record_a_kind_scrubs_has_no_digest_as_fetched() -> None:
+    """Particle's scrub drops what a source sends under the names of the fields it derives: a record holding the
+    stored form's ``ssn_last4`` is not that stored form."""
+    from pipeline.sync.prepare import Prepared, fetched, prepare
+
+    stored = prepare({"patient_id": "p-1", "ssn": "123-45-6789", "given_name": "Ana"}, PARTICLE, CTX)
+    assert isinstance(stored, Prepared) and stored.stored["ssn_last4"] == "6789"
+    sent = fetched(stored.stored, PARTICLE)
+    assert sent is not None and sent.digest is None
+    assert prepare(sent.raw, PARTICLE, CTX).stored != stored.stored  # type: ignore[union-attr]

@@ -1,15 +1,22 @@
 """Getting one record ready for the database: pure steps that can fail only that record, never its page.
 
-``prepare`` makes a raw record storable (the kind's scrub, then ``pipeline.sync.redaction``), hashes it and finds its
-key; ``map_record`` runs the kind's mapping. Whatever either meets (a missing or unusable key, a record nested
-too deep, a value no mapping can use, a bug), the answer is a ``Rejected`` record with a reason that names the
-field and quotes no value: the runner quarantines it and writes the rest of the page.
+``fetched`` finds a raw record's key and digests it as it came; ``prepare`` makes it storable (the kind's scrub,
+then ``pipeline.sync.redaction``) and hashes that; ``map_record`` runs the kind's mapping. Whatever any of them
+meets (a missing or unusable key, a record nested too deep, a value no mapping can use, a bug), the answer is a
+``Rejected`` record with a reason that names the field and quotes no value: the runner quarantines it and writes
+the rest of the page.
+
+Why two steps before the mapping: a re-sync meets mostly records it has stored already, and making a record
+storable (the redaction's walk) costs several times its digest. A record whose digest as fetched is the stored
+one *is* its stored form, which storing again would not change (redaction does nothing twice), so it needs
+nothing more; only the others are prepared, where they are mapped.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +30,15 @@ from connectors.stream import key_problem, record_key
 from mappings.context import MappingContext
 from pipeline.kinds import StreamSpec
 from pipeline.sync.redaction import MAX_DEPTH, redact
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A record with a usable key, not yet made storable."""
+
+    key: str
+    raw: Mapping[str, Any]
+    digest: str | None  # payload_hash(raw) where equal to a stored digest means raw is that stored form; else None
 
 
 @dataclass(frozen=True)
@@ -43,22 +59,42 @@ class Rejected:
 
 @dataclass(frozen=True)
 class PreparedPage:
-    good: dict[str, Prepared]  # by key: the last duplicate of a key on a page wins
+    good: dict[str, Fetched | Prepared]  # by key: the last duplicate of a key on a page wins
     bad: list[Rejected]
     fetched: int
 
 
 def prepare_page(records: Sequence[Any], spec: StreamSpec, ctx: MappingContext) -> PreparedPage:
-    """Every record of a page prepared: what needs no database, so it can run while another page is written."""
-    good: dict[str, Prepared] = {}
+    """Every record of a page keyed and digested (``fetched``): what needs no database, so it can run while another
+    page is written. A record without a usable key is prepared at once, to be quarantined."""
+    good: dict[str, Fetched | Prepared] = {}
     bad: list[Rejected] = []
     for raw in records:
-        record = prepare(raw, spec, ctx)
-        if isinstance(record, Rejected):
-            bad.append(record)
+        record = fetched(raw, spec)
+        if record is None:
+            rejected = prepare(raw, spec, ctx)
+            assert isinstance(rejected, Rejected), "a record without a usable key is never prepared"
+            bad.append(rejected)
         else:
             good[record.key] = record
     return PreparedPage(good, bad, len(records))
+
+
+def fetched(raw: Any, spec: StreamSpec) -> Fetched | None:
+    """The record keyed, with its digest as it came; None if it is not an object with a usable key."""
+    key = spec.stream.record_key(raw) if isinstance(raw, Mapping) else None
+    if key is None:
+        return None
+    # A kind's scrub drops fields a source sends under the names of those it derives (Particle's ssn_last4): a
+    # record holding a stored form's fields is not that stored form, so its digest says nothing.
+    return Fetched(key, raw, None if spec.scrub else _exact_digest(raw))
+
+
+def finish(record: Fetched | Prepared, spec: StreamSpec, ctx: MappingContext) -> Prepared | Rejected:
+    """A fetched record prepared (``prepare``); a prepared one as it is."""
+    if isinstance(record, Prepared):
+        return record
+    return prepare(record.raw, spec, ctx, record.digest)
 
 
 def payload_hash(payload: Any) -> str:
@@ -70,8 +106,31 @@ def payload_hash(payload: Any) -> str:
     return hashlib.sha256(encoded).hexdigest()
 
 
-def prepare(raw: Any, spec: StreamSpec, ctx: MappingContext) -> Prepared | Rejected:
-    """The record as it will be stored, with its key; or why it cannot be."""
+def _exact_digest(raw: Mapping[str, Any]) -> str | None:
+    """``payload_hash(raw)`` when orjson encodes raw exactly: not integers beyond 64 bits (its TypeError), not NaN or
+    infinity (which it writes as null, so that a record sending NaN where its stored form holds null would pass
+    for unchanged)."""
+    try:
+        encoded = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return None
+    if b"null" in encoded and not _finite(raw):
+        return None
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def _finite(value: Any) -> bool:
+    if type(value) is float:
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_finite(item) for item in value)
+    return True
+
+
+def prepare(raw: Any, spec: StreamSpec, ctx: MappingContext, digest: str | None = None) -> Prepared | Rejected:
+    """The record as it will be stored, with its key; or why it cannot be. ``digest``: raw's, when known."""
     stream = spec.stream
     try:
         redacted = redact(spec.scrub(raw, ctx) if spec.scrub else raw)
@@ -79,7 +138,7 @@ def prepare(raw: Any, spec: StreamSpec, ctx: MappingContext) -> Prepared | Rejec
         digest = payload_hash(None)
         return Rejected(_key_or_hash(raw, stream.key, digest), f"record: cannot be stored ({_kind(exc)})", None, digest)
     stored = redacted.payload
-    digest = payload_hash(stored)
+    digest = digest if stored is raw and digest is not None else payload_hash(stored)  # a plain record is raw itself
     if not isinstance(raw, Mapping):
         return Rejected(f"sha256:{digest}", "record: not a JSON object", stored, digest)
     key = stream.record_key(raw)

@@ -1,9 +1,11 @@
-"""A prepared page mapped into table rows: pure, so it runs outside the write transaction (on SQLite that
+"""A page's records mapped into table rows: pure, so it runs outside the write transaction (on SQLite that
 transaction holds the database's one write lock).
 
-A record whose stored ``payload_hash`` equals its own is unchanged and costs nothing more; a changed or new one
-is mapped (``prepare.map_record``) into canonical, crosswalk, link, ``source_record`` rows; a bad one into a
-quarantine row. Rows are deduplicated by primary key: the last record of a page wins.
+Each record is made storable first (``prepare.finish``; the runner hands over only those whose digest as fetched
+is not the stored one). A record whose stored ``payload_hash`` equals its own is unchanged and costs nothing more
+(a Particle record holding an SSN, whose stored form never shows it); a changed or new one is mapped
+(``prepare.map_record``) into canonical, crosswalk, link, ``source_record`` rows; a bad one into a quarantine row.
+Rows are deduplicated by primary key: the last record of a page wins.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pipeline.identity.keys import match_keys
 from pipeline.identity.profile import profile, street_parts
 from pipeline.kinds import StreamSpec
 from pipeline.storage.load import PageRows, key_rows
-from pipeline.sync.prepare import PreparedPage, Rejected, map_record
+from pipeline.sync.prepare import PreparedPage, Rejected, finish, map_record
 
 Stored = dict[str, tuple[str, bool]]  # key -> (payload_hash, soft-deleted), as storage.load.stored_hashes reads
 
@@ -57,7 +59,11 @@ def map_page(
     rows = _Rows(source, now)
     bad = list(page.bad)
     records: list[dict[str, Any]] = []
-    for key, record in page.good.items():
+    for key, fetched in page.good.items():
+        record = finish(fetched, spec, ctx)
+        if isinstance(record, Rejected):
+            bad.append(record)
+            continue
         previous = stored.get(key)
         if previous is not None and previous == (record.digest, False):
             counts.unchanged += 1

@@ -347,8 +347,8 @@ class StreamRun:
         self.ctx = mapping_context(self.source, options.today or utcnow().date())
 
         leaving = threading.Event()  # set as the walk ends, however it ends: queued detail requests are not sent
-        # Fetched and prepared (scrubbed, redacted, hashed, keyed) in the prefetch thread, up to a commit's worth
-        # ahead: the next group is fetched while this one is written, and mapped while the one before is.
+        # Fetched, keyed and digested in the prefetch thread, up to a commit's worth ahead: the next group is
+        # fetched while this one is written, and prepared and mapped (in the worker) while the one before is.
         ahead = (
             (batch, prepare_page(batch.records, self.spec, self.ctx))
             for batch in self._batches(position, self.ctx.today, leaving)
@@ -414,7 +414,8 @@ class StreamRun:
             stored, live = self.sink.stored(list(page.good))
             before = self.pending.cursor if self.pending is not None else self.cursor
             after = before.advanced(batch.checkpoint, self.mode)
-            # Only what changed goes to the mapper: a re-sync of unchanged records hands it nothing.
+            # Only what may have changed goes to the mapper: a re-sync of unchanged records hands it nothing. A
+            # record whose digest as fetched is not the stored one is prepared there and compared again.
             changed = {k: r for k, r in page.good.items() if stored.get(k) != (r.digest, False)}
             work = PreparedPage(changed, page.bad, page.fetched)
             mapper = self.mapper if changed else Mapper()
