@@ -19,6 +19,12 @@ def app() -> Any:
     return create_app(patients=120, medics=20, seed=3)
 
 
+@pytest.fixture(scope="module")
+def big_app() -> Any:
+    """Enough patients that a listing's first group goes to a worker process (runner.MAPPED_HERE_BELOW)."""
+    return create_app(patients=600, medics=5, seed=3)
+
+
 def _sources() -> dict[str, dict[str, Any]]:
     common = {"page_size": 25, "concurrency": 4}
     return {
@@ -98,7 +104,7 @@ def test_pages_mapped_in_a_worker_process_land_exactly_as_mapped_here(app, db_ur
     assert stored[0] == stored[1]
 
 
-def test_only_listing_streams_are_mapped_in_the_worker_process(app, db_url, monkeypatch):
+def test_only_listing_streams_are_mapped_in_the_worker_process(big_app, db_url, monkeypatch):
     # A stream making a request per record waits on the source, not on mapping: the worker costs it more
     # (start-up, pickling) than it buys. Pages of listings go to the worker; Particle's and gauges readings' not.
     from pipeline.sync import mapper as mapper_module
@@ -113,21 +119,36 @@ def test_only_listing_streams_are_mapped_in_the_worker_process(app, db_url, monk
 
     monkeypatch.setattr(mapper_module.Mapper, "submit", recording)
     config = make_config(db_url, {k: v for k, v in _sources().items() if k in ("ga", "pa")})
-    options = RunOptions(retry=FAST_RETRY, today=TODAY, transport=in_process(app), mapping_workers=1)
+    options = RunOptions(retry=FAST_RETRY, today=TODAY, transport=in_process(big_app), mapping_workers=1)
     results = by_stream(run_sources(config, engine_for(config), SWEEP, options=options))
     assert {r.status for r in results.values()} == {"succeeded"}
     assert set(sent) == {"gauges/patients"}
 
 
-def test_the_worker_process_is_started_before_the_first_page_is_mapped():
-    from pipeline.sync.mapper import Mapper
+def test_a_resync_of_unchanged_records_never_starts_the_worker_process(big_app, sqlite_url, monkeypatch):
+    """A worker costs about a second of CPU to start; a re-sync whose groups hold only a few records to prepare
+    (those whose stored form is masked) maps them here, and never starts it."""
+    from sqlalchemy import text
 
-    with Mapper(workers=1) as mapper:
-        starting = mapper.start()
-        assert starting is not None and mapper.start() is None  # once
-        starting.join(timeout=60)
-        assert mapper.pool is not None and len(mapper.pool._processes) == 1  # running before any page
-    assert Mapper().start() is None  # mapping in this process: nothing to start
+    from pipeline.sync import mapper as mapper_module
+
+    started: list[int] = []  # per run: the worker processes its mapper started
+    close = mapper_module.Mapper.close
+
+    def counting(self):  # type: ignore[no-untyped-def]
+        started.append(len(self.pool._processes) if self.pool is not None else 0)
+        close(self)
+
+    monkeypatch.setattr(mapper_module.Mapper, "close", counting)
+    config = make_config(sqlite_url, {"rx": {**_sources()["rx"], "streams": ["patients"]}})
+    engine = engine_for(config)
+    options = RunOptions(retry=FAST_RETRY, today=TODAY, transport=in_process(big_app), mapping_workers=1)
+    assert by_stream(run_sources(config, engine, SWEEP, options=options))["rx/patients"].counts.inserted == 600
+    again = by_stream(run_sources(config, engine, SWEEP, options=options))["rx/patients"]
+    with engine.connect() as conn:
+        masked = conn.execute(text("SELECT count(*) FROM source_record WHERE payload LIKE '%[redacted]%'")).scalar_one()
+    assert again.counts.unchanged == 600 and masked > 0  # some were prepared again, and found unchanged
+    assert started == [1, 0]  # the backfill's groups of hundreds of new records went to the worker
 
 
 def test_a_resync_makes_no_unchanged_record_storable_again(app, db_url, monkeypatch):

@@ -7,10 +7,8 @@ closures that do not pickle), and hands back plain rows.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import multiprocessing
-import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -46,16 +44,13 @@ def _run(job: PageJob) -> Mapped:
     return job.run()
 
 
-def _ready() -> None:
-    """Nothing: submitted to start the worker process."""
-
-
 class Mapper:
-    """Maps pages; ``workers`` 0 maps in this process, as each page is submitted."""
+    """Maps pages; ``workers`` 0 maps in this process, as each page is submitted. A worker process starts with the
+    first page submitted to it (a fork server and its imports: about a second of CPU), so a run that maps little
+    in a worker (a re-sync of unchanged records, runner.MAPPED_HERE_BELOW) never pays for it."""
 
     def __init__(self, workers: int = 0) -> None:
         self.pool: ProcessPoolExecutor | None = None
-        self._starting: threading.Thread | None = None
         if workers > 0:
             # forkserver: a worker forked from this process would inherit its threads' locks mid-use.
             context = multiprocessing.get_context("forkserver")
@@ -65,21 +60,6 @@ class Mapper:
     @property
     def in_process(self) -> bool:
         return self.pool is None
-
-    def start(self) -> threading.Thread | None:
-        """Start the worker process now, in a thread of its own; its launch (a fork server and its imports)
-        took 0.6 s in which the first submit held the main thread. Later calls do nothing."""
-        if self.pool is None or self._starting is not None:
-            return None
-        pool = self.pool
-
-        def launch() -> None:
-            with contextlib.suppress(RuntimeError):  # the pool was shut down first: nothing to start
-                pool.submit(_ready)
-
-        self._starting = threading.Thread(target=launch, name="mapper-start", daemon=True)
-        self._starting.start()
-        return self._starting
 
     def submit(self, job: PageJob) -> Future[Mapped]:
         if self.pool is not None:

@@ -60,6 +60,10 @@ SWEEP = Mode.sweep
 
 RUN_COUNTS_EVERY = dt.timedelta(seconds=5)
 FAN_OUT_CHUNK = 100
+# A group with fewer records to prepare and map is mapped in this process: the worker's hand-off (pickling both
+# ways; its start, the first time: about a second of CPU) costs more than they do. A re-sync's group of 5,000
+# holds some 70 (records whose stored form is masked: prepared again, and found unchanged).
+MAPPED_HERE_BELOW = 200
 
 # Called after each committed page: (source, stream, records so far, total if the source says it).
 ProgressFn = Callable[[str, str, int, int | None], None]
@@ -354,7 +358,6 @@ class StreamRun:
             for batch in self._batches(position, self.ctx.today, leaving)
         )
         keeper = self.sink.keeper()
-        self.mapper.start()  # while the first pages are fetched, not when the first is ready to map
         depth = options.prefetch or max(1, min(100, options.commit_records // max(1, self.source.page_size)))
         prefetched = Prefetched(ahead, depth=depth, stop=leaving, interrupt=options.stop)
         group = self.group
@@ -418,7 +421,7 @@ class StreamRun:
             # record whose digest as fetched is not the stored one is prepared there and compared again.
             changed = {k: r for k, r in page.good.items() if stored.get(k) != (r.digest, False)}
             work = PreparedPage(changed, page.bad, page.fetched)
-            mapper = self.mapper if changed else Mapper()
+            mapper = self.mapper if len(changed) >= MAPPED_HERE_BELOW else Mapper()
             stored = {k: stored[k] for k in changed if k in stored}  # all the mapping reads of them
             job = PageJob(self.source.kind, self.stream, work, stored, self.ctx, self.name, now, run_id)
             mapped = mapper.submit(job)
