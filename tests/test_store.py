@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 import pytest
 
@@ -231,3 +232,37 @@ def test_a_record_a_kind_scrubs_has_no_digest_as_fetched() -> None:
     sent = fetched(stored.stored, PARTICLE)
     assert sent is not None and sent.digest is None
     assert prepare(sent.raw, PARTICLE, CTX).stored != stored.stored  # type: ignore[union-attr]
+
+
+_REDACTION_CORPUS = [  # one record at least for each of redaction's rules
+    {"token": "abc", "password": "p", "ssn": "123-45-6789", "note": "a\x00b", "score": float("nan"), "name": "Ana"},
+    {"nested": [{"Token": "x", "n": float("inf")}], "empty_token": "", "odd": "\udc80!", "n": 1, "b": True},
+    {"Social Security Number": "1", "ｓｓｎ": "2", "apiKey": "k", "access_token": "t", "Authorization": "Bearer x"},
+    {"identifiers": [{"type": "SSN", "value": "123456789", "system": "x"}, {"type": "MRN", "value": "5"}]},
+    {"note": "call 518-03-6125 or ５１８－０３－６１２５", "ssn_last4": "6789", "ssn_hmac": "a" * 64},
+    {"ssn_last4": "67890", "ssn_hmac": "not ours", "key 123-45-6789": "v"},
+    {"deep": functools.reduce(lambda inner, _: {"d": inner}, range(40), {"leaf": 1})},
+]
+# The fingerprint of what the rules store from the corpus, by redaction.RULES_VERSION.
+_REDACTION_FINGERPRINTS = {0: "b03439c73965e18f9d89155cefc2ee9037d357408a5ba91a966258156eebc7c9"}
+
+
+def test_a_change_to_what_redaction_stores_comes_with_a_new_rules_version() -> None:
+    """A record passes for unchanged, unredacted, when its digest as fetched is its stored digest: only right if
+    the stored form was made by the same rules. Changing them without bumping RULES_VERSION (which changes every
+    digest) would leave stored forms of the old rules in place for good."""
+    import hashlib
+
+    import orjson
+
+    from pipeline.sync.prepare import payload_hash
+    from pipeline.sync.redaction import RULES_VERSION
+
+    stored = [(r.payload, r.too_deep) for r in map(redact, _REDACTION_CORPUS)]
+    fingerprint = hashlib.sha256(orjson.dumps(stored, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    assert fingerprint == _REDACTION_FINGERPRINTS.get(RULES_VERSION), (
+        "what redaction stores has changed: bump pipeline.sync.redaction.RULES_VERSION and record this fingerprint "
+        f"under it: {fingerprint}"
+    )
+    if RULES_VERSION == 0:  # the first rules' digests are the payload's own: databases written before keep theirs
+        assert payload_hash({"a": 1}) == hashlib.sha256(b'{"a":1}').hexdigest()

@@ -29,7 +29,7 @@ from canonical.model import Mapped
 from connectors.stream import key_problem, record_key
 from mappings.context import MappingContext
 from pipeline.kinds import StreamSpec
-from pipeline.sync.redaction import MAX_DEPTH, redact
+from pipeline.sync.redaction import MAX_DEPTH, RULES_VERSION, redact
 
 
 @dataclass(frozen=True)
@@ -97,13 +97,17 @@ def finish(record: Fetched | Prepared, spec: StreamSpec, ctx: MappingContext) ->
     return prepare(record.raw, spec, ctx, record.digest)
 
 
+# Digests made under later redaction rules differ from every digest made before them (redaction.RULES_VERSION).
+_RULES = f"redaction rules {RULES_VERSION}\0".encode() if RULES_VERSION else b""
+
+
 def payload_hash(payload: Any) -> str:
     """sha256 of the payload's canonical JSON (sorted keys); orjson, as this runs for every record fetched."""
     try:
         encoded = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # integers beyond 64 bits, keys that are not strings: the slow, general encoder
         encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
-    return hashlib.sha256(encoded).hexdigest()
+    return hashlib.sha256(_RULES + encoded).hexdigest()
 
 
 def _exact_digest(raw: Mapping[str, Any]) -> str | None:
@@ -116,7 +120,7 @@ def _exact_digest(raw: Mapping[str, Any]) -> str | None:
         return None
     if b"null" in encoded and not _finite(raw):
         return None
-    return hashlib.sha256(encoded).hexdigest()
+    return hashlib.sha256(_RULES + encoded).hexdigest()
 
 
 def _finite(value: Any) -> bool:
