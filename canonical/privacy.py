@@ -41,10 +41,18 @@ _DATE = re.compile(r"(?<!\d)(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}
 
 @functools.lru_cache(maxsize=4096)
 def key_words(key: str) -> tuple[str, ...]:
-    """A key's words: Unicode width folded (NFKC), case folded, split at non-letters and at camelCase humps."""
+    """A key's words: Unicode width folded (NFKC), case folded, split at non-letters, at camelCase humps and where
+    letters meet digits (``token123456789`` names a token).
+
+    >>> key_words("apiKey2"), key_words("password000000001")
+    (('api', 'key', '2'), ('password', '000000001'))
+    """
     folded = unicodedata.normalize("NFKC", key)
     spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", folded)
-    return tuple(word for word in re.split(r"[^0-9a-z]+", spaced.casefold()) if word)
+    return tuple(word for word in _WORD_BREAK.split(spaced.casefold()) if word)
+
+
+_WORD_BREAK = re.compile(r"[^0-9a-z]+|(?<=[a-z])(?=[0-9])|(?<=[0-9])(?=[a-z])")
 
 
 def is_ssn_key(key: str) -> bool:

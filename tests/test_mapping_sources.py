@@ -430,7 +430,7 @@ def test_a_stored_payload_maps_as_the_record_it_came_from(kind, stream, raw):
     (``judged_again``), the same canonical records must come out, but for SSN evidence, which a stored form
     never gives; an unreadable SSN is stored redacted, so that record is not judged again."""
     from pipeline.kinds import KINDS
-    from pipeline.sync.prepare import Prepared, prepare
+    from pipeline.sync.prepare import Prepared, prepare, stored_digests
     from pipeline.sync.retry import judged_again
 
     spec = KINDS[kind].streams[stream]
@@ -438,7 +438,8 @@ def test_a_stored_payload_maps_as_the_record_it_came_from(kind, stream, raw):
     assert isinstance(prepared, Prepared)
     stored = dataclasses.replace(US, stored=True)
     again = prepare(prepared.stored, spec, stored)  # what retry does first: a stored form stays as it is
-    assert isinstance(again, Prepared) and (again.stored, again.digest) == (prepared.stored, prepared.digest)
+    assert isinstance(again, Prepared) and again.stored == prepared.stored
+    assert prepared.digest in stored_digests(again.stored)  # what `quarantine retry` finds stale by
     assert "ssn" not in prepared.stored or prepared.stored["ssn"] == "[redacted]"
     if raw.get("ssn") == "12-34":
         assert not judged_again(again.key, again.stored, "ssn: not a social security number", spec.stream.key)

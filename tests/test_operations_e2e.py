@@ -385,3 +385,47 @@ def test_a_file_that_is_not_a_database_is_one_line(tmp_path, command):
     proc = cli("--config", cfg, *command)
     assert proc.returncode == 2 and "cannot open it: file is not a database" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_retry_finds_stale_the_rows_whose_record_is_stored_with_their_very_payload(db_url):
+    """A quarantine row whose record has landed since with the same payload goes, and nothing is written: whether
+    the record was stored as it came (a Prescrypto patient) or redaction made its stored form (a Particle patient
+    whose SSN its scrub replaced)."""
+    import datetime as dt
+
+    from mappings.context import MappingContext
+    from pipeline.sync.retry import retry_quarantine
+    from tests.support import write_page
+
+    sources = {
+        "rx": {"kind": "prescrypto", "base_url": "http://127.0.0.1:1/rx", "token": "t", "streams": ["patients"]},
+        "pa": {"kind": "particle", "base_url": "http://127.0.0.1:1/p", "token": "t"},
+    }
+    config = make_config(db_url, sources)
+    engine = engine_for(config)
+    ctx, now = MappingContext(today=dt.date(2026, 11, 21)), dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
+    records = {
+        "rx": {"id": 1, "uid": "u-1", "name": "Ana del Valle", "date_of_birth": "1990-01-02", "gender": "F"},
+        "pa": {"patient_id": "p-1", "given_name": "Ana", "family_name": "Uno", "ssn": "123-45-6789"},
+    }
+    with engine.begin() as conn:
+        for source, record in records.items():
+            kind = sources[source]["kind"]
+            assert write_page(conn, source, KINDS[kind].streams["patients"], [record], ctx, now, None).inserted == 1
+        stored = dict(conn.execute(text("SELECT source, payload FROM source_record")).all())
+        for source, payload in stored.items():
+            conn.execute(
+                text(
+                    "INSERT INTO quarantine (source, stream, source_key, reason, payload, payload_hash, created_at) "
+                    "VALUES (:s, 'patients', :k, 'record: the mapping failed (ValueError)', :p, 'h', :t)"
+                ),
+                {"s": source, "k": "u-1" if source == "rx" else "p-1", "p": _text(payload), "t": now},
+            )
+    retried = {r.source: r for r in retry_quarantine(config, engine)[0]}
+    assert {s: (r.stale, r.landed) for s, r in retried.items()} == {"rx": (1, 0), "pa": (1, 0)}
+    assert count(engine, "quarantine") == 0
+
+
+def _text(payload: Any) -> str:
+    """A JSON column's value as read (SQLite gives text, PostgreSQL the value) as the text a statement binds."""
+    return payload if isinstance(payload, str) else json.dumps(payload)

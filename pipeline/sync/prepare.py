@@ -8,8 +8,8 @@ the rest of the page.
 
 Why two steps before the mapping: a re-sync meets mostly records it has stored already, and making a record
 storable (the redaction's walk) costs several times its digest. A record whose digest as fetched is the stored
-one *is* its stored form, which storing again would not change (redaction does nothing twice), so it needs
-nothing more; only the others are prepared, where they are mapped.
+one is a record today's rules stored as it came (``payload_hash``), so they would store it as it is again: it
+needs nothing more. Only the others are prepared, where they are mapped.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Fetched:
 
     key: str
     raw: Mapping[str, Any]
-    digest: str | None  # payload_hash(raw) where equal to a stored digest means raw is that stored form; else None
+    digest: str | None  # payload_hash(raw, as_fetched=True) where orjson encodes raw exactly and the kind scrubs none
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Prepared:
     key: str
     raw: Any  # as fetched: what the mapping reads
     stored: Any  # what source_record keeps
-    digest: str  # payload_hash(stored)
+    digest: str  # payload_hash(stored, as_fetched=stored is raw's very form)
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,8 @@ def fetched(raw: Any, spec: StreamSpec) -> Fetched | None:
     key = spec.stream.record_key(raw) if isinstance(raw, Mapping) else None
     if key is None:
         return None
-    # A kind's scrub drops fields a source sends under the names of those it derives (Particle's ssn_last4): a
-    # record holding a stored form's fields is not that stored form, so its digest says nothing.
+    # A kind's scrub is a rule of its own, outside redaction's version, and may read the mapping context (Particle's
+    # SSN key): the records of a kind that scrubs are prepared, and compared, every time.
     return Fetched(key, raw, None if spec.scrub else _exact_digest(raw))
 
 
@@ -97,30 +97,41 @@ def finish(record: Fetched | Prepared, spec: StreamSpec, ctx: MappingContext) ->
     return prepare(record.raw, spec, ctx, record.digest)
 
 
-# Digests made under later redaction rules differ from every digest made before them (redaction.RULES_VERSION).
-_RULES = f"redaction rules {RULES_VERSION}\0".encode() if RULES_VERSION else b""
+# Every digest names the redaction rules it was made under, and whether the payload is the record as fetched
+# (redaction changed nothing) or a form redaction made. Only a digest of the first kind can equal a record's
+# digest as fetched (``fetched``): equal, that record is a payload these same rules stored as it came, so they
+# would store it as it is again. A source that sends back a form redaction made (a masked key, say) gets it
+# prepared again, which need not store it unchanged: redaction is not idempotent everywhere.
+_AS_FETCHED = f"rules {RULES_VERSION}: as fetched\0".encode()
+_REDACTED = f"rules {RULES_VERSION}: redacted\0".encode()
 
 
-def payload_hash(payload: Any) -> str:
-    """sha256 of the payload's canonical JSON (sorted keys); orjson, as this runs for every record fetched."""
+def payload_hash(payload: Any, as_fetched: bool = False) -> str:
+    """sha256 of the payload's canonical JSON (sorted keys; orjson, as this runs for every record fetched), under
+    the tag of what the payload is."""
     try:
         encoded = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # integers beyond 64 bits, keys that are not strings: the slow, general encoder
         encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
-    return hashlib.sha256(_RULES + encoded).hexdigest()
+    return hashlib.sha256((_AS_FETCHED if as_fetched else _REDACTED) + encoded).hexdigest()
+
+
+def stored_digests(payload: Any) -> tuple[str, str]:
+    """The digests a stored payload may carry: stored as it was fetched, or a form redaction made."""
+    return payload_hash(payload, as_fetched=True), payload_hash(payload)
 
 
 def _exact_digest(raw: Mapping[str, Any]) -> str | None:
-    """``payload_hash(raw)`` when orjson encodes raw exactly: not integers beyond 64 bits (its TypeError), not NaN or
-    infinity (which it writes as null, so that a record sending NaN where its stored form holds null would pass
-    for unchanged)."""
+    """``payload_hash(raw, as_fetched=True)`` when orjson encodes raw exactly: not integers beyond 64 bits (its
+    TypeError), not NaN or infinity (which it writes as null, so that a record sending NaN where its stored form
+    holds null would pass for unchanged)."""
     try:
         encoded = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
     except TypeError:
         return None
     if b"null" in encoded and not _finite(raw):
         return None
-    return hashlib.sha256(_RULES + encoded).hexdigest()
+    return hashlib.sha256(_AS_FETCHED + encoded).hexdigest()
 
 
 def _finite(value: Any) -> bool:
@@ -142,7 +153,8 @@ def prepare(raw: Any, spec: StreamSpec, ctx: MappingContext, digest: str | None 
         digest = payload_hash(None)
         return Rejected(_key_or_hash(raw, stream.key, digest), f"record: cannot be stored ({_kind(exc)})", None, digest)
     stored = redacted.payload
-    digest = digest if stored is raw and digest is not None else payload_hash(stored)  # a plain record is raw itself
+    if stored is not raw or digest is None:  # a plain record is raw itself, whose digest may be known
+        digest = payload_hash(stored, as_fetched=stored is raw or stored == raw)
     if not isinstance(raw, Mapping):
         return Rejected(f"sha256:{digest}", "record: not a JSON object", stored, digest)
     key = stream.record_key(raw)

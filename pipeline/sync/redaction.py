@@ -23,12 +23,13 @@ from typing import Any
 
 from canonical.privacy import REDACTED, has_ssn, is_secret_key, key_words, mask_ssns, names_ssn
 
-# The rules' version. A record whose digest as fetched is its stored digest passes for unchanged without being
-# redacted again (pipeline.sync.prepare): that holds only while its stored form was made by these same rules.
-# Bump it with any change to what redaction stores: every stored digest then changes (prepare.payload_hash), so
-# the next sweep prepares and stores every record again, under the new rules. tests/test_store.py fingerprints
-# the rules on a corpus, and fails until the version is bumped.
-RULES_VERSION = 0
+# The rules' version, in every stored digest (pipeline.sync.prepare.payload_hash). A record whose digest as
+# fetched is its stored digest passes for unchanged without being redacted again: right only while the rules are
+# those it was stored by. Bump it with any change to what redaction stores (here or in canonical.privacy): every
+# stored digest then differs, so the next sweep prepares and stores every record again, under the new rules.
+# tests/test_store.py fingerprints the rules on a corpus drawn from their own tables, and fails until it is bumped.
+# 1: keys split where letters meet digits ("token123456789" is a token), digests tagged as fetched or redacted.
+RULES_VERSION = 1
 MAX_DEPTH = 32
 TRUNCATED = "[truncated: nested too deep]"
 # NUL and unpaired surrogates: valid in a Python str (json.loads accepts "\u0000" and "\ud800"),

@@ -32,7 +32,7 @@ from pipeline.kinds import StreamSpec, stream_names
 from pipeline.storage import leases, load, quarantine
 from pipeline.storage.db import reading, utcnow
 from pipeline.sync.linking import LinkStats
-from pipeline.sync.prepare import Prepared, PreparedPage, Rejected, prepare
+from pipeline.sync.prepare import Prepared, PreparedPage, Rejected, prepare, stored_digests
 from pipeline.sync.redaction import DERIVED_KEYS, holds_a_mark
 from pipeline.sync.rows import map_page
 from pipeline.sync.runner import link
@@ -126,7 +126,8 @@ def _retry_chunk(
         else:
             good[key] = replace(record, key=key, raw={**record.stored, spec.stream.key: key})
     stored = load.stored_hashes(conn, name, stream, list(good))
-    stale = {key for key, record in good.items() if stored.get(key) == (record.digest, False)}
+    # Stale: the record stored since holds this very payload, whether stored as fetched or redacted.
+    stale = {key for key, r in good.items() if stored.get(key) in {(d, False) for d in stored_digests(r.stored)}}
     retried = PreparedPage(
         {k: replace(r, digest=not_the_sources(r.digest)) for k, r in good.items() if k not in stale}, bad, len(chunk)
     )
