@@ -46,7 +46,7 @@ class Prepared:
     key: str
     raw: Any  # as fetched: what the mapping reads
     stored: Any  # what source_record keeps
-    digest: str  # payload_hash(stored, as_fetched=stored is raw's very form)
+    digest: str  # payload_hash(stored, as_fetched=stored == raw)
 
 
 @dataclass(frozen=True)
