@@ -113,6 +113,10 @@ def payload_hash(payload: Any, as_fetched: bool = False) -> str:
         encoded = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # integers beyond 64 bits, keys that are not strings: the slow, general encoder
         encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    return _tagged(encoded, as_fetched)
+
+
+def _tagged(encoded: bytes, as_fetched: bool) -> str:
     return hashlib.sha256((_AS_FETCHED if as_fetched else _REDACTED) + encoded).hexdigest()
 
 
@@ -131,7 +135,7 @@ def _exact_digest(raw: Mapping[str, Any]) -> str | None:
         return None
     if b"null" in encoded and not _finite(raw):
         return None
-    return hashlib.sha256(_AS_FETCHED + encoded).hexdigest()
+    return _tagged(encoded, as_fetched=True)
 
 
 def _finite(value: Any) -> bool:
