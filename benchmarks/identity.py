@@ -2,7 +2,8 @@
 of source kinds, synced and linked by the real pipeline (``run_sources`` with the default configuration, which
 links as it goes), then scored against the truth.
 
-    python -m benchmarks.identity [--people 1000] [--febrl 1,2,3] [--pairs prescrypto:particle,...] [--json PATH]
+    python -m benchmarks.identity [--people 1000] [--febrl 1,2,3] [--pairs prescrypto:particle,...] [--diagnose]
+                                  [--json PATH]
 
 Data sets (FEBRL 4 is reserved for an independent acceptance test and never used here):
 - ``sandbox``: the sandbox's own people with identity noise on (sandbox.noise), as its APIs render them; its
@@ -43,7 +44,7 @@ import json
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
@@ -53,11 +54,13 @@ from typing import Any
 from rapidfuzz.distance import JaroWinkler
 from sqlalchemy import Engine, text
 
+from benchmarks.identity_misses import key_figures, miss_cause
 from benchmarks.identity_shapes import KEY_TYPE, KINDS, PAIRS, RENDER, Labelled, primary_id
 from pipeline.app import logs
 from pipeline.app.identity import decide_links
 from pipeline.config import IdentityConfig, parse
 from pipeline.identity.names import name_tokens
+from pipeline.identity.profile import profile
 from pipeline.storage import identity as store
 from pipeline.storage.db import migrate, open_engine
 from pipeline.sync.linking import current_model, link_pending, train_model
@@ -105,6 +108,12 @@ class Score:
     review_true: int
     hard_negatives_linked: int | None
     seconds: float
+
+
+@dataclass(frozen=True)
+class Options:
+    train: bool  # score again after link --train, and after a steward's decisions
+    diagnoses: list[str] | None = None  # --diagnose: each pair's diagnosis is appended here
 
 
 # (source, primary id) -> (entity, given, family, birth date): the labelled record each patient came from.
@@ -158,10 +167,8 @@ def twin_like(a: Label, b: Label) -> bool:
 def _evaluate(
     engine: Engine, truth: Truth, negatives: list[Negative], data: str, pair: str, model: str, secs: float
 ) -> Score:
+    links = _possible_matches(engine)
     with engine.connect() as conn:
-        links = conn.execute(
-            text("SELECT patient_id, person_id FROM identity_link WHERE status = 'possible_match'")
-        ).all()
         unlinked = conn.execute(
             text("SELECT count(*) FROM patient WHERE deleted_at IS NULL AND person_id IS NULL")
         ).scalar()
@@ -233,6 +240,13 @@ def _evaluate(
     )
 
 
+def _possible_matches(engine: Engine) -> list[tuple[str, str]]:
+    """(patient, person) of every possible match waiting for review."""
+    with engine.connect() as conn:
+        query = text("SELECT patient_id, person_id FROM identity_link WHERE status = 'possible_match'")
+        return [(patient, person) for patient, person in conn.execute(query)]
+
+
 def _landed(engine: Engine, truth: Truth) -> tuple[dict[str, str], dict[str, str], dict[str, str], dict[str, Label]]:
     """Each landed live patient's true entity, person, source and labelled name and birth date."""
     with engine.connect() as conn:
@@ -252,6 +266,49 @@ def _landed(engine: Engine, truth: Truth) -> tuple[dict[str, str], dict[str, str
             entity_of[patient_id], person_of[patient_id], source_of[patient_id] = entity, person_id, source
             label_of[patient_id] = (label[0], label[1], label[2])
     return entity_of, person_of, source_of, label_of
+
+
+def _diagnosis(engine: Engine, truth: Truth, data: str, pair: str) -> str:
+    """Why the true pairs that did not become one person missed, and what each blocking key type brings
+    (benchmarks.identity_misses), for the default model's links."""
+    entity_of, person_of, source_of, label_of = _landed(engine, truth)
+    config, model = IdentityConfig(), current_model(engine)
+    review = set(_possible_matches(engine))
+    with engine.connect() as conn:
+        rows = store.patient_rows(conn, list(entity_of))
+        keys: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        for key_type, value, patient in conn.execute(text("SELECT key_type, key_value, patient_id FROM match_key")):
+            if patient in entity_of:
+                keys[patient].add((key_type, value))
+    members: dict[str, list[str]] = defaultdict(list)
+    for patient, entity in entity_of.items():
+        members[entity].append(patient)
+    true = {
+        (a, b)
+        for listed in members.values()
+        for a, b in itertools.combinations(sorted(listed), 2)
+        if source_of[a] != source_of[b]
+    }
+    causes: Counter[str] = Counter()
+    for a, b in sorted(true):
+        if person_of[a] == person_of[b]:
+            continue
+        pa, pb = (profile(rows[p], source_of[p], rows[p]["ssn_hash"]) for p in (a, b))
+        probability, _, levels = model.score_pair(pa, pb)
+        in_review = (a, person_of[b]) in review or (b, person_of[a]) in review
+        shared = bool(keys[a] & keys[b])
+        cause = miss_cause(shared, levels, probability, in_review, config.review_threshold, config.match_threshold)
+        causes[("twin-like, " if twin_like(label_of[a], label_of[b]) else "") + cause] += 1
+    lines = [f"{data} {pair}: {len(true)} true pairs, {sum(causes.values())} not linked"]
+    lines += [f"  {count:5d}  {cause}" for cause, count in causes.most_common()]
+    header = ("key type", "per patient", "true pairs", "only it", "candidates", "only it")
+    lines.append("  " + " ".join(f"{h:>{w}}" for h, w in zip(header, (12, 11, 10, 8, 10, 8), strict=True)))
+    for k in key_figures(keys, source_of, true, config.block_bound):
+        lines.append(
+            f"  {k.key_type:12} {k.per_patient:11.2f} {k.true_pairs:10d} {k.true_only:8d}"
+            f" {k.candidates:10d} {k.candidates_only:8d}"
+        )
+    return "\n".join(lines)
 
 
 def _stewarded(engine: Engine, truth: Truth) -> float:
@@ -289,7 +346,7 @@ def _run_pairs(
     negatives: list[Negative],
     pairs: Sequence[tuple[str, str]],
     tmp: str,
-    train: bool,
+    options: Options,
 ) -> list[Score]:
     """Each pair synced into a database of its own and scored: the first kind read from the ``left`` sandbox,
     the second from the ``right`` one (``urls`` and ``truths`` by side; the two may be one)."""
@@ -302,16 +359,18 @@ def _run_pairs(
         start = time.perf_counter()
         engine = _sync(sources, f"{tmp}/{data}-{name}.db")
         scores.append(_evaluate(engine, kept, negatives, data, name, "default", time.perf_counter() - start))
-        if train:
+        if options.diagnoses is not None:
+            options.diagnoses.append(_diagnosis(engine, kept, data, name))
+        if options.train:
             scores.append(_evaluate(engine, kept, negatives, data, name, "trained", _trained(engine)))
             scores.append(_evaluate(engine, kept, negatives, data, name, "stewards", _stewarded(engine, kept)))
         engine.dispose()
-        print("\n".join(_row(s, None) for s in scores[-3 if train else -1 :]), file=sys.stderr)
+        print("\n".join(_row(s, None) for s in scores[-3 if options.train else -1 :]), file=sys.stderr)
     return scores
 
 
 def sandbox_people(
-    handle: SandboxHandle, n: int, seed: int, pairs: Sequence[tuple[str, str]], tmp: str, train: bool
+    handle: SandboxHandle, n: int, seed: int, pairs: Sequence[tuple[str, str]], tmp: str, options: Options
 ) -> list[Score]:
     """The sandbox's noisy people, each API rendering them its own way, from one sandbox."""
     handle.reset(patients=n, medics=5, seed=seed, noise=True)
@@ -331,7 +390,7 @@ def sandbox_people(
     derived = hard_negatives(generate_people(n, seed), seed)
     negatives = [(str(n + j), str(i), kind) for j, (i, kind, _) in enumerate(derived)]
     urls = {"left": handle.url(), "right": handle.url()}
-    return _run_pairs("sandbox", urls, {"left": truth, "right": truth}, negatives, pairs, tmp, train)
+    return _run_pairs("sandbox", urls, {"left": truth, "right": truth}, negatives, pairs, tmp, options)
 
 
 def febrl_records(number: int) -> tuple[list[Labelled], list[Labelled]]:
@@ -376,7 +435,7 @@ def _labelled(entity: str, r: Any) -> Labelled:
 
 
 def febrl(
-    number: int, left: SandboxHandle, right: SandboxHandle, pairs: Sequence[tuple[str, str]], tmp: str, train: bool
+    number: int, left: SandboxHandle, right: SandboxHandle, pairs: Sequence[tuple[str, str]], tmp: str, options: Options
 ) -> list[Score]:
     """Originals served by ``left`` and first duplicates by ``right``, each in all four shapes."""
     originals, duplicates = febrl_records(number)
@@ -391,7 +450,7 @@ def febrl(
             for r, record in zip(records, rendered, strict=True):
                 truth[(kind, primary_id(kind, record))] = (r.entity, r.given, r.family, r.birth_date)
     urls = {"left": left.url(), "right": right.url()}
-    return _run_pairs(f"febrl{number}", urls, truths, [], pairs, tmp, train)
+    return _run_pairs(f"febrl{number}", urls, truths, [], pairs, tmp, options)
 
 
 @contextmanager
@@ -432,6 +491,11 @@ def main() -> int:
     parser.add_argument("--febrl", default="1,2,3", help="FEBRL data sets to link (4 is reserved): '' skips")
     parser.add_argument("--pairs", default="", help="kind:kind,... (default: all five pairs)")
     parser.add_argument("--no-train", action="store_true", help="score the default model only")
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="also print why the default model's missed true pairs missed, and what each blocking key brings",
+    )
     parser.add_argument("--before", help=f"an earlier run's --json, printed beside (default: {BEFORE.name})")
     parser.add_argument("--json", help="write the scores here")
     args = parser.parse_args()
@@ -444,12 +508,13 @@ def main() -> int:
     pairs = [tuple(p.split(":")) for p in args.pairs.split(",") if p] or list(PAIRS)
     if any(len(p) != 2 or p[0] not in KINDS or p[1] not in KINDS for p in pairs):
         parser.error(f"--pairs: kind:kind pairs of {', '.join(KINDS)}")
+    options = Options(train=not args.no_train, diagnoses=[] if args.diagnose else None)
     scores: list[Score] = []
     with tempfile.TemporaryDirectory() as tmp, _sandboxes(2) as (left, right):
         if args.people:
-            scores += sandbox_people(left, args.people, args.seed, pairs, tmp, not args.no_train)
+            scores += sandbox_people(left, args.people, args.seed, pairs, tmp, options)
         for number in map(int, febrl_sets):
-            scores += febrl(number, left, right, pairs, tmp, not args.no_train)
+            scores += febrl(number, left, right, pairs, tmp, options)
     before = _before(args.before)
     print(
         f"{'data':8} {'pair':20} {'model':8} {'pats':>6} {'pairs':>6} "
@@ -468,6 +533,9 @@ def main() -> int:
         ),
         "no hard negative auto-linked": all(not s.hard_negatives_linked for s in scores),
     }
+    if options.diagnoses:
+        print("\nwhy true pairs were not linked (default model; benchmarks/identity_misses.py)")
+        print("\n".join(options.diagnoses))
     print("targets (default model): " + "; ".join(f"{k}: {'met' if ok else 'MISSED'}" for k, ok in checks.items()))
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(s) for s in scores], indent=2))
