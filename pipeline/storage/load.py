@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
-from pipeline.storage.db import among, upsert_insert, write_instant
+from pipeline.storage.db import among, reading, upsert_insert, write_instant
 from pipeline.storage.tables import (
     CANONICAL,
     Crosswalk,
@@ -426,12 +426,28 @@ def refresh_statistics(engine: Engine, identity: bool = True, tables: Sequence[s
     the stream to look up a page's hashes, which grows slower with every page of a first backfill; and it
     scanned every match key for a linking batch (a third of a million rows at 20,000 patients), where the key
     index finds each. ``identity``: the identity tables too (a run that links as it goes); ``tables``: these only.
+
+    What those plans need is each table's size and which columns are unique: a sample of 3,000 rows a table
+    (statistics target 10) shows both, and costs a tenth of the default 30,000 (seven tables at 50,000 patients:
+    1.75-1.89 s -> 0.17-0.20 s). Autovacuum takes the full statistics once the load has grown the tables by a
+    tenth again; a run refreshes only while it at least doubles them (``planned_rows``).
     """
     if engine.dialect.name == "postgresql":
         listed = ", ".join(tables or ("source_record", "crosswalk", *(IDENTITY_TABLES if identity else ())))
         with engine.connect() as conn:
+            conn.execute(text("SET LOCAL default_statistics_target = 10"))
             conn.execute(text(f"ANALYZE {listed}"))
             conn.commit()
+
+
+def planned_rows(engine: Engine) -> int:
+    """The stored records PostgreSQL's statistics already count (0 before any, and on SQLite, which a refresh
+    leaves alone): a run that inserts fewer than that has not grown the tables enough to change a plan."""
+    if engine.dialect.name != "postgresql":
+        return 0
+    with reading(engine).connect() as conn:
+        query = text("SELECT reltuples FROM pg_class WHERE relname = 'source_record' AND relkind = 'r'")
+        return max(int(conn.execute(query).scalar() or 0), 0)
 
 
 IDENTITY_TABLES = ("patient", "match_key", "patient_keys", "person", "identity_link")

@@ -28,6 +28,7 @@ from pipeline.sync.settle import Walk, withheld
 log = structlog.get_logger(__name__)
 
 RUN_COUNTS_EVERY = dt.timedelta(seconds=5)
+REFRESH_FROM = 1000  # records inserted by a run into an empty database before its first statistics refresh
 Counts = Callable[[], dict[str, int]]  # the run's counts so far, as the run row holds them
 
 
@@ -83,7 +84,7 @@ class DatabaseSink:
         self.finished = "stream finished"
         self.holder = ""
         self.run_id: int | None = None
-        self.analyze_at = 1000  # rows inserted by this run; doubled after each refresh
+        self.analyze_at = 0  # rows inserted by this run at the next refresh (begin); doubled after each
         self.counted_at = utcnow()
 
     def claim(self) -> Released:
@@ -92,6 +93,9 @@ class DatabaseSink:
         return _Logged(claim, self.target)
 
     def begin(self, mode: Mode) -> int | None:
+        # A run refreshes the planner's statistics only while it has inserted as many records as they count:
+        # a first backfill at 1,000, 2,000, 4,000, ...; a daily run into a large database never.
+        self.analyze_at = max(REFRESH_FROM, load.planned_rows(self.engine))
         self.run_id = runs.start_run(self.engine, self.target.source, self.target.stream, mode)
         return self.run_id
 
