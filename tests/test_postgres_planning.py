@@ -179,6 +179,37 @@ def test_new_match_keys_are_copied_straight_in_and_stored_ones_merged(
     assert stored == {(p, t, v) for p, listed in keys.items() for t, v in listed}
 
 
+def test_a_linking_batch_sets_its_patients_persons_in_one_statement(sandbox: Any, pg_url: str) -> None:
+    """Not one UPDATE a patient (a batch of 5,000 was 5,000 statements): one, joined to the pairs as arrays;
+    a patient given no person has none."""
+    from sqlalchemy import event
+
+    from pipeline.storage import identity as store
+
+    sandbox.reset(patients=60, medics=5, seed=7)
+    config = make_config(pg_url, {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=100)})
+    engine = engine_for(config)
+    updates: list[bool] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if statement.startswith("UPDATE patient SET person_id"):
+            updates.append(executemany)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    [result] = run(config, engine, "sweep", commit_records=1000)
+    assert result.ok and result.counts.inserted == 60
+    assert updates and not any(updates)  # the page's batch, and the run's last link pass if it had any
+    with engine.connect() as conn:
+        persons = dict(conn.execute(text("SELECT id, person_id FROM patient ORDER BY id")).all())
+    assert len(persons) == 60 and None not in persons.values()
+    first, second, *_ = sorted(persons)
+    with engine.begin() as conn:
+        store.set_persons(conn, {first: None, second: persons[first]})
+    with engine.connect() as conn:
+        after = dict(conn.execute(text("SELECT id, person_id FROM patient ORDER BY id")).all())
+    assert after == {**persons, first: None, second: persons[first]}
+
+
 def test_a_staged_merge_survives_a_rolled_back_savepoint_and_merges_as_values_would(pg_url: str) -> None:
     """On PostgreSQL a bulk upsert is COPYed into a temporary table and merged with the statement's own ON
     CONFLICT clause: a savepoint rolled back takes that table with it, and the next merge makes it again."""
