@@ -179,6 +179,38 @@ def test_new_match_keys_are_copied_straight_in_and_stored_ones_merged(
     assert stored == {(p, t, v) for p, listed in keys.items() for t, v in listed}
 
 
+def test_a_page_of_new_records_copies_its_identifiers_straight_in(
+    sandbox: Any, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page whose records were never stored brings identifiers never stored: COPYed straight into crosswalk,
+    no staging table and no merge; a page of stored records merges them (some are there already)."""
+    staged: list[str] = []
+    merge = load._staged
+
+    def counted(conn: Any, key: tuple[Any, ...], build: Any, rows: Any) -> None:
+        staged.append(key[1])
+        merge(conn, key, build, rows)
+
+    monkeypatch.setattr(load, "_staged", counted)
+    sandbox.reset(patients=60, medics=5, seed=7)
+    config = _unlinked(make_config(pg_url, {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=100)}))
+    engine = engine_for(config)
+    assert run(config, engine, "sweep", commit_records=1000)[0].ok
+    assert "crosswalk" not in staged and "patient" in staged
+    with engine.connect() as conn:
+        query = "SELECT p.id FROM patient p WHERE NOT EXISTS (SELECT 1 FROM crosswalk c WHERE c.entity_id = p.id)"
+        assert conn.execute(text(query)).all() == []
+        ids = conn.execute(text("SELECT count(*) FROM crosswalk WHERE entity_type = 'patient'")).scalar()
+    assert ids is not None and ids >= 60
+    with engine.begin() as conn:  # every record changes: the next sweep stores them again, as stored ones
+        conn.execute(text("UPDATE source_record SET payload_hash = 'stale'"))
+    staged.clear()
+    assert run(config, engine, "sweep", commit_records=1000)[0].counts.updated == 60
+    assert "crosswalk" in staged
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM crosswalk WHERE entity_type = 'patient'")).scalar() == ids
+
+
 def test_a_linking_batch_sets_its_patients_persons_in_one_statement(sandbox: Any, pg_url: str) -> None:
     """Not one UPDATE a patient (a batch of 5,000 was 5,000 statements): one, joined to the pairs as arrays;
     a patient given no person has none."""

@@ -166,17 +166,18 @@ def write_keys(
 
 
 def _copied_if_new(conn: Connection, table: Table, rows: Sequence[Row], columns: tuple[str, ...]) -> bool:
-    """PostgreSQL, many rows: COPY them straight into ``table`` under a savepoint, and say whether they landed.
+    """PostgreSQL, many rows: COPY them straight into ``table`` (in key order) under a savepoint, and say
+    whether they landed.
 
-    Rows that are new almost always (the match keys of patients whose stored keys were just deleted) skip the
-    staging table and the merge's conflict checks: 1,000 patients' 17,000 keys cost 0.07 s against 0.15 s. Should
-    one be stored already (a patient another record wrote), the savepoint is rolled back and nothing is lost:
-    the caller merges them as usual."""
+    Rows that are new almost always (the match keys of patients whose stored keys were just deleted; the
+    identifiers of records never stored before) skip the staging table and the merge's conflict checks: 1,000
+    patients' 17,000 keys cost 0.07 s against 0.15 s. Should one be stored already (a patient another record
+    wrote), the savepoint is rolled back and nothing is lost: the caller merges them as usual."""
     if conn.dialect.name != "postgresql" or len(rows) < _COPY_FROM:
         return False
     try:
         with conn.begin_nested():
-            _copy(conn, table, rows, columns)
+            _copy(conn, table, _in_key_order(rows, columns, _primary_key(table)), columns)
     except IntegrityError:
         return False
     return True
@@ -434,7 +435,8 @@ def _write_crosswalk(conn: Connection, rows: PageRows) -> None:
                 ~among(conn, cw.c.entity_id + sep + cw.c.id_type + sep + cw.c.id_value, carried),
             )
         )
-    if rows.crosswalk:
+    # A page of records never stored before (no described entity) brings identifiers never stored before.
+    if rows.crosswalk and (rows.described or not _copied_if_new(conn, cw, rows.crosswalk, tuple(rows.crosswalk[0]))):
         _insert_new(conn, cw, rows.crosswalk)
 
 
