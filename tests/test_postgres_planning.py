@@ -152,21 +152,25 @@ def test_rows_copied_in_bulk_read_back_as_inserted(pg_url: str) -> None:
     assert stored == [(r["patient_id"], r["reason"], at, "Ana") for r in made]
 
 
-def test_new_match_keys_are_copied_straight_in_and_stored_ones_merged(
-    pg_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def staged(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tables merged through a staging table (load._staged), in order."""
+    merged: list[str] = []
+    merge = load._staged
+
+    def counted(conn: Any, key: tuple[Any, ...], build: Any, rows: Any) -> None:
+        merged.append(key[1])
+        merge(conn, key, build, rows)
+
+    monkeypatch.setattr(load, "_staged", counted)
+    return merged
+
+
+def test_new_match_keys_are_copied_straight_in_and_stored_ones_merged(pg_url: str, staged: list[str]) -> None:
     """A page's match keys are new almost always (its patients' stored keys are deleted first): COPYed straight
     into match_key, with no staging table and no merge. Should one be stored already, the savepoint's rollback
     leaves nothing behind and the merge lands them all."""
     engine = open_engine(pg_url)
-    staged: list[str] = []
-    merge = load._staged
-
-    def counted(conn: Any, key: tuple[Any, ...], build: Any, rows: Any) -> None:
-        staged.append(key[1])
-        merge(conn, key, build, rows)
-
-    monkeypatch.setattr(load, "_staged", counted)
     keys = {f"p{i:03d}": [("name_dob", f"AN:{i}"), ("email", f"p{i}@example.org")] for i in range(40)}
     with engine.begin() as conn:  # 30 patients, 60 keys: past COPY's threshold, all new
         load.write_keys(conn, *load.key_rows({p: listed for p, listed in keys.items() if p < "p030"}))
@@ -179,19 +183,9 @@ def test_new_match_keys_are_copied_straight_in_and_stored_ones_merged(
     assert stored == {(p, t, v) for p, listed in keys.items() for t, v in listed}
 
 
-def test_a_page_of_new_records_copies_its_identifiers_straight_in(
-    sandbox: Any, pg_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_page_of_new_records_copies_its_identifiers_straight_in(sandbox: Any, pg_url: str, staged: list[str]) -> None:
     """A page whose records were never stored brings identifiers never stored: COPYed straight into crosswalk,
     no staging table and no merge; a page of stored records merges them (some are there already)."""
-    staged: list[str] = []
-    merge = load._staged
-
-    def counted(conn: Any, key: tuple[Any, ...], build: Any, rows: Any) -> None:
-        staged.append(key[1])
-        merge(conn, key, build, rows)
-
-    monkeypatch.setattr(load, "_staged", counted)
     sandbox.reset(patients=60, medics=5, seed=7)
     config = _unlinked(make_config(pg_url, {"rx": prescrypto_source(sandbox, streams=["patients"], page_size=100)}))
     engine = engine_for(config)
