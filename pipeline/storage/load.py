@@ -28,6 +28,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    func,
     or_,
     select,
     text,
@@ -166,18 +167,18 @@ def write_keys(
 
 
 def _copied_if_new(conn: Connection, table: Table, rows: Sequence[Row], columns: tuple[str, ...]) -> bool:
-    """PostgreSQL, many rows: COPY them straight into ``table`` (in key order) under a savepoint, and say
-    whether they landed.
+    """PostgreSQL, many rows: COPY them straight into ``table`` under a savepoint, and say whether they landed.
 
-    Rows that are new almost always (the match keys of patients whose stored keys were just deleted; the
-    identifiers of records never stored before) skip the staging table and the merge's conflict checks: 1,000
-    patients' 17,000 keys cost 0.07 s against 0.15 s. Should one be stored already (a patient another record
-    wrote), the savepoint is rolled back and nothing is lost: the caller merges them as usual."""
+    Rows that are new almost always (the match keys of patients whose stored keys were just deleted) skip the
+    staging table and the merge's conflict checks: 1,000 patients' 17,000 keys cost 0.08 s against 0.17-0.26 s.
+    Should one be stored already (a patient another record wrote), the savepoint is rolled back and nothing is
+    lost: the caller merges them as usual. (A page's identifiers are not sent this way: a record mentions
+    entities other records name too, a medic its hospital, so their COPY failed on most pages.)"""
     if conn.dialect.name != "postgresql" or len(rows) < _COPY_FROM:
         return False
     try:
         with conn.begin_nested():
-            _copy(conn, table, _in_key_order(rows, columns, _primary_key(table)), columns)
+            _copy(conn, table, rows, columns)
     except IntegrityError:
         return False
     return True
@@ -435,8 +436,7 @@ def _write_crosswalk(conn: Connection, rows: PageRows) -> None:
                 ~among(conn, cw.c.entity_id + sep + cw.c.id_type + sep + cw.c.id_value, carried),
             )
         )
-    # A page of records never stored before (no described entity) brings identifiers never stored before.
-    if rows.crosswalk and (rows.described or not _copied_if_new(conn, cw, rows.crosswalk, tuple(rows.crosswalk[0]))):
+    if rows.crosswalk:
         _insert_new(conn, cw, rows.crosswalk)
 
 
@@ -451,7 +451,7 @@ def refresh_statistics(engine: Engine, identity: bool = True, tables: Sequence[s
     What those plans need is each table's size and which columns are unique: a sample of 3,000 rows a table
     (statistics target 10) shows both, and costs a tenth of the default 30,000 (seven tables at 50,000 patients:
     1.75-1.89 s -> 0.17-0.20 s). Autovacuum takes the full statistics once the load has grown the tables by a
-    tenth again; a run refreshes only while it at least doubles them (``planned_rows``).
+    tenth again; a run refreshes only while it at least doubles its stream's records (``stream_records``).
     """
     if engine.dialect.name == "postgresql":
         listed = ", ".join(tables or ("source_record", "crosswalk", *(IDENTITY_TABLES if identity else ())))
@@ -461,14 +461,18 @@ def refresh_statistics(engine: Engine, identity: bool = True, tables: Sequence[s
             conn.commit()
 
 
-def planned_rows(engine: Engine) -> int:
-    """The stored records PostgreSQL's statistics already count (0 before any, and on SQLite, which a refresh
-    leaves alone): a run that inserts fewer than that has not grown the tables enough to change a plan."""
+def stream_records(engine: Engine, source: str, stream: str) -> int:
+    """The records of this stream stored so far (PostgreSQL; 0 on SQLite, which a refresh leaves alone).
+
+    A run that inserts fewer than that has not grown the stream enough to change a plan. Counted for the stream,
+    not read off the table's statistics: a new stream's records in a large table are what the statistics miss
+    (the planner then takes its (source, stream) for one row and filters the whole stream for every lookup)."""
     if engine.dialect.name != "postgresql":
         return 0
+    t = table_of(SourceRecord)
     with reading(engine).connect() as conn:
-        query = text("SELECT reltuples FROM pg_class WHERE relname = 'source_record' AND relkind = 'r'")
-        return max(int(conn.execute(query).scalar() or 0), 0)
+        query = select(func.count()).select_from(t).where(t.c.source == source, t.c.stream == stream)
+        return int(conn.execute(query).scalar_one())
 
 
 IDENTITY_TABLES = ("patient", "match_key", "patient_keys", "person", "identity_link")

@@ -93,9 +93,10 @@ class DatabaseSink:
         return _Logged(claim, self.target)
 
     def begin(self, mode: Mode) -> int | None:
-        # A run refreshes the planner's statistics only while it has inserted as many records as they count:
-        # a first backfill at 1,000, 2,000, 4,000, ...; a daily run into a large database never.
-        self.analyze_at = max(REFRESH_FROM, load.planned_rows(self.engine))
+        # A run refreshes the planner's statistics only while it has inserted as many records as its stream held:
+        # a first backfill (a new stream's too) at 1,000, 2,000, 4,000, ...; a daily run of a large stream never.
+        t = self.target
+        self.analyze_at = max(REFRESH_FROM, load.stream_records(self.engine, t.source, t.stream))
         self.run_id = runs.start_run(self.engine, self.target.source, self.target.stream, mode)
         return self.run_id
 
