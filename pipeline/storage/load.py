@@ -461,18 +461,21 @@ def refresh_statistics(engine: Engine, identity: bool = True, tables: Sequence[s
             conn.commit()
 
 
-def stream_records(engine: Engine, source: str, stream: str) -> int:
-    """The records of this stream stored so far (PostgreSQL; 0 on SQLite, which a refresh leaves alone).
+def stream_records(engine: Engine, source: str, stream: str, up_to: int = 1_000_000) -> int:
+    """The records of this stream stored so far, counted ``up_to`` a bound (PostgreSQL; 0 on SQLite, which a
+    refresh leaves alone).
 
     A run that inserts fewer than that has not grown the stream enough to change a plan. Counted for the stream,
     not read off the table's statistics: a new stream's records in a large table are what the statistics miss
-    (the planner then takes its (source, stream) for one row and filters the whole stream for every lookup)."""
+    (the planner then takes its (source, stream) for one row and filters the whole stream for every lookup).
+    The bound keeps the count a fraction of a second on any stream; a larger one's run refreshes (cheaply) once
+    it has inserted that many."""
     if engine.dialect.name != "postgresql":
         return 0
     t = table_of(SourceRecord)
+    held = select(t.c.source_key).where(t.c.source == source, t.c.stream == stream).limit(up_to).subquery()
     with reading(engine).connect() as conn:
-        query = select(func.count()).select_from(t).where(t.c.source == source, t.c.stream == stream)
-        return int(conn.execute(query).scalar_one())
+        return int(conn.execute(select(func.count()).select_from(held)).scalar_one())
 
 
 IDENTITY_TABLES = ("patient", "match_key", "patient_keys", "person", "identity_link")

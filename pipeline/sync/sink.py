@@ -28,7 +28,7 @@ from pipeline.sync.settle import Walk, withheld
 log = structlog.get_logger(__name__)
 
 RUN_COUNTS_EVERY = dt.timedelta(seconds=5)
-REFRESH_FROM = 1000  # records inserted by a run into an empty database before its first statistics refresh
+REFRESH_FROM = 1000  # records inserted by a run into an empty stream before its first statistics refresh
 Counts = Callable[[], dict[str, int]]  # the run's counts so far, as the run row holds them
 
 
