@@ -26,10 +26,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
-from pipeline.identity.compare import COMPARISONS
-from pipeline.identity.decide import apart
-
-_VETOES = {c.name: frozenset(level.label for level in c.levels if level.veto) for c in COMPARISONS.values()}
+from pipeline.identity.decide import apart, disagreeing
 
 Pair = tuple[str, str]  # two patient ids, sorted
 Levels = Mapping[str, str | None]
@@ -59,7 +56,7 @@ def miss_cause(
     if probability < review_threshold:
         return "below review"
     if in_review:
-        vetoed = next((f for f, labels in _VETOES.items() if levels.get(f) in labels), None)
+        vetoed = disagreeing(levels)
         if vetoed is not None:
             return f"review: {vetoed} veto"
         return "review: below match" if probability < match_threshold else "review: other"

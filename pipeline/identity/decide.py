@@ -71,10 +71,10 @@ def best_per_person(
 
 def vetoed(levels: Mapping[str, str | None]) -> bool:
     """A veto level stands, no identifier lifting it: never an automatic link."""
-    return _disagreeing(levels) is not None
+    return disagreeing(levels) is not None
 
 
-def _disagreeing(levels: Mapping[str, str | None]) -> str | None:
+def disagreeing(levels: Mapping[str, str | None]) -> str | None:
     """The field whose outright disagreement keeps the pair apart, unless an identifier agrees."""
     if any(levels.get(f) == "exact" for f in _IDENTIFIERS):
         return None
@@ -97,7 +97,7 @@ def apart(levels: Mapping[str, str | None], same_source: bool = False) -> bool:
         for c in _PERSONAL
     ):
         return True
-    return _disagreeing(levels) is not None and any(levels.get(f) == "different" for f in _OWN)
+    return disagreeing(levels) is not None and any(levels.get(f) == "different" for f in _OWN)
 
 
 def _two_of_one_source(levels: Mapping[str, str | None]) -> bool:
@@ -106,7 +106,7 @@ def _two_of_one_source(levels: Mapping[str, str | None]) -> bool:
     differently); or nothing in common about where the person lives or how to reach them (address, postal
     code, phone and e-mail: two of them compared, and all those compared differing; a source that registered one
     person twice would have had them at hand)."""
-    if any(levels.get(f) == "different" for f in _IDENTIFIERS) or _disagreeing(levels) is not None:
+    if any(levels.get(f) == "different" for f in _IDENTIFIERS) or disagreeing(levels) is not None:
         return True
     compared = [level for f in _WHERE if (level := levels.get(f)) is not None]
     return len(compared) >= 2 and all(level == "different" for level in compared)
@@ -141,7 +141,7 @@ def decide(
             possible.append(Possible(person_id, s.probability, s.evidence, "below the match threshold"))
         elif patient.source in sources_of.get(person_id, ()):
             possible.append(Possible(person_id, s.probability, s.evidence, "the person has a patient of this source"))
-        elif (field := _disagreeing(s.levels)) is not None:
+        elif (field := disagreeing(s.levels)) is not None:
             possible.append(Possible(person_id, s.probability, s.evidence, f"the {field.replace('_', ' ')}s disagree"))
         else:
             matches.append(s)

@@ -109,11 +109,14 @@ _REDACTED = f"rules {RULES_VERSION}: redacted\0".encode()
 def payload_hash(payload: Any, as_fetched: bool = False) -> str:
     """sha256 of the payload's canonical JSON (sorted keys; orjson, as this runs for every record fetched), under
     the tag of what the payload is."""
+    return _tagged(_encoded(payload), as_fetched)
+
+
+def _encoded(payload: Any) -> bytes:
     try:
-        encoded = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
     except TypeError:  # integers beyond 64 bits, keys that are not strings: the slow, general encoder
-        encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
-    return _tagged(encoded, as_fetched)
+        return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
 def _tagged(encoded: bytes, as_fetched: bool) -> str:
@@ -122,7 +125,8 @@ def _tagged(encoded: bytes, as_fetched: bool) -> str:
 
 def stored_digests(payload: Any) -> tuple[str, str]:
     """The digests a stored payload may carry: stored as it was fetched, or a form redaction made."""
-    return payload_hash(payload, as_fetched=True), payload_hash(payload)
+    encoded = _encoded(payload)
+    return _tagged(encoded, as_fetched=True), _tagged(encoded, as_fetched=False)
 
 
 def _exact_digest(raw: Mapping[str, Any]) -> str | None:
