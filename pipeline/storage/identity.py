@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     Connection,
@@ -45,6 +46,7 @@ from pipeline.storage.tables import (
 )
 
 _CHUNK = 1000
+_KEYS_A_STATEMENT = 17 * _CHUNK  # given keys looked up by one statement: about a chunk of patients' keys
 _patient, _person, _key = table_of(Patient), table_of(Person), table_of(MatchKey)
 _patient_keys = table_of(PatientKeys)
 _link, _history, _pending = table_of(IdentityLink), table_of(IdentityHistory), table_of(IdentityPending)
@@ -144,8 +146,33 @@ def _keys_of(conn: Connection, patient_ids: list[str]) -> Any:
     )
 
 
+def _key_chunks(
+    conn: Connection, patient_ids: Sequence[str], keys: Sequence[tuple[str, str, str]] | None
+) -> Iterator[Any]:
+    """The patients' keys as CTEs of (patient_id, key_type, key_value) rows in key order, materialized so that
+    the lookups made for them walk the key index in order: unfolded from ``patient_keys`` a chunk of patients
+    at a time; or on SQLite, given ``keys`` (the match_key rows of a page being written, sorted already), sent
+    as one JSON parameter, which spares SQLite unfolding and sorting them again (100,000 patients' linked
+    backfill: 9.7 -> 6.6 s of blocking). PostgreSQL reads them back: sent as three arrays, they measured 6-13%
+    slower."""
+    if keys is not None and conn.dialect.name == "sqlite":
+        for start in range(0, len(keys), _KEYS_A_STATEMENT):
+            given = func.json_each(literal(orjson.dumps(keys[start : start + _KEYS_A_STATEMENT]).decode()))
+            value = given.table_valued("value").c.value
+            key_type, key_value, patient_id = (value.op("->>")(literal_column(str(i))) for i in range(3))
+            m = select(patient_id.label("patient_id"), key_type.label("key_type"), key_value.label("key_value"))
+            yield m.cte("m").prefix_with("MATERIALIZED")
+        return
+    for chunk in _chunks(sorted(set(patient_ids))):
+        yield _keys_of(conn, chunk).cte("m").prefix_with("MATERIALIZED")
+
+
 def candidates(
-    conn: Connection, patient_ids: Sequence[str], bound: int, alone: Collection[str]
+    conn: Connection,
+    patient_ids: Sequence[str],
+    bound: int,
+    alone: Collection[str],
+    keys: Sequence[tuple[str, str, str]] | None = None,
 ) -> tuple[dict[str, set[str]], int]:
     """For each patient, the other patients that are its candidates: those sharing a key of a type in ``alone``
     or two keys, through the keys held by at most ``bound`` patients; and how many of the patients' keys were
@@ -154,20 +181,19 @@ def candidates(
     Each key is looked up once, for at most ``bound`` + 1 of its holders (LIMIT), which reads that many index
     entries however many patients hold it: a count, or a join, would read them all and cost more per patient as
     the database grows. Only keys with another holder come back (most of a backfill's keys have none), with
-    their holders in one string; the rule is applied to those few here."""
+    their holders in one string; the rule is applied to those few here. ``keys``: the patients' match_key rows,
+    when the caller holds them (``_key_chunks``)."""
     c = _key.alias("c")
     joined = func.string_agg if conn.dialect.name == "postgresql" else func.group_concat
     shared: dict[tuple[str, str], int] = defaultdict(int)  # (patient, other) -> keys they share
     strong: set[tuple[str, str]] = set()  # pairs sharing a key enough alone
     skipped = 0
-    for chunk in _chunks(sorted(set(patient_ids))):
-        # Materialized: its rows come in key order, so the lookups below walk the key index in order.
-        m = _keys_of(conn, chunk).cte("m").prefix_with("MATERIALIZED")
+    for m in _key_chunks(conn, patient_ids, keys):
         holder = select(c.c.patient_id).where(c.c.key_type == m.c.key_type, c.c.key_value == m.c.key_value)
         held = holder.correlate(m).limit(bound + 1).subquery("held")
         holders = select(joined(held.c.patient_id, " ")).scalar_subquery()  # patient ids are uuids: no space
-        keys = select(m.c.patient_id, m.c.key_type, holders.label("holders")).subquery("k")
-        query = select(keys).where(keys.c.holders.contains(" "))  # another holder than the patient itself
+        looked_up = select(m.c.patient_id, m.c.key_type, holders.label("holders")).subquery("k")
+        query = select(looked_up).where(looked_up.c.holders.contains(" "))  # another holder than the patient itself
         for patient_id, key_type, held_by in conn.execute(query):
             others = held_by.split(" ")
             if len(others) > bound:

@@ -193,6 +193,8 @@ def stored_keys(conn: Connection, patient_ids: Sequence[str], holding: str = "",
     for start in range(0, len(patient_ids), _CHUNK):
         chunk = list(patient_ids[start : start + _CHUNK])
         query = select(t.c.patient_id, t.c.match_keys).where(among(conn, t.c.patient_id, chunk))
+        if holding:  # the others' lists stay in the database (a batch's patients without an SSN: most)
+            query = query.where(t.c.match_keys.contains(holding, autoescape=True))
         if lock:
             query = query.order_by(t.c.patient_id).with_for_update()
         for patient_id, listed in conn.execute(query).all():

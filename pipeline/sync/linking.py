@@ -18,6 +18,7 @@ that source is apart from), so the order patients arrive in does not decide.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,9 +111,17 @@ def _settle(conn: Connection, linker: _Batch, batch: list[tuple[str, bool]], rev
         revisited |= again
 
 
-def link_in(conn: Connection, config: IdentityConfig, model: MatchModel, patient_ids: list[str]) -> LinkStats:
+def link_in(
+    conn: Connection,
+    config: IdentityConfig,
+    model: MatchModel,
+    patient_ids: list[str],
+    keys: Sequence[tuple[str, str, str]] | None = None,
+) -> LinkStats:
     """Link these patients inside the caller's transaction: the page that wrote them (its rows and their match
     keys are already in it), so a page lands linked or not at all, and costs no commit or queue read of its own.
+    ``keys``: the match_key rows the page wrote for them, in key order, which blocking then takes as they are
+    instead of reading them back.
 
     Under a savepoint: should linking fail, the savepoint is rolled back, the page still commits and its patients
     stay queued (``identity_pending``) for the next link pass; the error is raised for the caller to report.
@@ -123,7 +132,7 @@ def link_in(conn: Connection, config: IdentityConfig, model: MatchModel, patient
     if not store.take_linkers_turn(conn, wait=False):
         return stats
     with conn.begin_nested():
-        _settle(conn, _Batch(conn, config, model, stats), [(p, False) for p in patient_ids], set())
+        _settle(conn, _Batch(conn, config, model, stats, keys), [(p, False) for p in patient_ids], set())
     return stats
 
 
@@ -131,8 +140,16 @@ class _Batch:
     """One batch of queued patients, decided one by one against what the batch itself has decided so far; its
     writes are gathered and made at the end, a statement per table."""
 
-    def __init__(self, conn: Connection, config: IdentityConfig, model: MatchModel, stats: LinkStats) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        config: IdentityConfig,
+        model: MatchModel,
+        stats: LinkStats,
+        keys: Sequence[tuple[str, str, str]] | None = None,
+    ) -> None:
         self.conn, self.config, self.model, self.stats = conn, config, model, stats
+        self.keys = keys  # the batch's match_key rows, when its caller holds them (link_in)
         self.now = write_instant(conn)
         self.person_of: dict[str, str | None] = {}  # patient -> person, as decided so far
         self.members: dict[str, dict[str, str]] = {}  # person -> {live patient: source}
@@ -154,7 +171,8 @@ class _Batch:
         rekeyed = {p: match_keys(_profile_of(rows[p])) for p, rekey in batch if rekey and p in rows}
         if rekeyed:
             store.replace_keys(conn, rekeyed)
-        found, skipped = store.candidates(conn, ids, self.config.block_bound, ALONE)
+        keys = self.keys if not rekeyed else None  # keys derived again here are in the database only
+        found, skipped = store.candidates(conn, ids, self.config.block_bound, ALONE, keys)
         self.stats.skipped_blocks += skipped
         candidates = {p: found.get(p, set()) for p in ids}
         others = {c for found in candidates.values() for c in found} - set(rows)

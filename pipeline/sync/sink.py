@@ -117,7 +117,7 @@ class DatabaseSink:
         with self.engine.begin() as conn:
             load.write(conn, rows)
             if self.identity is not None and rows.patients:
-                self._link(conn, rows.patients)
+                self._link(conn, rows.patients, rows.match_keys)
             cursors.save_cursor(conn, t.source, t.stream, cursor, now)
             leases.renew_lease(conn, t.source, t.stream, self.holder, now, t.lease_ttl)
             if self.run_id is not None and now - self.counted_at >= RUN_COUNTS_EVERY:
@@ -127,12 +127,12 @@ class DatabaseSink:
             load.refresh_statistics(self.engine, identity=self.identity is not None)
             self.analyze_at *= 2
 
-    def _link(self, conn: Connection, patients: list[str]) -> None:
+    def _link(self, conn: Connection, patients: list[str], keys: list[tuple[str, str, str]]) -> None:
         """Link the page's patients in its own transaction (pipeline.sync.linking.link_in). A failure is logged,
         never raised: the page lands, its patients stay queued for the run's last link pass or the next."""
         assert self.identity is not None and self.model is not None
         try:
-            self.linked.add(link_in(conn, self.identity, self.model, patients))
+            self.linked.add(link_in(conn, self.identity, self.model, patients, keys))
         except SQLAlchemyError as exc:
             log.error("linking failed: the patients stay queued", error=database_reason(exc))
         except Exception as exc:  # noqa: BLE001 - a linking bug must not cost the page's records
