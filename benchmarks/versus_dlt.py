@@ -7,7 +7,9 @@ Every measurement is the wall time of one whole process (imports and start-up in
 with nothing warm in it: the fetch-only ceiling (benchmarks.fetch_only), ``patientsync backfill`` (its CLI)
 and a dlt pipeline (benchmarks/dlt_load.py), each into a database of its own. Stages: ceiling; SQLite backfill
 and re-sync of the unchanged data, each tool; the same into PostgreSQL; ceiling again; and a SQLite backfill
-with every listing request delayed (``--delay``), each tool. Needs dlt: ``pip install -e '.[bench]'``.
+with every listing request delayed (``--delay``), each tool. patientsync's re-syncs are measured against a
+ceiling taken just before and just after each (this machine's speed drifts over a run). Needs dlt:
+``pip install -e '.[bench]'``.
 
 Exit status 1 when a result is wrong (a tool's tables do not hold exactly the sandbox's patients after a
 backfill or a re-sync, or a process failed); missed targets are reported, not failed.
@@ -44,6 +46,10 @@ INSTALL_HINT = "dlt is not installed: pip install -e '.[bench]'  (the optional e
 
 CEILING, PATIENTSYNC, DLT = "fetch-only", "patientsync", "dlt"
 CEILING_BEFORE, CEILING_AFTER = "ceiling (before)", "ceiling (after)"
+# A stage compared with its own ceiling, fetched just before and just after it: a re-sync costs about as much
+# as fetching, so a ceiling taken minutes away, at another speed of the machine, says nothing about it (one run
+# saw the ceiling fall from 53,097 to 29,538 records/s between its two ends).
+BESIDE = (": ceiling before", ": ceiling after")
 STARTUP = {  # what each kind of process imports before its first request
     CEILING: "import benchmarks.fetch_only",
     PATIENTSYNC: "import pipeline.app.cli, pipeline.sync.runner",  # the CLI imports the runner only to run
@@ -115,7 +121,7 @@ class Bench:
                 f"{run.stage} ({run.tool}): {records} records read, the sandbox has {self.args.patients}"
             )
         print(
-            f"  {run.stage:<26}{run.tool:<12} {records} records in {run.seconds:.2f}s = {run.rate:,.0f} records/s",
+            f"  {run.stage:<34}{run.tool:<12} {records} records in {run.seconds:.2f}s = {run.rate:,.0f} records/s",
             flush=True,
         )
         return run
@@ -245,7 +251,9 @@ def database_stages(bench: Bench, label: str, ps_url: str, dlt_destination: str,
     bench.patientsync(f"{label} backfill", ps_url, config_path, resync=False)
     if dlt_url is not None:
         bench.dlt(f"{label} backfill", dlt_destination, dlt_url, workdir)
+    bench.fetch_only(f"{label} re-sync{BESIDE[0]}")
     bench.patientsync(f"{label} re-sync", ps_url, config_path, resync=True)
+    bench.fetch_only(f"{label} re-sync{BESIDE[1]}")
     if dlt_url is not None:
         bench.dlt(f"{label} re-sync", dlt_destination, dlt_url, workdir)
 
@@ -276,14 +284,19 @@ def run_all(bench: Bench) -> None:
 def compare(runs: list[Run], args: argparse.Namespace) -> list[dict[str, Any]]:
     """One row per stage both tools ran: their rates, patientsync's over dlt's, each over its ceiling."""
     rate = {(run.stage, run.tool): run.rate for run in runs}
-    ceilings = [rate[key] for key in ((CEILING_BEFORE, CEILING), (CEILING_AFTER, CEILING)) if key in rate]
-    ceiling = sum(ceilings) / len(ceilings)
+
+    def ceiling_of(*stages: str) -> float | None:
+        found = [rate[(stage, CEILING)] for stage in stages if (stage, CEILING) in rate]
+        return sum(found) / len(found) if found else None
+
+    run_ceiling = ceiling_of(CEILING_BEFORE, CEILING_AFTER) or 0.0
     sequential = args.page_size / args.delay if args.delay > 0 else 0.0
     rows = []
     for stage in dict.fromkeys(run.stage for run in runs if run.tool == PATIENTSYNC and run.records):
         ours, theirs = rate[(stage, PATIENTSYNC)], rate.get((stage, DLT))
         delayed = stage.endswith("delayed")
-        bound = sequential if delayed else ceiling
+        beside = ceiling_of(*(stage + end for end in BESIDE))
+        bound = sequential if delayed else beside or run_ceiling
         measure, at_least = TARGETS.get(stage, (None, None))
         value = {"dlt": None if theirs is None else ours / theirs, "ceiling": ours / bound, "sequential": ours / bound}
         achieved = None if measure is None else value[measure]
@@ -293,7 +306,7 @@ def compare(runs: list[Run], args: argparse.Namespace) -> list[dict[str, Any]]:
                 "patientsync_per_s": ours,
                 "dlt_per_s": theirs,
                 "patientsync_over_dlt": value["dlt"],
-                "bound": "sequential" if delayed else "ceiling",
+                "bound": "sequential" if delayed else "ceiling beside" if beside else "ceiling",
                 "bound_per_s": bound,
                 "patientsync_of_bound": ours / bound,
                 "dlt_of_bound": None if theirs is None else theirs / bound,
@@ -305,13 +318,13 @@ def compare(runs: list[Run], args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def print_runs(runs: list[Run]) -> None:
-    header = f"{'stage':<26}{'tool':<13}{'records':>8}{'seconds':>9}{'records/s':>11}{'cpu s':>8}{'peak MiB':>10}"
+    header = f"{'stage':<34}{'tool':<13}{'records':>8}{'seconds':>9}{'records/s':>11}{'cpu s':>8}{'peak MiB':>10}"
     print(header + f"{'sandbox cpu s':>15}")
     print("-" * (len(header) + 15))
     for run in runs:
         sandbox = "" if run.sandbox_cpu_seconds is None else f"{run.sandbox_cpu_seconds:>15.2f}"
         print(
-            f"{run.stage:<26}{run.tool:<13}{run.records:>8}{run.seconds:>9.2f}{run.rate:>11,.0f}"
+            f"{run.stage:<34}{run.tool:<13}{run.records:>8}{run.seconds:>9.2f}{run.rate:>11,.0f}"
             f"{run.cpu_seconds:>8.2f}{run.peak_rss_mb:>10.0f}{sandbox}"
         )
 
@@ -320,7 +333,7 @@ def print_comparison(rows: list[dict[str, Any]]) -> None:
     def cell(value: float | None, spec: str, width: int) -> str:
         return f"{'-':>{width}}" if value is None else f"{value:>{width}{spec}}"
 
-    header = f"{'stage':<26}{'patientsync/s':>14}{'dlt/s':>9}{'ps/dlt':>8}  {'bound':<11}{'bound/s':>8}"
+    header = f"{'stage':<26}{'patientsync/s':>14}{'dlt/s':>9}{'ps/dlt':>8}  {'bound':<15}{'bound/s':>8}"
     header += f"{'ps of':>7}{'dlt of':>8}  {'target':<20}result"
     print(header)
     print("-" * len(header))
@@ -330,7 +343,7 @@ def print_comparison(rows: list[dict[str, Any]]) -> None:
         result = "" if row["passed"] is None else ("PASS" if row["passed"] else "FAIL")
         print(
             f"{row['stage']:<26}{row['patientsync_per_s']:>14,.0f}{cell(row['dlt_per_s'], ',.0f', 9)}"
-            f"{cell(row['patientsync_over_dlt'], '.2f', 8)}  {row['bound']:<11}{row['bound_per_s']:>8,.0f}"
+            f"{cell(row['patientsync_over_dlt'], '.2f', 8)}  {row['bound']:<15}{row['bound_per_s']:>8,.0f}"
             f"{row['patientsync_of_bound']:>7.3f}{cell(row['dlt_of_bound'], '.3f', 8)}  {wanted:<20}{result}"
         )
 
@@ -379,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     ceilings = [run for run in runs if run.tool == CEILING and run.records]
     print(
         "ceiling: "
-        + ", ".join(f"{run.stage.split()[1].strip('()')} {run.rate:,.0f}/s" for run in ceilings)
+        + ", ".join(f"{run.stage.removeprefix('ceiling ').strip('()')} {run.rate:,.0f}/s" for run in ceilings)
         + (f"; sequential at {args.delay:g} s a request: {args.page_size / args.delay:,.0f}/s" if args.delay else "")
     )
     figures = {
