@@ -40,6 +40,9 @@ from sandbox.server import SandboxHandle, running_sandbox
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 CEILING_BEFORE, CEILING_AFTER = "ceiling (before)", "ceiling (after)"
+# A re-sync is measured against a ceiling fetched just before and just after it, not at the run's two ends: it
+# costs about as much as fetching, and this machine's speed can halve within a run.
+BESIDE = (": ceiling before", ": ceiling after")
 TARGETS = {  # minimum fraction of the fetch-only ceiling
     "sqlite backfill": 0.50,
     "sqlite re-sync": 0.80,
@@ -145,8 +148,11 @@ def database_stages(
         migrate(engine)  # not timed: a fresh schema is part of the setup, not of the sync
         backfill = timed(f"{label} backfill", sandbox, lambda: sweep(config, engine, problems, label, False))
         check_backfill(engine, args.patients, problems, f"{label} backfill")
+        fetch_config = make_config(sandbox, "sqlite://", args.page_size)
+        before = timed(f"{label} re-sync{BESIDE[0]}", sandbox, lambda: fetch_all(fetch_config))
         resync = timed(f"{label} re-sync", sandbox, lambda: sweep(config, engine, problems, label, True))
-        return [backfill, resync]
+        after = timed(f"{label} re-sync{BESIDE[1]}", sandbox, lambda: fetch_all(fetch_config))
+        return [backfill, before, resync, after]
     finally:
         engine.dispose()
 
@@ -185,11 +191,14 @@ def one_run(sandbox: SandboxHandle, args: argparse.Namespace, problems: list[str
 
 
 def summarize(runs: list[dict[str, Stage]]) -> list[dict[str, Any]]:
-    """One row per stage: medians over the runs, and the fraction of each run's mean ceiling."""
+    """One row per stage: medians over the runs, and the fraction of each run's mean ceiling (of the ceiling
+    fetched beside it, for a stage that has one)."""
     ceilings = [(run[CEILING_BEFORE].rate + run[CEILING_AFTER].rate) / 2 for run in runs]
     rows: list[dict[str, Any]] = []
     for name in runs[0]:
-        fractions = [run[name].rate / ceiling for run, ceiling in zip(runs, ceilings, strict=True)]
+        beside = [name + end for end in BESIDE if name + end in runs[0]]
+        bounds = [sum(run[b].rate for b in beside) / len(beside) for run in runs] if beside else ceilings
+        fractions = [run[name].rate / bound for run, bound in zip(runs, bounds, strict=True)]
         fraction, target = statistics.median(fractions), TARGETS.get(name)
         sandbox_cpu = [s for run in runs if (s := run[name].sandbox_cpu_seconds) is not None]
         rows.append(
@@ -211,14 +220,14 @@ def summarize(runs: list[dict[str, Stage]]) -> list[dict[str, Any]]:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    header = f"{'stage':<20}{'records':>9}{'seconds':>9}{'records/s':>11}{'of ceiling':>12}{'target':>8}  {'result':<7}"
+    header = f"{'stage':<34}{'records':>9}{'seconds':>9}{'records/s':>11}{'of ceiling':>12}{'target':>8}  {'result':<7}"
     print(header + f"{'cpu s':>8}{'sandbox cpu s':>15}")
     print("-" * (len(header) + 23))
     for row in rows:
         target, passed = row.get("target"), row.get("passed")
         sandbox_cpu = row.get("sandbox_cpu_seconds")
         print(
-            f"{row['stage']:<20}"
+            f"{row['stage']:<34}"
             + (f"{row['records']:>9}{row['seconds']:>9.2f}" if "records" in row else " " * 18)
             + f"{row['records_per_s']:>11,.0f}{row['fraction_of_ceiling']:>12.3f}"
             + (f"{target:>8.2f}  {'PASS' if passed else 'FAIL':<7}" if target is not None else " " * 17)
