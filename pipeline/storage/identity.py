@@ -118,6 +118,15 @@ def patient_rows(conn: Connection, patient_ids: Sequence[str]) -> dict[str, dict
     return rows
 
 
+def lock_patients(conn: Connection, patient_ids: Sequence[str]) -> None:
+    """PostgreSQL: hold these patients' rows until the transaction ends (in id order, as every writer takes
+    them). SQLite's one writer needs no lock."""
+    if conn.dialect.name == "postgresql":
+        for chunk in _chunks(sorted(set(patient_ids))):
+            query = select(_patient.c.id).where(among(conn, _patient.c.id, chunk)).order_by(_patient.c.id)
+            conn.execute(query.with_for_update()).all()
+
+
 def replace_keys(conn: Connection, keys: Mapping[str, Keys]) -> None:
     """Write these patients' match keys in place of their stored ones."""
     ids = sorted(keys)

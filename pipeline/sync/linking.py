@@ -167,6 +167,10 @@ class _Batch:
     def run(self, batch: list[tuple[str, bool]]) -> None:
         conn = self.conn
         ids = [patient_id for patient_id, _ in batch]
+        # A patient whose keys are derived again is locked before it is read. A page rewriting it meanwhile (a
+        # patient stored before its key list existed has none to lock) then waits, and replaces these keys with
+        # its own; unlocked, each could write keys that only the other's list names, which nothing deletes.
+        store.lock_patients(conn, [p for p, rekey in batch if rekey])
         rows = self.rows = store.patient_rows(conn, ids)
         rekeyed = {p: match_keys(_profile_of(rows[p])) for p, rekey in batch if rekey and p in rows}
         if rekeyed:
