@@ -11,6 +11,11 @@ import typer
 
 from pipeline.app.commands import demo, export, identity, operations, running, status, web
 from pipeline.app.console import Globals, fail, out
+from pipeline.sync import collector
+
+# Before a command imports what it runs (SQLAlchemy, the table models, the runner): they and the records a run
+# streams are hundreds of thousands of objects, which the collector's default would walk again and again.
+collector.collect_less()
 
 app = typer.Typer(
     help="Keep a canonical patient database in step with several patient APIs.",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from mappings.context import MappingContext
 from pipeline.kinds import KINDS
 from pipeline.storage.load import PageRows
+from pipeline.sync import collector
 from pipeline.sync.prepare import PreparedPage
 from pipeline.sync.rows import PageCounts, Stored, map_page
 
@@ -37,6 +38,7 @@ class PageJob:
 
     def run(self) -> Mapped:
         spec = KINDS[self.kind].streams[self.stream].imported()
+        collector.freeze_imports()  # a worker process's first page: its mapping is imported now
         return map_page(self.page, self.stored, spec, self.ctx, self.source, self.now, self.run_id)
 
 
@@ -50,19 +52,20 @@ class Mapper:
     in a worker (a re-sync of unchanged records, runner.MAPPED_HERE_BELOW) never pays for it."""
 
     def __init__(self, workers: int = 0) -> None:
-        self.pool: ProcessPoolExecutor | None = None
-        if workers > 0:
-            # forkserver: a worker forked from this process would inherit its threads' locks mid-use.
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["pipeline.sync.mapper"])
-            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        self.workers = workers
+        self.pool: ProcessPoolExecutor | None = None  # made by the first submit: even an idle one starts a process
 
     @property
     def in_process(self) -> bool:
-        return self.pool is None
+        return self.workers == 0
 
     def submit(self, job: PageJob) -> Future[Mapped]:
-        if self.pool is not None:
+        if self.workers > 0:
+            if self.pool is None:
+                # forkserver: a worker forked from this process would inherit its threads' locks mid-use.
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(["pipeline.sync.mapper"])
+                self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
             return self.pool.submit(_run, job)
         done: Future[Mapped] = Future()
         try:

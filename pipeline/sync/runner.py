@@ -42,6 +42,7 @@ from pipeline.kinds import KINDS, StreamSpec, stream_names
 from pipeline.storage import cursors, leases, lookups
 from pipeline.storage.db import reading, utcnow
 from pipeline.storage.run_values import Mode, Status
+from pipeline.sync import collector
 from pipeline.sync.batches import Batch, fan_out_batches, listing_batches
 from pipeline.sync.cursor import Cursor
 from pipeline.sync.linking import LinkStats, link_pending
@@ -161,7 +162,8 @@ def _run_sources(
             for stream in stream_names(source):
                 if options.stop.is_set():
                     return results
-                spec = stream_spec(source, stream)
+                spec = stream_spec(source, stream)  # imports the stream's mapping
+                collector.freeze_imports()
                 identity = config.identity if config.identity.link_during_sync else None
                 results.append(StreamRun(engine, name, source, spec, mode, client, options, mapper, identity).run())
     return results
