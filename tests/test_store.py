@@ -97,6 +97,38 @@ def test_identical_keyless_records_on_one_page_quarantine_once(db_url):
     assert count(engine, "quarantine") == 1  # one row per distinct bad record
 
 
+def test_stored_hashes_and_missing_records_read_through_the_driver(db_url, monkeypatch) -> None:
+    """The lookups a run makes for every record read the driver's rows: soft-deleted or not, slice by slice
+    (PostgreSQL: a server-side cursor), and a failure is SQLAlchemy's error, which hides the parameters."""
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import DBAPIError
+
+    from pipeline.storage import db, load
+    from pipeline.storage.tables import SourceRecord, table_of
+
+    engine = engine_for(make_config(db_url, {"x": {"kind": "prescrypto", "base_url": "http://h/", "token": "t"}}))
+    now = dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
+    uids = [f"u-{n}" for n in range(5)]
+    with engine.begin() as conn:
+        write_page(conn, "rx", SPEC, [patient(u, id=n + 1) for n, u in enumerate(uids)], CTX, now, run_id=None)
+        ids, live = load.missing_records(conn, "rx", "patients", set())
+        load.soft_delete(conn, "rx", "patients", "patient", {uids[4]: ids[uids[4]]})
+    assert sorted(ids) == uids and live == 5 and len(set(ids.values())) == 5
+    monkeypatch.setattr(db, "_SLICE", 2)
+    with db.reading(engine).connect() as conn:  # no transaction yet: begun as execute begins one
+        stored = load.stored_hashes(conn, "rx", "patients", [*uids, "never-stored"])
+        assert sorted(stored) == uids
+        assert [deleted for _, deleted in map(stored.get, uids)] == [False, False, False, False, True]
+        assert all(len(digest) == 64 for digest, _ in stored.values())
+        gone, live = load.missing_records(conn, "rx", "patients", {uids[0]})
+        assert (gone, live) == ({u: ids[u] for u in uids[1:4]}, 4)
+        t = table_of(SourceRecord)
+        refused = select(t.c.source_key).where(t.c.source_key == "secret-value", func.no_such_function(t.c.source) == 1)
+        with pytest.raises(DBAPIError) as raised:
+            list(db.driver_rows(conn, refused))
+        assert "no_such_function" in str(raised.value) and "secret-value" not in str(raised.value)
+
+
 def test_sqlite_lookups_do_not_wait_for_the_writers_lock(tmp_path) -> None:
     """The prefetch thread's reads run beside a page transaction that holds SQLite's write lock (waiting for
     it would end in "database is locked" after the 30 s busy timeout)."""

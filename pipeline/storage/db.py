@@ -6,14 +6,16 @@ import contextlib
 import datetime as dt
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, String, Table, create_engine, event, func, literal, select, text
+from sqlalchemy import Connection, Engine, Select, String, Table, create_engine, event, func, literal, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from pipeline.storage.plain import HEAD
 
@@ -174,6 +176,48 @@ def sqlite_revision(path: str) -> str | None:
             return None
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
         return None if row is None else str(row[0])
+
+
+def driver_rows(conn: Connection, query: Select[Any], streamed: bool = False) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``query`` as the driver hands them back, without SQLAlchemy's result rows: for the lookups a
+    run makes for every record it fetches. Only for columns that need no result processing (text and integers;
+    a boolean comes back from SQLite as 0 or 1), and parameters that need no bind processing. Runs in the
+    connection's transaction, begun as ``execute`` begins one; ``streamed``: read in slices (on PostgreSQL
+    through a server-side cursor), never all rows at once.
+
+    On SQLite, unless streamed, the rows come back packed in one JSON text. sqlite3 lets go of the GIL for every
+    row it steps to, and while the prefetch thread keeps it busy, each row waits to take it back: a re-sync's
+    stored hashes (100,000 rows) spent 2.8-4.2 s of wall time and 0.6-0.8 s of CPU in the lookup as rows, against
+    0.8-1.0 s and 0.5 s packed, and Row objects cost more again (alone: 0.45-0.51 s, driver rows 0.20 s)."""
+    if not conn.in_transaction():
+        conn.begin()  # what execute's autobegin does: the dialect's begin event (SQLite: BEGIN, a snapshot)
+    packed = conn.dialect.name == "sqlite" and not streamed
+    if packed:
+        rows = query.subquery()
+        query = select(func.json_group_array(func.json_array(*rows.c)))
+    compiled = query.compile(dialect=conn.dialect)
+    params = compiled.construct_params()
+    values = tuple(params[name] for name in compiled.positiontup or ()) if compiled.positional else params
+    dbapi = conn.dialect.loaded_dbapi
+    named = streamed and conn.dialect.name == "postgresql"
+    cursor = conn.connection.cursor(name="driver_rows") if named else conn.connection.cursor()
+    try:
+        cursor.execute(compiled.string, values)
+        if packed:
+            (packed_rows,) = cursor.fetchone() or ("[]",)  # an aggregate: always one row
+            yield from map(tuple, orjson.loads(packed_rows))
+            return
+        while sliced := cursor.fetchmany(_SLICE) if streamed else cursor.fetchall():
+            yield from sliced
+            if not streamed:
+                return
+    except dbapi.Error as exc:  # as execute raises it: callers report a database error by its first line
+        raise DBAPIError.instance(compiled.string, None, exc, dbapi.Error, hide_parameters=True) from exc
+    finally:
+        cursor.close()
+
+
+_SLICE = 5_000  # rows a streamed read holds at once
 
 
 def among(conn: Connection, column: Any, keys: list[str]) -> Any:

@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from pipeline.storage.db import among, reading, upsert_insert, write_instant
+from pipeline.storage.db import among, driver_rows, reading, upsert_insert, write_instant
 from pipeline.storage.tables import (
     CANONICAL,
     Crosswalk,
@@ -51,6 +51,9 @@ from pipeline.storage.tables import (
 )
 
 _CHUNK = 1000  # keys per IN (...) list: far below SQLite's and PostgreSQL's parameter limits
+# Keys per stored-hash lookup, sent as one parameter (``among``): a commit's group (``commit_records``' default)
+# in one statement, compiled once a commit rather than once a thousand records.
+_LOOKUP_CHUNK = 5_000
 _LINK_TABLES = {"patient_medic": table_of(PatientMedic), "patient_organization": table_of(PatientOrganization)}
 Keys = Sequence[Sequence[str]]  # a patient's (key type, key value) pairs: pipeline.identity.keys.match_keys
 # A match_key row as ``key_rows`` makes it: a tuple of the table's columns in their order. A patient has some
@@ -86,13 +89,13 @@ def stored_hashes(conn: Connection, source: str, stream: str, keys: list[str]) -
     """The stored ``payload_hash`` of each of ``keys`` that is stored, with whether it is soft-deleted."""
     t = table_of(SourceRecord)
     found: dict[str, tuple[str, bool]] = {}
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        query = select(t.c.source_key, t.c.payload_hash, t.c.deleted_at).where(
+    for start in range(0, len(keys), _LOOKUP_CHUNK):
+        chunk = keys[start : start + _LOOKUP_CHUNK]
+        query = select(t.c.source_key, t.c.payload_hash, t.c.deleted_at.is_not(None)).where(
             t.c.source == source, t.c.stream == stream, among(conn, t.c.source_key, chunk)
         )
-        for key, digest, deleted_at in conn.execute(query).all():  # one fetchall, not a fetchone a row
-            found[key] = (digest, deleted_at is not None)
+        for key, digest, deleted in driver_rows(conn, query):  # one a record fetched: no result rows
+            found[key] = (digest, bool(deleted))
     return found
 
 
@@ -489,13 +492,11 @@ def missing_records(conn: Connection, source: str, stream: str, seen: Container[
     The live rows are streamed, not fetched at once: only the missing ones are kept.
     """
     t = table_of(SourceRecord)
-    live = conn.execute(
-        select(t.c.source_key, t.c.entity_id)
-        .where(t.c.source == source, t.c.stream == stream, t.c.deleted_at.is_(None))
-        .execution_options(stream_results=True, yield_per=5000)  # this statement's only, not the connection's
+    query = select(t.c.source_key, t.c.entity_id).where(
+        t.c.source == source, t.c.stream == stream, t.c.deleted_at.is_(None)
     )
     gone, count = {}, 0
-    for key, entity_id in live:
+    for key, entity_id in driver_rows(conn, query, streamed=True):  # every record stored: no result rows
         count += 1
         if key not in seen:
             gone[key] = entity_id
