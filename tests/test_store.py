@@ -129,6 +129,49 @@ def test_stored_hashes_and_missing_records_read_through_the_driver(db_url, monke
         assert "no_such_function" in str(raised.value) and "secret-value" not in str(raised.value)
 
 
+def test_a_stored_text_sqlite_cannot_decode_fails_the_lookup_quoting_no_key(sqlite_url) -> None:
+    """SQLite's lookups come back packed in one text: a stored value that is not UTF-8 (written by another tool)
+    must not make the error quote the group's other keys, as sqlite3's own decoding error would."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from pipeline.storage import db, load
+
+    engine = engine_for(make_config(sqlite_url, {"x": {"kind": "prescrypto", "base_url": "http://h/", "token": "t"}}))
+    now = dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
+    uids = ["O'Brien-4471", "MRN-0099812", "u-3"]
+    with engine.begin() as conn:
+        write_page(conn, "rx", SPEC, [patient(u, id=n + 1) for n, u in enumerate(uids)], CTX, now, run_id=None)
+        conn.execute(text("UPDATE source_record SET payload_hash = CAST(x'41ff42' AS TEXT) WHERE source_key = 'u-3'"))
+    with db.reading(engine).connect() as conn, pytest.raises(DBAPIError) as raised:
+        load.stored_hashes(conn, "rx", "patients", uids)
+    said = str(raised.value)
+    assert "not valid UTF-8" in said and not any(part in said for part in ("Brien", "4471", "0099812"))
+
+
+@pytest.mark.postgres
+def test_a_lookup_on_a_lost_postgres_connection_says_so_and_drops_it(pg_url) -> None:
+    """The driver's error on a connection the server ended is raised as execute raises it: the connection is
+    invalidated (the pool opens another), and the error is the server's, not a failed rollback's."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from pipeline.storage import load
+    from pipeline.storage.db import open_engine, reading
+
+    engine, killer = open_engine(pg_url, pool_size=1), open_engine(pg_url)
+    with pytest.raises(OperationalError) as raised, reading(engine).connect() as conn:
+        backend = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with killer.begin() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        load.stored_hashes(conn, "rx", "patients", ["u-1"])
+    assert raised.value.connection_invalidated and "terminating connection" in str(raised.value)
+    with reading(engine).connect() as conn:  # a new connection from the pool
+        assert load.stored_hashes(conn, "rx", "patients", ["u-1"]) == {}
+    engine.dispose()
+    killer.dispose()
+
+
 def test_sqlite_lookups_do_not_wait_for_the_writers_lock(tmp_path) -> None:
     """The prefetch thread's reads run beside a page transaction that holds SQLite's write lock (waiting for
     it would end in "database is locked" after the 30 s busy timeout)."""

@@ -11,7 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Select, String, Table, create_engine, event, func, literal, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    LargeBinary,
+    Select,
+    String,
+    Table,
+    cast,
+    create_engine,
+    event,
+    func,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
@@ -194,7 +208,9 @@ def driver_rows(conn: Connection, query: Select[Any], streamed: bool = False) ->
     packed = conn.dialect.name == "sqlite" and not streamed
     if packed:
         rows = query.subquery()
-        query = select(func.json_group_array(func.json_array(*rows.c)))
+        # As bytes: sqlite3 would decode the text itself, and a stored text that is not UTF-8 would make its
+        # error quote the whole packed lookup (every key of the group) where a row's error quotes one value.
+        query = select(cast(func.json_group_array(func.json_array(*rows.c)), LargeBinary))
     compiled = query.compile(dialect=conn.dialect)
     params = compiled.construct_params()
     values = tuple(params[name] for name in compiled.positiontup or ()) if compiled.positional else params
@@ -204,15 +220,25 @@ def driver_rows(conn: Connection, query: Select[Any], streamed: bool = False) ->
     try:
         cursor.execute(compiled.string, values)
         if packed:
-            (packed_rows,) = cursor.fetchone() or ("[]",)  # an aggregate: always one row
-            yield from map(tuple, orjson.loads(packed_rows))
+            (packed_rows,) = cursor.fetchone() or (b"[]",)  # an aggregate: always one row
+            try:
+                unpacked = orjson.loads(packed_rows)
+            except orjson.JSONDecodeError:
+                refused = dbapi.DataError("a stored text is not valid UTF-8")  # quoting none of it
+                raise DBAPIError.instance(compiled.string, None, refused, dbapi.Error, hide_parameters=True) from None
+            yield from map(tuple, unpacked)
             return
         while sliced := cursor.fetchmany(_SLICE) if streamed else cursor.fetchall():
             yield from sliced
             if not streamed:
                 return
     except dbapi.Error as exc:  # as execute raises it: callers report a database error by its first line
-        raise DBAPIError.instance(compiled.string, None, exc, dbapi.Error, hide_parameters=True) from exc
+        lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
+        if lost:  # as execute would: the pool drops the connection, and no rollback is tried on it
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            compiled.string, None, exc, dbapi.Error, hide_parameters=True, connection_invalidated=lost
+        ) from exc
     finally:
         cursor.close()
 
