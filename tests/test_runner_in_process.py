@@ -186,3 +186,73 @@ def test_a_resync_makes_no_unchanged_record_storable_again(app, db_url, monkeypa
         masked = sum(holds_a_mark(json.loads(p) if isinstance(p, str) else p) for (p,) in payloads)
     assert redacted.count("uid") == masked < 120 / 10
     assert redacted.count("patient_id") == again["pa/patients"].counts.fetched
+
+
+_RUNNER = """
+import datetime as dt, sys, time
+from mappings.context import MappingContext
+from pipeline.sync.mapper import Mapper, PageJob
+from pipeline.sync.prepare import PreparedPage
+job = PageJob("prescrypto", "patients", PreparedPage({}, [], 0), {}, MappingContext(today=dt.date(2026, 1, 1)),
+              "rx", dt.datetime.now(dt.UTC), None)
+mapper = Mapper(workers=1)
+mapper.submit(job).result(timeout=60)
+print(*(p.pid for p in mapper.pool._processes.values()), flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_mapping_worker_exits_once_its_runner_is_killed() -> None:
+    """A worker holds both ends of its pipes, so it never sees its runner die: without a watch of its own it
+    would wait for the next page, or to hand back the last, for good (and the fork server with it)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    runner = subprocess.Popen([sys.executable, "-c", _RUNNER], stdout=subprocess.PIPE, text=True)
+    assert runner.stdout is not None
+    worker = psutil.Process(int(runner.stdout.readline()))
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait()
+    deadline = time.monotonic() + 60  # a bound, not a measure: the worker looks once a second
+    while worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+        time.sleep(0.2)
+    gone = not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE
+    if not gone:
+        worker.kill()
+    assert gone
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_mapping_worker_leaves_ctrl_c_and_sigterm_to_the_runner(signum: str) -> None:
+    """A terminal's Ctrl-C reaches the whole process group, a service manager's SIGTERM every process of the
+    service: the worker must go on mapping the page in hand while the runner stops, not die with a traceback."""
+    import datetime as dt
+    import os
+    import signal
+
+    from mappings.context import MappingContext
+    from pipeline.sync.mapper import Mapper, PageJob
+    from pipeline.sync.prepare import PreparedPage
+
+    job = PageJob(
+        "prescrypto",
+        "patients",
+        PreparedPage({}, [], 0),
+        {},
+        MappingContext(today=TODAY),
+        "rx",
+        dt.datetime.now(dt.UTC),
+        None,
+    )
+    with Mapper(workers=1) as mapper:
+        assert mapper.submit(job).result(timeout=60)[1].fetched == 0  # the worker is up, waiting for the next page
+        assert mapper.pool is not None
+        (worker,) = mapper.pool._processes.values()
+        os.kill(worker.pid, getattr(signal, signum))
+        assert mapper.submit(job).result(timeout=60)[1].fetched == 0
+        assert worker.is_alive()

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing
+import os
+import signal
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+
+import psutil
 
 from mappings.context import MappingContext
 from pipeline.kinds import KINDS
@@ -46,6 +52,31 @@ def _run(job: PageJob) -> Mapped:
     return job.run()
 
 
+def _leave_stopping_to_the_runner(runner: int) -> None:
+    """A worker ignores Ctrl-C and SIGTERM: a terminal's Ctrl-C reaches the whole process group, as a service
+    manager's SIGTERM reaches every process of the service, and a worker they ended would print a traceback and
+    break the pool while the runner finishes the page in hand. The runner shuts the pool down as it stops."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_exit_without, args=(psutil.Process(runner),), name="runner", daemon=True).start()
+
+
+def _exit_without(runner: psutil.Process) -> None:
+    """Exit once the runner is gone (killed, say): a worker holds both ends of its result pipe, so one whose
+    runner died mid-page would wait to send its rows for good, and keep the fork server waiting with it."""
+    while True:
+        time.sleep(_RUNNER_CHECK_SECONDS)
+        try:
+            if not runner.is_running() or runner.status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+    os._exit(1)
+
+
+_RUNNER_CHECK_SECONDS = 1.0
+
+
 class Mapper:
     """Maps pages; ``workers`` 0 maps in this process, as each page is submitted. A worker process starts with the
     first page submitted to it (a fork server and its imports: about a second of CPU), so a run that maps little
@@ -65,7 +96,9 @@ class Mapper:
                 # forkserver: a worker forked from this process would inherit its threads' locks mid-use.
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload(["pipeline.sync.mapper"])
-                self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+                self.pool = ProcessPoolExecutor(
+                    self.workers, context, initializer=_leave_stopping_to_the_runner, initargs=(os.getpid(),)
+                )
             return self.pool.submit(_run, job)
         done: Future[Mapped] = Future()
         try:
