@@ -214,33 +214,43 @@ def driver_rows(conn: Connection, query: Select[Any], streamed: bool = False) ->
     compiled = query.compile(dialect=conn.dialect)
     params = compiled.construct_params()
     values = tuple(params[name] for name in compiled.positiontup or ()) if compiled.positional else params
-    dbapi = conn.dialect.loaded_dbapi
     named = streamed and conn.dialect.name == "postgresql"
     cursor = conn.connection.cursor(name="driver_rows") if named else conn.connection.cursor()
     try:
-        cursor.execute(compiled.string, values)
-        if packed:
-            (packed_rows,) = cursor.fetchone() or (b"[]",)  # an aggregate: always one row
-            try:
-                unpacked = orjson.loads(packed_rows)
-            except orjson.JSONDecodeError:
-                refused = dbapi.DataError("a stored text is not valid UTF-8")  # quoting none of it
-                raise DBAPIError.instance(compiled.string, None, refused, dbapi.Error, hide_parameters=True) from None
-            yield from map(tuple, unpacked)
-            return
-        while sliced := cursor.fetchmany(_SLICE) if streamed else cursor.fetchall():
-            yield from sliced
-            if not streamed:
+        with raised_as_execute_raises(conn, compiled.string):
+            cursor.execute(compiled.string, values)
+            if packed:
+                (packed_rows,) = cursor.fetchone() or (b"[]",)  # an aggregate: always one row
+                try:
+                    unpacked = orjson.loads(packed_rows)
+                except orjson.JSONDecodeError:
+                    raise conn.dialect.loaded_dbapi.DataError("a stored text is not valid UTF-8") from None
+                yield from map(tuple, unpacked)
                 return
-    except dbapi.Error as exc:  # as execute raises it: callers report a database error by its first line
-        lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor)
-        if lost:  # as execute would: the pool drops the connection, and no rollback is tried on it
-            conn.invalidate(exc)
-        raise DBAPIError.instance(
-            compiled.string, None, exc, dbapi.Error, hide_parameters=True, connection_invalidated=lost
-        ) from exc
+            while sliced := cursor.fetchmany(_SLICE) if streamed else cursor.fetchall():
+                yield from sliced
+                if not streamed:
+                    return
     finally:
         cursor.close()
+
+
+@contextlib.contextmanager
+def raised_as_execute_raises(conn: Connection, statement: str) -> Iterator[None]:
+    """A driver's error inside, for work done on the driver's own cursor, raised as ``execute`` raises it:
+    SQLAlchemy's error, whose text hides the parameters (patient data; callers report a database error by its
+    first line), and a connection the server ended invalidated, so that the pool opens another and no rollback is
+    tried on it."""
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        yield
+    except dbapi.Error as exc:
+        lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+        if lost:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            statement, None, exc, dbapi.Error, hide_parameters=True, connection_invalidated=lost
+        ) from exc
 
 
 _SLICE = 5_000  # rows a streamed read holds at once

@@ -34,9 +34,9 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
-from pipeline.storage.db import among, driver_rows, reading, upsert_insert, write_instant
+from pipeline.storage.db import among, driver_rows, raised_as_execute_raises, reading, upsert_insert, write_instant
 from pipeline.storage.tables import (
     CANONICAL,
     Crosswalk,
@@ -272,14 +272,11 @@ def _copy(conn: Connection, table: Table, rows: Sequence[Row], names: tuple[str,
     driver = conn.connection.driver_connection
     assert driver is not None
     statement = f"COPY {into or table.name} ({columns}) FROM STDIN"
-    try:
-        with driver.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in _tuples(rows, names):
-                copy.write_row([p(row[i]) if p else row[i] for i, p in pairs])
-    except dialect.loaded_dbapi.Error as exc:
-        # As SQLAlchemy raises a statement's errors, so that callers report them by their first line alone
-        # (pipeline.sync.messages.database_reason): the driver's text quotes the value it refused.
-        raise DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True) from exc
+    # Raised as SQLAlchemy raises a statement's errors, so that callers report them by their first line alone
+    # (pipeline.sync.messages.database_reason): the driver's text quotes the value it refused.
+    with raised_as_execute_raises(conn, statement), driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in _tuples(rows, names):
+            copy.write_row([p(row[i]) if p else row[i] for i, p in pairs])
 
 
 def _staged(conn: Connection, key: tuple[Any, ...], build: Callable[[], Any], rows: Sequence[Row]) -> None:
