@@ -68,6 +68,7 @@ def _blocked_or_done(engine: Engine, page: threading.Thread, deadline: float) ->
             ).scalar_one()
             if waiting:
                 return True
+            conn.rollback()  # pg_stat_activity holds still within a transaction: the next look takes a new one
             time.sleep(0.02)
     raise AssertionError("the page neither finished nor waited on a lock")
 
